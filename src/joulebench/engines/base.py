@@ -1,0 +1,88 @@
+"""The engine seam: one adapter per inference engine, whose steps are the paper's lifecycle stages.
+
+    E_total = E_setup + E_TG = E_IE + E_LM + T * E_PT
+
+An adapter never measures energy itself. It reports *when* each stage begins and ends through the
+:class:`~joulebench.measurement.markers.StageMarks` it is given, taking those instants from the engine's
+own events (its log records, callbacks or return points), and the measuring process turns the marks into
+energy windows. Stage names are the constants below.
+
+Each adapter module imports its engine inside its methods, so that ``import joulebench`` stays cheap and
+a missing engine gives :class:`~joulebench.errors.MissingDependency` with its install hint.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from joulebench.measurement.markers import StageMarks
+    from joulebench.workloads.spec import Request, Response, SamplingSpec
+
+# Stage names used in marks and in the results database.
+STAGE_IMPORT = "import"  # importing the engine's Python packages
+STAGE_ENGINE_INIT = "engine_init"  # E_IE: runtime/device/process initialisation, before weights are read
+STAGE_MODEL_LOAD = "model_load"  # E_LM: reading weights to the device, until the engine can serve
+STAGE_FIRST_TOKEN = "first_token"  # the first request, until its first token
+STAGE_SETUP = "setup"  # the whole setup trial: process start to first token
+STAGE_WARMUP = "warmup"
+STAGE_GENERATE = "generate"  # one token-generation repeat (a whole batch)
+STAGE_STEADY = "steady"  # the steady-state part of a repeat (ramp-up and ramp-down excluded)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything an adapter needs to start an engine. ``options`` holds engine-specific settings."""
+
+    model: str  # a local folder or a hub ID
+    device: str = "cuda"  # "cuda" or "cpu"
+    dtype: str = "auto"  # "auto", "bfloat16", "float16", "float32"
+    tensor_parallel: int = 1
+    max_batch_size: int | None = None
+    max_model_len: int | None = None
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What ran, for the results database: versions, and the code path taken (e.g. kernel injection)."""
+
+    engine: str
+    version: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Engine(ABC):
+    """One inference engine. Lifecycle: ``setup`` once, ``generate`` many times, ``close`` once."""
+
+    name: ClassVar[str]
+    #: the pip extra that installs this engine, for the install hint
+    extra: ClassVar[str]
+
+    def __init__(self, config: EngineConfig, marks: StageMarks) -> None:
+        self.config = config
+        self.marks = marks
+
+    @abstractmethod
+    def setup(self) -> EngineInfo:
+        """Import, initialise the engine and load the model, marking ``import``, ``engine_init`` and
+        ``model_load`` from the engine's own events. Returns when the engine can serve a request."""
+
+    @abstractmethod
+    def generate(self, requests: Sequence[Request], sampling: SamplingSpec) -> list[Response]:
+        """Run one batch to completion and return one :class:`Response` per request, in order, with
+        token counts taken from the engine's token IDs."""
+
+    def first_token(self, request: Request, sampling: SamplingSpec) -> Response:
+        """The setup trial's last step: one request until its first token (default: a 1-token request)."""
+        from dataclasses import replace
+
+        one = replace(sampling, max_output_tokens=1, length_mode="fixed")
+        return self.generate([request], one)[0]
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the engine (processes, GPU memory)."""

@@ -1,0 +1,39 @@
+"""The resolved configuration of one benchmark run: what `joulebench run` and each sweep cell execute."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from joulebench.workloads.spec import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, LengthMode
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    engine: str = "transformers"
+    model: str = "smollm2-135m"  # a preset name, a local folder or a hub ID
+    workload: str = "smoke"  # a preset name or a YAML file
+    batch_size: int | None = None  # None: the preset's
+    output_tokens: int | None = None  # None: the preset's
+    length_mode: LengthMode | None = None  # None: the preset's
+    dataset: str | None = None  # None: the preset's (bundled Alpaca sample by default)
+    temperature: float = DEFAULT_TEMPERATURE
+    top_p: float = DEFAULT_TOP_P
+    repeats: int = 3  # token-generation repeats in one warm engine
+    setup_repeats: int = 1  # setup trials, each in a fresh process; 0 skips them
+    warmup: bool = True  # one warm-up batch of the measured shape before timing
+    device: str = "auto"  # auto | cpu | cuda
+    dtype: str = "auto"
+    tensor_parallel: int = 1
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    interval_ms: float = 100.0
+    gpu_power_interval_ms: float = 20.0
+    estimate: bool = False  # add estimated CPU/DRAM where not measurable, labelled estimated
+    monitor: bool = True  # False: run without any sampling (to measure the monitor's own overhead)
+    idle_s: float = 5.0  # idle baseline before the trials; 0 skips it
+    trial_timeout_s: float = 1800.0
+    seed: int = 0
+    sweep_key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
