@@ -1,9 +1,125 @@
-"""`joulebench advise` (being written)."""
+"""`joulebench advise`: rank engines by energy per day for a load, and say where the ranking flips."""
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+from joulebench.store.frames import DEFAULT_DB_PATH
+
+if TYPE_CHECKING:
+    from joulebench.report.advisor import Advice, Crossover
 
 
 def register(app: typer.Typer) -> None:
     """Add this command to the CLI."""
+    app.command()(advise)
+
+
+def advise(
+    requests_per_day: Annotated[float, typer.Option(help="Requests served per day (N).")],
+    cold_starts_per_day: Annotated[float, typer.Option(help="Engine starts per day, each a full setup (K).")],
+    tokens_per_request: Annotated[
+        float | None, typer.Option(help="Output tokens per request (T); default: the measured mean.")
+    ] = None,
+    db: Annotated[Path, typer.Option(help="The results database.")] = DEFAULT_DB_PATH,
+    runs: Annotated[str | None, typer.Option(help="Which runs, as for `joulebench report --runs`.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="The model (label) to advise for; needed if several.")
+    ] = None,
+    workload: Annotated[
+        str | None, typer.Option(help="The workload to advise for; needed if several.")
+    ] = None,
+    grid_gco2_per_kwh: Annotated[
+        float | None, typer.Option(help="Grid carbon intensity, to add gCO2 per day.")
+    ] = None,
+    price_per_kwh: Annotated[
+        float | None, typer.Option(help="Electricity price, to add a cost per day.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the advice as JSON.")] = False,
+) -> None:
+    """Rank engines by daily energy (E_setup x K + J/token x N x T) from measured data, with crossovers."""
+    from joulebench.errors import UsageError
+    from joulebench.report.advisor import advise as compute
+    from joulebench.report.summary import summarize_metrics
+    from joulebench.store.frames import load_frames, trial_metrics
+
+    for name, value in (("--grid-gco2-per-kwh", grid_gco2_per_kwh), ("--price-per-kwh", price_per_kwh)):
+        if value is not None and not (value >= 0 and math.isfinite(value)):
+            raise UsageError(f"{name} must be a number >= 0, got {value}")
+    frames = load_frames(db, runs)
+    metrics = trial_metrics(frames)
+    if model is not None:
+        # A hub ID or path names the same model as its label; tables and the advisor use the label.
+        from joulebench.report.metrics import model_label
+
+        labels = {r["model"]: model_label(r) for r in frames.runs.to_dict("records")}
+        model = labels.get(model, model)
+    advice = compute(
+        summarize_metrics(metrics), metrics, requests_per_day, cold_starts_per_day, tokens_per_request,
+        model, workload, grid_gco2_per_kwh, price_per_kwh,
+    )  # fmt: skip
+    print(json.dumps(advice.to_dict(), indent=2) if as_json else format_advice(advice))
+
+
+def _ci(mean: float, half: float | None, digits: int = 4) -> str:
+    from joulebench.report.tables import plain
+
+    return (
+        f"{plain(mean, digits)} ± {plain(half, 2)}" if half is not None else f"{plain(mean, digits)} (no CI)"
+    )
+
+
+def format_advice(advice: Advice) -> str:
+    load = advice.load
+    t_from = "measured mean" if load.tokens_measured else "given"
+    lines = [
+        f"Model {advice.model}, workload {advice.workload}",
+        f"Load: {load.requests_per_day:g} requests/day x {load.tokens_per_request:.4g} tokens ({t_from}) = "
+        f"{load.tokens_per_day:.6g} tokens/day; {load.cold_starts_per_day:g} cold starts/day",
+        "",
+    ]
+    header = ["Rank", "Engine", "Energy/day (kWh)", "Setup (J/start)", "J/token"]
+    header += ["gCO2/day"] if advice.grid_gco2_per_kwh is not None else []
+    header += ["Cost/day"] if advice.price_per_kwh is not None else []
+    rows = [header]
+    for rank, d in enumerate(advice.ranking, 1):
+        half_kwh = None if d.energy_half_width_j is None else d.energy_half_width_j / 3.6e6
+        row = [str(rank), d.engine, _ci(d.kwh, half_kwh), _ci(d.setup_energy_j, d.setup_half_width_j)]
+        row.append(_ci(d.j_per_token, d.j_per_token_half_width))
+        row += [f"{d.gco2:.4g}"] if d.gco2 is not None else []
+        row += [f"{d.cost:.4g}"] if d.cost is not None else []
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    if advice.crossovers:
+        lines += ["", "Crossovers (range: from the 95 % CIs of both engines):"]
+        lines += [f"  {_crossover(c, advice)}" for c in advice.crossovers]
+    for better, worse in advice.dominance:
+        lines.append(
+            f"{better} uses less energy than {worse} at any load (lower setup and per-token energy)."
+        )
+    for a, b in advice.ties:
+        lines.append(
+            f"{a} and {b}: their daily energies' CIs overlap at this load; more repeats would settle it."
+        )
+    for engine, why in advice.excluded:
+        lines.append(f"not ranked: {engine}: {why}")
+    lines.append("Only measured totals are used (estimated components never rank an engine).")
+    return "\n".join(lines)
+
+
+def _crossover(c: Crossover, advice: Advice) -> str:
+    high = "inf" if math.isinf(c.high) else f"{c.high:.4g}"
+    if c.variable == "requests_per_day":
+        unit, held = "requests/day", f"{advice.load.cold_starts_per_day:g} cold starts/day"
+    else:
+        unit, held = "cold starts/day", f"{advice.load.requests_per_day:g} requests/day"
+    return (
+        f"{c.engine_a} vs {c.engine_b}: {c.cheaper_below} is cheaper below {c.value:.4g} {unit} "
+        f"(range {c.low:.4g} to {high}), {c.cheaper_above} above, at {held}"
+    )

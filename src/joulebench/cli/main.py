@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except _cx.UsageError as exc:
         _fail(exc.format_message().splitlines()[0] if exc.format_message() else str(exc), 2)
-    except _cx.Abort:
+    except typer.Abort:
         _fail("interrupted", 130)
-    except _cx.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except JoulebenchError as exc:
         _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, exc.exit_code)

@@ -1,9 +1,128 @@
-"""`joulebench run` (being written)."""
+"""`joulebench run`: one benchmark (setup trials + token-generation repeats) into the results database."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+from joulebench.errors import UsageError
+
+ENGINE_OPT_HELP = "Engine-specific option KEY=VALUE (repeatable); VALUE is parsed as JSON when it can be."
+
+
+def parse_engine_opts(items: list[str]) -> dict[str, object]:
+    import json
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--engine-opt {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+Opt = typer.Option
+
+
+def run(
+    engine: Annotated[
+        str, Opt(help="transformers, vllm, deepspeed, tensorrt-llm or openai.")
+    ] = "transformers",
+    model: Annotated[str, Opt(help="A model preset, a local folder or a hub ID.")] = "smollm2-135m",
+    workload: Annotated[str, Opt(help="A workload preset or a YAML file.")] = "smoke",
+    batch_size: Annotated[int | None, Opt(help="Override the workload's batch size.")] = None,
+    output_tokens: Annotated[int | None, Opt(help="Override the workload's output tokens.")] = None,
+    length_mode: Annotated[str | None, Opt(help="fixed (ignore EOS) or natural (stop at EOS).")] = None,
+    dataset: Annotated[str | None, Opt(help="Override the workload's dataset (name or path).")] = None,
+    repeats: Annotated[int, Opt(help="Token-generation repeats in one warm engine.")] = 3,
+    setup_repeats: Annotated[int, Opt(help="Setup trials, each in a fresh process (0 skips them).")] = 1,
+    device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
+    dtype: Annotated[str, Opt(help="auto, bfloat16, float16 or float32.")] = "auto",
+    tensor_parallel: Annotated[int, Opt(help="GPUs per engine.")] = 1,
+    engine_opt: Annotated[list[str] | None, Opt(help=ENGINE_OPT_HELP)] = None,
+    endpoint: Annotated[str | None, Opt(help="--engine openai: the server's base URL.")] = None,
+    server_cmd: Annotated[str | None, Opt(help="--engine openai: a command that starts the server.")] = None,
+    max_concurrency: Annotated[int | None, Opt(help="--engine openai: requests in flight at once.")] = None,
+    request_rate: Annotated[float | None, Opt(help="--engine openai: requests per second (Poisson).")] = None,
+    db: Annotated[str, Opt(help="The results database (SQLite).")] = "joulebench.db",
+    json_out: Annotated[
+        bool, Opt("--json", help="Print the summary as JSON on stdout; no live display.")
+    ] = False,
+    estimate: Annotated[bool, Opt(help="Add labelled estimates where a component is not measured.")] = False,
+    no_monitor: Annotated[bool, Opt("--no-monitor", help="Sample nothing (the monitor's own cost).")] = False,
+    idle_s: Annotated[float, Opt(help="Idle baseline before the trials, seconds (0 skips it).")] = 5.0,
+    timeout_s: Annotated[float, Opt(help="Per-trial timeout, seconds (engine start, each repeat).")] = 1800.0,
+    warmup: Annotated[bool, Opt("--warmup/--no-warmup", help="One warm-up batch before the repeats.")] = True,
+    drop_caches: Annotated[
+        bool, Opt("--drop-caches", help="Drop the page cache before setup trials.")
+    ] = False,
+) -> None:
+    """Measure one engine, model and workload: setup trials and token-generation repeats."""
+    import json
+    import sys
+
+    from joulebench.runner.config import RunConfig
+    from joulebench.runner.run import execute
+
+    if length_mode is not None and length_mode not in ("fixed", "natural"):
+        raise UsageError(f"--length-mode must be fixed or natural, got {length_mode!r}")
+    config = RunConfig(
+        engine=engine,
+        model=model,
+        workload=workload,
+        batch_size=batch_size,
+        output_tokens=output_tokens,
+        length_mode=length_mode,  # type: ignore[arg-type]  # checked above
+        dataset=dataset,
+        repeats=repeats,
+        setup_repeats=setup_repeats,
+        warmup=warmup,
+        device=device,
+        dtype=dtype,
+        tensor_parallel=tensor_parallel,
+        engine_options=parse_engine_opts(engine_opt or []),
+        estimate=estimate,
+        monitor=not no_monitor,
+        idle_s=idle_s,
+        trial_timeout_s=timeout_s,
+        endpoint=endpoint,
+        server_cmd=server_cmd,
+        max_concurrency=max_concurrency,
+        request_rate=request_rate,
+        drop_caches=drop_caches,
+    )
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    progress = None
+    if not json_out and err.is_terminal:
+        from joulebench.runner.display import LiveProgress
+
+        progress = LiveProgress(err)
+    try:
+        result = execute(config, db, progress=progress)
+    except KeyboardInterrupt:
+        # typer turns Ctrl-C into a silent exit 130; say what was kept.
+        print(f"joulebench: interrupted; finished trials are kept in {db}", file=sys.stderr)
+        raise typer.Exit(130) from None
+    finally:
+        if progress is not None:
+            progress.stop()
+    if json_out:
+        sys.stdout.write(json.dumps(result.summary, indent=2, default=str) + "\n")
+    else:
+        from joulebench.runner.display import render_summary
+
+        render_summary(result.summary, Console(stderr=False))
+    if result.status == "failed":
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
     """Add this command to the CLI."""
+    app.command(name="run")(run)

@@ -7,6 +7,11 @@ An adapter never measures energy itself. It reports *when* each stage begins and
 own events (its log records, callbacks or return points), and the measuring process turns the marks into
 energy windows. Stage names are the constants below.
 
+A stage may come as several spans of the same name: vLLM initialises its engine both before and after it
+reads the weights, so its ``engine_init`` is two spans around ``model_load``. A stage's duration and energy
+are the sums over its spans. Finer sub-stages (``compile``, ``cuda_graphs``, ...) overlap the stage they
+belong to and are never added to it.
+
 Each adapter module imports its engine inside its methods, so that ``import joulebench`` stays cheap and
 a missing engine gives :class:`~joulebench.errors.MissingDependency` with its install hint.
 """
@@ -86,3 +91,18 @@ class Engine(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the engine (processes, GPU memory)."""
+
+
+def check_options(options: dict[str, Any], known: Sequence[str], engine: str) -> None:
+    """Refuse engine options an adapter does not know (a typo would otherwise be silently ignored)."""
+    from joulebench.errors import UsageError
+
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise UsageError(f"unknown {engine} option(s) {', '.join(unknown)}; known: {', '.join(known)}")
+
+
+def first_line(exc: BaseException) -> str:
+    """An engine's exception as one line, for an error message."""
+    text = " ".join(str(exc).split())
+    return text[:300] if text else type(exc).__name__

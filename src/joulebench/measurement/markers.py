@@ -48,3 +48,74 @@ def marked(marks: StageMarks, name: str) -> Iterator[None]:
         yield
     finally:
         marks.end(name)
+
+
+# -- joulebench.stage(): the measured program's side --------------------------------------------------
+
+_active: list[StageMarks] = []
+
+
+def validate_stage_name(name: str) -> str:
+    """Stage names are one word of printable characters: the stage-file protocol is space-separated."""
+    from joulebench.errors import UsageError
+
+    if not isinstance(name, str) or not name or any(c.isspace() for c in name) or not name.isprintable():
+        raise UsageError(f"invalid stage name {name!r}: use one word without spaces")
+    return name
+
+
+def register_active(marks: StageMarks) -> None:
+    """Make ``marks`` (a started Monitor) receive :func:`stage` marks of this process."""
+    _active.append(marks)
+
+
+def unregister_active(marks: StageMarks) -> None:
+    if marks in _active:
+        _active.remove(marks)
+
+
+def stage_file_line(event: str, name: str, t_s: float) -> str:
+    """One protocol line: ``begin NAME mono=T`` (``T`` in ``time.monotonic()`` seconds)."""
+    return f"{event} {name} mono={t_s!r}\n"
+
+
+def append_stage_line(path: str, event: str, name: str, t_s: float) -> None:
+    """Append one line with a single ``write`` on an ``O_APPEND`` descriptor, so lines from several
+    processes or threads never interleave."""
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, stage_file_line(event, name, t_s).encode())
+    finally:
+        os.close(fd)
+
+
+def _mark(event: str, name: str) -> None:
+    import os
+    import time
+
+    t_s = time.monotonic()
+    for marks in list(_active):
+        (marks.begin if event == "begin" else marks.end)(name, t_s)
+    path = os.environ.get(STAGE_FILE_ENV)
+    # a monitor of this process that follows the file has the mark already: writing it would repeat it
+    followed = any(getattr(m, "follows", lambda _p: False)(path) for m in _active) if path else False
+    if path and not followed:
+        append_stage_line(path, event, name, t_s)
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """``with joulebench.stage("load"): ...`` marks a stage wherever a monitor listens.
+
+    It records in every started in-process :class:`~joulebench.measurement.monitor.Monitor` and, when
+    ``$JOULEBENCH_STAGE_FILE`` is set (under ``joulebench measure`` or the runner), appends to that file.
+    With neither, it does nothing, so instrumented code runs anywhere.
+    """
+    validate_stage_name(name)
+    _mark("begin", name)
+    try:
+        yield
+    finally:
+        _mark("end", name)

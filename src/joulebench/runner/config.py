@@ -34,6 +34,12 @@ class RunConfig:
     trial_timeout_s: float = 1800.0
     seed: int = 0
     sweep_key: str | None = None
+    # OpenAI-compatible servers (engine "openai"): a running server, or a command that starts one.
+    endpoint: str | None = None
+    server_cmd: str | None = None
+    max_concurrency: int | None = None  # requests in flight at once; None: the whole batch
+    request_rate: float | None = None  # requests per second (Poisson arrivals); None: all at once
+    drop_caches: bool = False  # drop the page cache before each setup trial (root only): cold setups
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -72,4 +73,4 @@ class Response:
     def itl_s(self) -> tuple[float, ...]:
         """Inter-token latencies, from streamed token arrival times."""
         t = self.token_times_s
-        return tuple(b - a for a, b in zip(t, t[1:]))
+        return tuple(b - a for a, b in itertools.pairwise(t))

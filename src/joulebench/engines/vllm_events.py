@@ -1,0 +1,272 @@
+"""vLLM's own log records as stage boundaries.
+
+vLLM loads the model, profiles memory, allocates the KV cache, compiles and captures CUDA graphs inside
+``LLM(...)``, in an engine-core process and its worker processes. The only record of when each step began
+and ended is vLLM's log. vLLM configures logging from the dictConfig JSON named by
+``VLLM_LOGGING_CONFIG_PATH`` in every process it starts, so the adapter writes such a config that keeps
+vLLM's console handler and adds :class:`StageLogHandler`, which matches records against :data:`EVENTS`.
+
+Each matching record is appended to an events file (JSON lines: key, monotonic time, pid, seconds, message)
+that the adapter reads back when ``LLM(...)`` returns or fails, and replays into its marks. The handler does
+not write to ``JOULEBENCH_STAGE_FILE`` itself: the adapter's marks reach that file already (the runner's
+marks write there), and two writers would report every edge twice.
+
+Record times are wall clock (``record.created``); the handler turns them into ``time.monotonic()`` seconds
+with the offset between the two clocks read when it handles the record, microseconds later.
+
+The texts were read in vLLM 0.32's source (file:line below) and match older releases' wording too
+("takes"/"took"); :func:`match_event` is the one place that knows them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from joulebench.engines.base import STAGE_ENGINE_INIT, STAGE_MODEL_LOAD
+
+# Stage names of the sub-stages taken from vLLM's log; they overlap engine_init (or model_load).
+STAGE_LOAD_WEIGHTS = "load_weights"
+STAGE_COMPILE = "compile"
+STAGE_CUDA_GRAPHS = "cuda_graphs"
+STAGE_PROFILE_KV_WARMUP = "profile_kv_warmup"
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    """One vLLM log message that marks a stage edge.
+
+    ``edge`` says what the record's time is: ``begin`` or ``end`` of ``stage``, or ``span_end``: the end
+    of ``stage`` whose duration in seconds is the message's first number (begin = time - duration).
+    """
+
+    key: str
+    pattern: re.Pattern[str]
+    stage: str
+    edge: str  # "begin" | "end" | "span_end"
+    source: str  # where vLLM 0.32 logs it
+
+
+def _event(key: str, pattern: str, stage: str, edge: str, source: str) -> LogEvent:
+    return LogEvent(key, re.compile(pattern), stage, edge, source)
+
+
+#: The table of vLLM log messages joulebench reads.
+EVENTS: tuple[LogEvent, ...] = (
+    _event(
+        "load_start",
+        r"Starting to load model",
+        STAGE_MODEL_LOAD,
+        "begin",
+        "v1/worker/gpu_model_runner.py:5040, v1/worker/cpu_model_runner.py:68",
+    ),
+    _event(
+        "weights_loaded",
+        r"Loading weights took ([\d.]+) ?s",
+        STAGE_LOAD_WEIGHTS,
+        "span_end",
+        "model_executor/model_loader/default_loader.py:502",
+    ),
+    _event(
+        "load_done",
+        r"Model loading took .*? and ([\d.]+) ?s",
+        STAGE_MODEL_LOAD,
+        "end",
+        "v1/worker/gpu_model_runner.py:5150, v1/worker/gpu/model_runner.py:425 (GPU only)",
+    ),
+    _event(
+        "compile_done",
+        r"torch\.compile (?:takes|took) ([\d.]+) ?s in total",
+        STAGE_COMPILE,
+        "span_end",
+        "compilation/monitor.py:20 (GPU, VLLM_COMPILE mode)",
+    ),
+    _event(
+        "cpu_compile_start",
+        r"Warming up model for the compilation",
+        STAGE_COMPILE,
+        "begin",
+        "v1/worker/cpu_model_runner.py:87 (CPU)",
+    ),
+    _event(
+        "cpu_compile_done",
+        r"^Warming up done",
+        STAGE_COMPILE,
+        "end",
+        "v1/worker/cpu_model_runner.py:91 (CPU)",
+    ),
+    _event(
+        "graphs_done",
+        r"Graph capturing finished in ([\d.]+) ?secs",
+        STAGE_CUDA_GRAPHS,
+        "span_end",
+        "v1/worker/gpu_model_runner.py:6582 (whole seconds)",
+    ),
+    _event(
+        "init_engine_done",
+        r"init engine \(profile, create kv cache, warmup model\) (?:took|takes) ([\d.]+)",
+        STAGE_PROFILE_KV_WARMUP,
+        "span_end",
+        "v1/engine/core.py:386-403",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class SeenEvent:
+    """One matched record: its event key, monotonic time, process, and the duration it states."""
+
+    key: str
+    t_s: float
+    pid: int
+    seconds: float | None = None
+    message: str = ""
+
+
+def match_event(message: str) -> tuple[LogEvent, float | None] | None:
+    """The table row a formatted log message matches, with the seconds it states (if any)."""
+    for event in EVENTS:
+        m = event.pattern.search(message)
+        if m:
+            seconds = float(m.group(1)) if m.groups() else None
+            return event, seconds
+    return None
+
+
+def event_by_key(key: str) -> LogEvent:
+    for event in EVENTS:
+        if event.key == key:
+            return event
+    raise KeyError(key)
+
+
+class StageLogHandler(logging.Handler):
+    """A logging handler for vLLM's processes: each record that matches :data:`EVENTS` is appended to
+    ``events_path``. Built by ``logging.config.dictConfig`` from the adapter's config."""
+
+    def __init__(self, events_path: str, level: int | str = logging.NOTSET) -> None:
+        super().__init__(level)
+        self.events_path = events_path
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            found = match_event(message)
+            if found is None:
+                return
+            event, seconds = found
+            t_s = record.created - (time.time() - time.monotonic())
+            seen = SeenEvent(event.key, t_s, record.process or os.getpid(), seconds, message[:200])
+            append_line(self.events_path, json.dumps(seen.__dict__))
+        except Exception:  # a broken hook must never break the engine it observes
+            self.handleError(record)
+
+
+def append_line(path: str, text: str) -> None:
+    """One ``write`` in append mode, so lines from several processes never interleave."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (text + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def read_events(path: Path) -> list[SeenEvent]:
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            events.append(SeenEvent(**json.loads(line)))
+    return events
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """What the events say about ``LLM(...)``: the stages as ``(name, start_s, end_s)`` spans, the event
+    keys seen, and the expected ones that were not."""
+
+    spans: tuple[tuple[str, float, float], ...]
+    seen: tuple[str, ...]
+    missing: tuple[str, ...]
+    model_load_end: str | None
+
+
+def plan_stages(events: Iterable[SeenEvent], start_s: float, end_s: float, *, expect_gpu: bool) -> StagePlan:
+    """Turn the events seen during ``LLM(...)`` (called at ``start_s``, returned at ``end_s``) into spans.
+
+    ``engine_init`` is everything of ``LLM(...)`` that is not ``model_load``: it comes in two pieces, before
+    the load starts and after it ends. Several processes may report an event (one per rank): a begin is
+    the earliest report, an end the latest. Without both load events, ``engine_init`` is the whole call
+    and no ``model_load`` is reported (nothing is guessed).
+    """
+    events = list(events)
+    by_key: dict[str, list[SeenEvent]] = {}
+    for e in events:
+        by_key.setdefault(e.key, []).append(e)
+
+    def first(key: str) -> float | None:
+        return min((e.t_s for e in by_key.get(key, ())), default=None)
+
+    def last(key: str) -> float | None:
+        return max((e.t_s for e in by_key.get(key, ())), default=None)
+
+    spans: list[tuple[str, float, float]] = []
+    load_start = first("load_start")
+    load_end_key = next((k for k in ("load_done", "weights_loaded") if k in by_key), None)
+    load_end = last(load_end_key) if load_end_key else None
+    if load_start is not None and load_end is not None and start_s <= load_start <= load_end <= end_s:
+        spans += [(STAGE_ENGINE_INIT, start_s, load_start), (STAGE_MODEL_LOAD, load_start, load_end)]
+        spans.append((STAGE_ENGINE_INIT, load_end, end_s))
+    else:
+        spans.append((STAGE_ENGINE_INIT, start_s, end_s))
+        load_end_key = None
+
+    for event in EVENTS:
+        if event.edge != "span_end" or event.key not in by_key:
+            continue
+        reports = [e for e in by_key[event.key] if e.seconds is not None]
+        if reports:
+            begin = min(e.t_s - (e.seconds or 0.0) for e in reports)
+            spans.append((event.stage, begin, max(e.t_s for e in reports)))
+    compile_begin, compile_end = first("cpu_compile_start"), last("cpu_compile_done")
+    if compile_begin is not None and compile_end is not None and compile_begin <= compile_end:
+        spans.append((STAGE_COMPILE, compile_begin, compile_end))
+
+    expected = ["load_start", "weights_loaded", "init_engine_done"]
+    expected += ["load_done"] if expect_gpu else ["cpu_compile_start", "cpu_compile_done"]
+    return StagePlan(
+        spans=tuple(spans),
+        seen=tuple(sorted(by_key)),
+        missing=tuple(k for k in expected if k not in by_key),
+        model_load_end=load_end_key,
+    )
+
+
+def logging_config(base: dict[str, Any], handler: dict[str, Any], logger: str = "vllm") -> dict[str, Any]:
+    """vLLM's logging dictConfig ``base`` with the stage handler added to its ``vllm`` logger.
+
+    The logger's level is lowered to INFO if needed (the events are INFO records) while vLLM's own
+    handlers keep their level, so the console shows what it showed before.
+    """
+    config = json.loads(json.dumps(base))  # a deep copy that is also proof it serialises
+    handlers = config.setdefault("handlers", {})
+    loggers = config.setdefault("loggers", {})
+    vllm_logger = loggers.setdefault(logger, {"handlers": [], "propagate": False})
+    level = vllm_logger.get("level", "INFO")
+    for name in vllm_logger.get("handlers", []):
+        handlers.get(name, {}).setdefault("level", level)
+    if logging.getLevelName(str(level).upper()) > logging.INFO:
+        vllm_logger["level"] = "INFO"
+    handlers["joulebench_stages"] = {**handler, "level": "INFO"}
+    vllm_logger["handlers"] = [*vllm_logger.get("handlers", []), "joulebench_stages"]
+    config.setdefault("version", 1)
+    config.setdefault("disable_existing_loggers", False)
+    return config

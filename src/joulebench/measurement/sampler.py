@@ -1,0 +1,148 @@
+"""The sampler: background threads that read every source at its interval on the monotonic clock.
+
+One thread serves every quick source (NVML, RAPL, estimates), each read when due; a source whose read is
+slow (``blocking``, e.g. ``ipmitool``) gets a thread of its own so it never delays the others. A failing
+read is counted and skipped (the windows interpolate over the gap); it never stops the measurement.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from joulebench.measurement.series import ReadingLog
+from joulebench.measurement.source import PowerSource
+
+
+@dataclass
+class _Task:
+    source: PowerSource
+    fast: bool  # read_power() rather than read()
+    interval_s: float
+    due_s: float
+
+
+class Sampler:
+    """Reads ``sources`` into ``log`` until stopped. ``on_tick`` runs in the sampler thread each cycle."""
+
+    def __init__(
+        self,
+        sources: list[PowerSource],
+        log: ReadingLog,
+        *,
+        on_tick: Callable[[], None] | None = None,
+        tick_s: float = 0.1,
+    ) -> None:
+        self.sources = sources
+        self.log = log
+        self.on_tick = on_tick
+        self.tick_s = tick_s
+        self.errors: dict[str, tuple[int, str]] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._errors_lock = threading.Lock()
+
+    def _read(self, source: PowerSource, fast: bool) -> None:
+        try:
+            readings = source.read_power() if fast else source.read()
+        except Exception as exc:
+            with self._errors_lock:
+                count, _ = self.errors.get(source.name, (0, ""))
+                self.errors[source.name] = (count + 1, f"{type(exc).__name__}: {exc}".splitlines()[0])
+            return
+        if readings:
+            self.log.add(readings)
+
+    def read_all_now(self) -> None:
+        """One synchronous read of every quick source (at start and at stop, so windows have edges)."""
+        for source in self.sources:
+            if source.blocking:
+                continue
+            self._read(source, False)
+            if source.power_interval_s:
+                self._read(source, True)
+
+    def start(self) -> None:
+        for source in self.sources:
+            for meta in source.source_metas():
+                self.log.add_source(meta)
+        self._stop.clear()
+        self.read_all_now()
+        now = time.monotonic()
+        tasks: list[_Task] = []
+        for source in self.sources:
+            if source.blocking:
+                t = threading.Thread(
+                    target=self._run_blocking, args=(source,), name=f"joulebench-{source.name}"
+                )
+                t.daemon = True
+                self._threads.append(t)
+                continue
+            tasks.append(_Task(source, False, source.interval_s, now + source.interval_s))
+            if source.power_interval_s:
+                tasks.append(_Task(source, True, source.power_interval_s, now + source.power_interval_s))
+        main = threading.Thread(target=self._run_quick, args=(tasks,), name="joulebench-sampler", daemon=True)
+        self._threads.insert(0, main)
+        for t in self._threads:
+            t.start()
+
+    def _run_quick(self, tasks: list[_Task]) -> None:
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for task in tasks:
+                if now >= task.due_s:
+                    self._read(task.source, task.fast)
+                    task.due_s += task.interval_s
+                    if task.due_s < now:  # fell behind (a slow read): skip, never burst to catch up
+                        task.due_s = now + task.interval_s
+            if self.on_tick is not None and now >= next_tick:
+                next_tick = now + self.tick_s
+                try:
+                    self.on_tick()
+                except Exception as exc:
+                    with self._errors_lock:
+                        count, _ = self.errors.get("stage-file", (0, ""))
+                        self.errors["stage-file"] = (count + 1, str(exc))
+            due = min([t.due_s for t in tasks] + [next_tick])
+            self._stop.wait(max(due - time.monotonic(), 0.0))
+
+    def _run_blocking(self, source: PowerSource) -> None:
+        due = time.monotonic()
+        while not self._stop.is_set():
+            self._read(source, False)
+            due += source.interval_s
+            now = time.monotonic()
+            if due < now:
+                due = now
+            self._stop.wait(due - now)
+
+    def settle(self, t_s: float, max_wait_s: float) -> None:
+        """Keep reading slow-updating counters until each shows a change after ``t_s`` (or time runs out),
+        so a window ending at ``t_s`` is interpolated, not extrapolated."""
+        slow = [s for s in self.sources if not s.blocking and (s.counter_period_s or 0) >= 0.01]
+        if not slow:
+            return
+        deadline = time.monotonic() + max_wait_s
+        names = {s.name for s in slow}
+        while time.monotonic() < deadline:
+            if self._all_changed_after(names, t_s):
+                return
+            time.sleep(0.01)
+
+    def _all_changed_after(self, names: set[str], t_s: float) -> bool:
+        with self.log.lock:
+            for (source, _, _), ch in self.log.channels.items():
+                counter = ch.counter
+                if source in names and counter is not None and len(counter) and counter.t_s[-1] <= t_s:
+                    return False
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=30)
+        self._threads = []
+        self.read_all_now()

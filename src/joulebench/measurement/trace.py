@@ -1,0 +1,237 @@
+"""Trace files: a measurement's readings and stage windows, to keep, share and re-analyse.
+
+Format (docs/trace-format.md): JSONL or CSV by extension (``.jsonl``, ``.csv``, optionally ``.gz``).
+Reading rows have ``t_s, source, component, device, power_w, energy_j`` (monotonic seconds, watts,
+unwrapped cumulative joules). Everything else (header, stages, idle window) is a JSON object with a
+``type`` key: a line of its own in JSONL, a ``# {...}`` comment line in CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from joulebench.errors import UsageError
+from joulebench.measurement.records import Component, Reading, SourceStatus
+from joulebench.measurement.series import SourceMeta
+
+FORMAT = "joulebench-trace"
+VERSION = 1
+COLUMNS = ("t_s", "source", "component", "device", "power_w", "energy_j")
+SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz")
+
+
+@dataclass
+class Trace:
+    """Everything a trace holds."""
+
+    sources: list[SourceMeta] = field(default_factory=list)
+    statuses: list[SourceStatus] = field(default_factory=list)
+    readings: list[Reading] = field(default_factory=list)
+    stages: list[tuple[str, float, float]] = field(default_factory=list)
+    idle: tuple[float, float] | None = None
+    idle_power_w: dict[tuple[Component, str], float] = field(default_factory=dict)
+    start_s: float | None = None
+    end_s: float | None = None
+
+
+def trace_kind(path: str | os.PathLike[str]) -> tuple[str, bool]:
+    """``("jsonl" | "csv", gzipped)`` from the file name; :class:`UsageError` for anything else."""
+    name = str(path).lower()
+    gz = name.endswith(".gz")
+    base = name[:-3] if gz else name
+    for kind in ("jsonl", "csv"):
+        if base.endswith("." + kind):
+            return kind, gz
+    raise UsageError(f"trace file {path} must end in one of {', '.join(SUFFIXES)}")
+
+
+@contextmanager
+def _open(path: Path, mode: str, gz: bool) -> Iterator[IO[str]]:
+    if gz:
+        with gzip.open(path, mode + "t", encoding="utf-8", newline="") as fh:
+            yield fh
+    else:
+        with open(path, mode, encoding="utf-8", newline="") as fh:
+            yield fh
+
+
+def _status_dict(s: SourceStatus) -> dict[str, Any]:
+    d = asdict(s)
+    d["components"] = [c.value for c in s.components]
+    d["devices"] = list(s.devices)
+    return d
+
+
+def _meta_records(trace: Trace) -> list[dict[str, Any]]:
+    header = {
+        "type": "header",
+        "format": FORMAT,
+        "version": VERSION,
+        "start_s": trace.start_s,
+        "end_s": trace.end_s,
+        "sources": [asdict(m) for m in trace.sources],
+        "statuses": [_status_dict(s) for s in trace.statuses],
+    }
+    out: list[dict[str, Any]] = [header]
+    if trace.idle is not None:
+        out.append(
+            {
+                "type": "idle",
+                "start_s": trace.idle[0],
+                "end_s": trace.idle[1],
+                "power_w": [
+                    {"component": c.value, "device": d, "power_w": w}
+                    for (c, d), w in trace.idle_power_w.items()
+                ],
+            }
+        )
+    out.extend({"type": "stage", "name": n, "start_s": a, "end_s": b} for n, a, b in trace.stages)
+    return out
+
+
+def _reading_dict(r: Reading) -> dict[str, Any]:
+    d: dict[str, Any] = {"t_s": r.t_s, "source": r.source, "component": r.component.value, "device": r.device}
+    if r.power_w is not None:
+        d["power_w"] = r.power_w
+    if r.energy_j is not None:
+        d["energy_j"] = r.energy_j
+    return d
+
+
+def write_trace(path: str | os.PathLike[str], trace: Trace) -> Path:
+    """Write ``trace`` to ``path`` (format from the extension). Written to a temporary file first, so a
+    crash never leaves half a trace under the final name."""
+    path = Path(path)
+    kind, gz = trace_kind(path)
+    tmp = path.with_name(path.name + ".partial")
+    with _open(tmp, "w", gz) as fh:
+        if kind == "jsonl":
+            for rec in _meta_records(trace):
+                fh.write(json.dumps(rec) + "\n")
+            for r in trace.readings:
+                fh.write(json.dumps(_reading_dict(r)) + "\n")
+        else:
+            for rec in _meta_records(trace):
+                fh.write("# " + json.dumps(rec) + "\n")
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(COLUMNS)
+            for r in trace.readings:
+                writer.writerow(
+                    [
+                        repr(r.t_s),
+                        r.source,
+                        r.component.value,
+                        r.device,
+                        "" if r.power_w is None else repr(r.power_w),
+                        "" if r.energy_j is None else repr(r.energy_j),
+                    ]
+                )
+    os.replace(tmp, path)
+    return path
+
+
+def _float(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    return float(value)
+
+
+def _reading(d: dict[str, Any]) -> Reading:
+    power, energy = _float(d.get("power_w")), _float(d.get("energy_j"))
+    if power is None and energy is None:
+        raise ValueError("a reading needs power_w or energy_j")
+    return Reading(
+        t_s=float(d["t_s"]),
+        source=str(d["source"]),
+        component=Component(d["component"]),
+        device=str(d["device"]),
+        power_w=power,
+        energy_j=energy,
+    )
+
+
+def _apply_meta(trace: Trace, rec: dict[str, Any]) -> None:
+    kind = rec.get("type")
+    if kind == "header":
+        if rec.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} header")
+        if int(rec.get("version", 0)) > VERSION:
+            raise ValueError(
+                f"trace version {rec['version']} is newer than this joulebench reads ({VERSION})"
+            )
+        trace.start_s, trace.end_s = _float(rec.get("start_s")), _float(rec.get("end_s"))
+        trace.sources = [SourceMeta(**m) for m in rec.get("sources", [])]
+        trace.statuses = [
+            SourceStatus(
+                name=s["name"],
+                available=bool(s["available"]),
+                reason=str(s["reason"]),
+                components=tuple(Component(c) for c in s.get("components", [])),
+                devices=tuple(s.get("devices", [])),
+                estimated=bool(s.get("estimated", False)),
+            )
+            for s in rec.get("statuses", [])
+        ]
+    elif kind == "stage":
+        trace.stages.append((str(rec["name"]), float(rec["start_s"]), float(rec["end_s"])))
+    elif kind == "idle":
+        trace.idle = (float(rec["start_s"]), float(rec["end_s"]))
+        trace.idle_power_w = {
+            (Component(p["component"]), str(p["device"])): float(p["power_w"]) for p in rec.get("power_w", [])
+        }
+    # unknown record types are skipped: newer writers may add some
+
+
+def _parse_lines(lines: Iterable[str], kind: str, trace: Trace) -> None:
+    header: list[str] | None = None
+    for lineno, line in enumerate(lines, 1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        try:
+            if kind == "jsonl":
+                rec = json.loads(stripped)
+                if not isinstance(rec, dict):
+                    raise ValueError("not a JSON object")
+                if "type" in rec:
+                    _apply_meta(trace, rec)
+                else:
+                    trace.readings.append(_reading(rec))
+            elif stripped.startswith("#"):
+                _apply_meta(trace, json.loads(stripped[1:]))
+            elif header is None:
+                header = next(csv.reader([stripped]))
+                missing = [c for c in ("t_s", "source", "component", "device") if c not in header]
+                if missing:
+                    raise ValueError(f"CSV header lacks {', '.join(missing)}")
+            else:
+                row = next(csv.reader([stripped]))
+                trace.readings.append(_reading(dict(zip(header, row, strict=False))))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"line {lineno}: {exc}") from exc
+
+
+def read_trace(path: str | os.PathLike[str]) -> Trace:
+    """Read a trace written by :func:`write_trace` (or by hand, following the documented format)."""
+    path = Path(path)
+    kind, gz = trace_kind(path)
+    trace = Trace()
+    try:
+        with _open(path, "r", gz) as fh:
+            _parse_lines(fh, kind, trace)
+    except UsageError as exc:
+        raise UsageError(f"trace {path}: {exc}") from exc
+    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read trace {path}: {exc}") from exc
+    if not trace.readings and not trace.stages:
+        raise UsageError(f"trace {path} holds no readings")
+    trace.readings.sort(key=lambda r: r.t_s)
+    return trace

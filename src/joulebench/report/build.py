@@ -1,0 +1,161 @@
+"""`joulebench report` end to end: database -> tidy frames -> tables, figures, exports, one HTML page."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from joulebench.errors import UsageError, require
+from joulebench.report import figures as figs
+from joulebench.report.html import Page, render
+from joulebench.report.summary import summarize_metrics
+from joulebench.report.tables import Table, generation_tables, setup_table
+from joulebench.store.frames import Frames, load_frames, parse_run_filter, trial_metrics
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFINITIONS = (
+    "J/token: energy of the generate window / output tokens of the trial (token IDs from the engine).",
+    "J/response: that energy / requests in the trial. J/s (W): energy / window duration.",
+    "tokens/s: output tokens / generate window duration. TTFT: mean time to first token over requests.",
+    "Setup: engine initialisation (E_IE, per engine, pooled over models) and model loading (E_LM, per "
+    "engine and model), until the first token.",
+    "95 % CI: Student t across repeats (trials); 'n=1, no CI' where only one repeat exists.",
+    "n/a (not measured): the component had no power source on that machine; it is never counted as 0.",
+)
+EXPORT_FORMATS = ("csv", "json", "parquet")
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    html: Path
+    figures: tuple[figs.FigureFiles, ...]
+    exports: tuple[Path, ...]
+
+
+def build_report(
+    db_path: Path, out_dir: Path, runs: str | None = None, timeline_run: int | None = None
+) -> ReportFiles:
+    """Write report.html, the figures (PNG + SVG) and the tidy exports into ``out_dir``."""
+    require("pandas", extra="report")
+    require("matplotlib", extra="report")
+    run_filter = parse_run_filter(runs)
+    frames = load_frames(db_path, run_filter)
+    if timeline_run is not None and timeline_run not in set(int(i) for i in frames.runs["id"]):
+        raise UsageError(f"--timeline-run {timeline_run} is not among the selected runs")
+    _make_dir(out_dir)
+    metrics = trial_metrics(frames)
+    summary = summarize_metrics(metrics)
+    tables = [t for t in (setup_table(summary), *generation_tables(summary)) if t is not None]
+    figures = _figures(frames, summary, db_path, out_dir, timeline_run)
+    exports = _export(out_dir, {"runs": _runs_export(frames), "trial_metrics": metrics, "summary": summary})
+    warnings = _quality_warnings(summary)
+    page = Page(
+        title="joulebench report",
+        selection=str(run_filter) or "all runs",
+        runs=runs_table(frames),
+        tables=tuple(tables),
+        figures=tuple(figures),
+        warnings=tuple(warnings),
+        definitions=DEFINITIONS,
+    )
+    html = out_dir / "report.html"
+    _write_atomic(html, render(page))
+    return ReportFiles(html, tuple(figures), tuple(exports))
+
+
+def _make_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} exists and is not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create --out {out_dir}: {exc.strerror}") from None
+
+
+def _figures(
+    frames: Frames, summary: pd.DataFrame, db_path: Path, out_dir: Path, timeline_run: int | None
+) -> list[figs.FigureFiles]:
+    from joulebench.report.timeline import pick_run, timeline
+
+    wanted = [
+        ("fig1_heatmap_j_per_token", "Fig. 1: J/token, engines x (model, workload); (est.): estimated",
+         figs.heatmap(summary)),
+        ("fig2_components_per_token", "Fig. 2: energy per token by component",
+         figs.component_bars(summary, "j_per_token")),
+        ("fig3_components_per_response", "Fig. 3: energy per response by component",
+         figs.component_bars(summary, "j_per_response")),
+        ("fig4_components_per_second", "Fig. 4: energy per second (power) by component",
+         figs.component_bars(summary, "power_w")),
+        ("fig5_efficiency_throughput", "Fig. 5: energy per token against throughput",
+         figs.efficiency(summary)),
+    ]  # fmt: skip
+    run_id = pick_run(frames, db_path, timeline_run)
+    if run_id is not None:
+        fig = timeline(frames, db_path, run_id)
+        wanted.append(("timeline_run", f"Power timeline of run {run_id}, stages shaded", fig))
+    return [figs.save_figure(fig, out_dir, name, title) for name, title, fig in wanted if fig is not None]
+
+
+def _runs_export(frames: Frames) -> pd.DataFrame:
+    return frames.runs.drop(columns=["config_json", "environment_json"], errors="ignore")
+
+
+def _export(out_dir: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
+    paths = []
+    for name, df in tables.items():
+        for fmt in EXPORT_FORMATS:
+            path = out_dir / f"{name}.{fmt}"
+            tmp = path.with_suffix(f".{fmt}.tmp")
+            if fmt == "csv":
+                df.to_csv(tmp, index=False)
+            elif fmt == "json":
+                df.to_json(tmp, orient="records", indent=1)
+            else:
+                require("pyarrow", extra="report")
+                df.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+            paths.append(path)
+    return paths
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def runs_table(frames: Frames) -> Table:
+    """The selected runs, with how many trials of each kind finished and failed."""
+    rows = []
+    for r in frames.runs.to_dict("records"):
+        trials = frames.trials[frames.trials["run_id"] == r["id"]]
+        counts = []
+        for kind in ("setup", "generation", "idle"):
+            of_kind = trials[trials["kind"] == kind]
+            ok = int((of_kind["status"] == "ok").sum())
+            failed = len(of_kind) - ok
+            if len(of_kind):
+                counts.append(f"{kind} {ok} ok" + (f", {failed} not ok" if failed else ""))
+        label = r["model_label"] if isinstance(r.get("model_label"), str) and r["model_label"] else r["model"]
+        rows.append(
+            (str(r["id"]), str(r["engine"]), str(label), str(r["workload"]), str(r["batch_size"]),
+             str(r["output_tokens"]), str(r["device"]), str(r["status"]), "; ".join(counts) or "no trials")
+        )  # fmt: skip
+    cols = ("Run", "Engine", "Model", "Workload", "Batch", "Output tokens", "Device", "Status", "Trials")
+    return Table("Runs", cols, tuple(rows))
+
+
+def _quality_warnings(summary: pd.DataFrame) -> list[str]:
+    """Unstable or under-repeated headline figures (measured totals, throughput, latency)."""
+    headline = {"generation": ("j_per_token", "tokens_per_s"), "setup": ("energy_j", "duration_s")}
+    key = summary["component"].isin(["total", ""]) & summary["warning"].notna()
+    key &= summary.apply(lambda r: r["metric"] in headline.get(r["kind"], ()), axis=1).astype(bool)
+    out = []
+    for r in summary[key].to_dict("records"):
+        where = ", ".join(str(v) for v in (r["engine"], r["model"], r["workload"], r["stage"]) if v)
+        out.append(f"{where}: {r['metric']} {r['warning']}")
+    return out

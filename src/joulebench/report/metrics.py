@@ -1,0 +1,242 @@
+"""Per-trial metrics derived from stored windows: the tidy frame every table, figure and the advisor use.
+
+Definitions (docs/report.md): J/token = energy of the ``generate`` window / output tokens of the trial;
+J/response = that energy / requests; W = energy / window duration; tokens/s = output tokens / duration;
+TTFT and TPOT = means over the trial's requests. The *measured total* is the node when the node is
+measured, otherwise the sum of the measured gpu, cpu and dram; estimated components are never part of
+it and appear, labelled, only in ``total_incl_estimated``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from joulebench.errors import require
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from joulebench.store.frames import Frames
+
+PARTS = ("gpu", "cpu", "dram")
+COMPONENTS = ("gpu", "cpu", "dram", "other", "node", "platform")
+TOTAL = "total"
+TOTAL_INCL_ESTIMATED = "total_incl_estimated"
+SETUP_STAGES = ("import", "engine_init", "model_load", "first_token", "setup")
+GENERATE = "generate"
+
+UNITS = {
+    "energy_j": "J",
+    "power_w": "W",
+    "duration_s": "s",
+    "j_per_token": "J/token",
+    "j_per_response": "J/response",
+    "tokens_per_s": "tokens/s",
+    "ttft_s": "s",
+    "tpot_s": "s",
+    "output_tokens": "tokens",
+    "n_requests": "requests",
+    "output_tokens_per_response": "tokens/response",
+}
+
+COLUMNS = [
+    "run_id",
+    "trial_id",
+    "kind",
+    "repeat_index",
+    "engine",
+    "model",
+    "workload",
+    "batch_size",
+    "max_output_tokens",
+    "stage",
+    "component",
+    "estimated",
+    "method",
+    "metric",
+    "unit",
+    "value",
+]
+
+
+@dataclass(frozen=True)
+class _Energy:
+    energy_j: float
+    estimated: bool
+    method: str
+
+
+def tidy_trial_metrics(frames: Frames) -> pd.DataFrame:
+    """One row per (finished trial, stage, component, metric); component is "" for non-energy metrics."""
+    pd = require("pandas", extra="report")
+    runs = {int(r["id"]): r for r in frames.runs.to_dict("records")}
+    labels = workload_labels(frames.runs)
+    windows: dict[int, dict[str, list[dict[str, object]]]] = defaultdict(lambda: defaultdict(list))
+    for row in frames.stage_energy.to_dict("records"):
+        windows[int(row["trial_id"])][str(row["stage"])].append(row)
+    requests: dict[int, list[dict[str, object]]] = defaultdict(list)
+    for row in frames.requests.to_dict("records"):
+        requests[int(row["trial_id"])].append(row)
+
+    out: list[dict[str, object]] = []
+    for trial in frames.trials.to_dict("records"):
+        if trial["status"] != "ok":
+            continue
+        run = runs[int(trial["run_id"])]
+        base = {
+            "run_id": int(run["id"]),
+            "trial_id": int(trial["id"]),
+            "kind": trial["kind"],
+            "repeat_index": int(trial["repeat_index"]),
+            "engine": run["engine"],
+            "model": model_label(run),
+            "workload": labels[int(run["id"])],
+            "batch_size": int(run["batch_size"]),
+            "max_output_tokens": int(run["output_tokens"]),
+        }
+        for stage, rows in sorted(windows[int(trial["id"])].items()):
+            out += _stage_rows(base, stage, rows, trial, requests[int(trial["id"])])
+    return pd.DataFrame(out, columns=COLUMNS)
+
+
+def model_label(run: dict[str, object]) -> str:
+    label = run.get("model_label")
+    return str(label) if label is not None and not _isnan(label) and str(label) else str(run["model"])
+
+
+def workload_labels(runs: pd.DataFrame) -> dict[int, str]:
+    """Workload names, with batch size and output tokens added where one name was run in several shapes."""
+    shapes: dict[str, set[tuple[int, int]]] = defaultdict(set)
+    for r in runs.to_dict("records"):
+        shapes[str(r["workload"])].add((int(r["batch_size"]), int(r["output_tokens"])))
+    labels = {}
+    for r in runs.to_dict("records"):
+        name = str(r["workload"])
+        many = len(shapes[name]) > 1
+        labels[int(r["id"])] = f"{name} (bs {r['batch_size']}, {r['output_tokens']} tok)" if many else name
+    return labels
+
+
+def _stage_rows(
+    base: dict[str, object],
+    stage: str,
+    rows: list[dict[str, object]],
+    trial: dict[str, object],
+    requests: list[dict[str, object]],
+) -> list[dict[str, object]]:
+    duration_s = float(max(_f(r["end_s"]) for r in rows) - min(_f(r["start_s"]) for r in rows))
+    energies = _component_energies(rows)
+    energies.update(_totals(energies))
+    out = [_row(base, stage, "", False, "", "duration_s", duration_s)]
+    per_token = per_response = None
+    if stage == GENERATE:
+        tokens = _num(trial.get("output_tokens"))
+        n_req = _num(trial.get("n_requests"))
+        if n_req is None and requests:
+            n_req = float(len(requests))
+        per_token = tokens if tokens else None
+        per_response = n_req if n_req else None
+        out += _generation_rows(base, tokens, n_req, duration_s, requests)
+    for component, e in energies.items():
+        values = {"energy_j": e.energy_j}
+        if duration_s > 0:
+            values["power_w"] = e.energy_j / duration_s
+        if per_token:
+            values["j_per_token"] = e.energy_j / per_token
+        if per_response:
+            values["j_per_response"] = e.energy_j / per_response
+        for metric, value in values.items():
+            out.append(_row(base, stage, component, e.estimated, e.method, metric, value))
+    return out
+
+
+def _generation_rows(
+    base: dict[str, object],
+    tokens: float | None,
+    n_req: float | None,
+    duration_s: float,
+    requests: list[dict[str, object]],
+) -> list[dict[str, object]]:
+    values: dict[str, float | None] = {"output_tokens": tokens, "n_requests": n_req}
+    if tokens is not None and duration_s > 0:
+        values["tokens_per_s"] = tokens / duration_s
+    if tokens is not None and n_req:
+        values["output_tokens_per_response"] = tokens / n_req
+    ok = [r for r in requests if not r.get("error") or _isnan(r.get("error"))]
+    for metric in ("ttft_s", "tpot_s"):
+        vals = [v for v in (_num(r.get(metric)) for r in ok) if v is not None]
+        values[metric] = sum(vals) / len(vals) if vals else None
+    return [_row(base, GENERATE, "", False, "", m, v) for m, v in values.items() if v is not None]
+
+
+def _component_energies(rows: list[dict[str, object]]) -> dict[str, _Energy]:
+    by_comp: dict[str, list[dict[str, object]]] = defaultdict(list)
+    for r in rows:
+        by_comp[str(r["component"])].append(r)
+    out: dict[str, _Energy] = {}
+    for comp, comp_rows in by_comp.items():
+        summed = [r for r in comp_rows if r["device"] == "all"]
+        # Without an explicit "all" row, the devices are summed here, but only when every one was measured.
+        use = summed or comp_rows
+        values = [_num(r["energy_j"]) for r in use]
+        if not use or any(v is None for v in values):
+            continue
+        estimated = any(bool(r["estimated"]) for r in use)
+        methods = sorted({str(r["method"]) for r in use})
+        out[comp] = _Energy(sum(v for v in values if v is not None), estimated, "+".join(methods))
+    return out
+
+
+def _totals(energies: dict[str, _Energy]) -> dict[str, _Energy]:
+    node = energies.get("node")
+    if node is not None and not node.estimated:
+        total = _Energy(node.energy_j, False, "node")
+        return {TOTAL: total}
+    measured = [c for c in PARTS if c in energies and not energies[c].estimated]
+    estimated = [c for c in PARTS if c in energies and energies[c].estimated]
+    out: dict[str, _Energy] = {}
+    if measured:
+        out[TOTAL] = _Energy(sum(energies[c].energy_j for c in measured), False, "+".join(measured))
+    if estimated:
+        parts = measured + estimated
+        energy = sum(energies[c].energy_j for c in parts)
+        out[TOTAL_INCL_ESTIMATED] = _Energy(energy, True, "+".join(parts))
+    return out
+
+
+def _row(
+    base: dict[str, object],
+    stage: str,
+    component: str,
+    estimated: bool,
+    method: str,
+    metric: str,
+    value: float,
+) -> dict[str, object]:
+    return {
+        **base,
+        "stage": stage,
+        "component": component,
+        "estimated": estimated,
+        "method": method,
+        "metric": metric,
+        "unit": UNITS[metric],
+        "value": float(value),
+    }
+
+
+def _isnan(value: object) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _num(value: object) -> float | None:
+    if value is None or _isnan(value):
+        return None
+    return float(value)  # type: ignore[arg-type]
+
+
+def _f(value: object) -> float:
+    return float(value)  # type: ignore[arg-type]

@@ -1,0 +1,162 @@
+"""What `joulebench run` shows: a live line while it runs (stderr) and the summary tables at the end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_PHASES = {
+    "idle": "idle baseline",
+    "setup": "setup trial",
+    "engine_start": "starting engine for repeat",
+    "warmup": "warm-up before repeat",
+    "generate": "repeat",
+}
+_ENERGY_ORDER = ("gpu", "cpu", "dram", "node", "other", "platform", "total", "total_incl_estimated")
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value == 0:
+        return "0"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+def _stat(s: dict[str, Any] | None) -> str:
+    if not s or s.get("mean") is None:
+        return "-"
+    half = s.get("ci_half_width")
+    return f"{_fmt(s['mean'])} ± {_fmt(half)}" if half is not None else _fmt(s["mean"])
+
+
+class LiveProgress:
+    """A progress callback for :func:`~joulebench.runner.run.execute` that keeps one live status line:
+    trial k of n, the last repeat's tokens/s, the monitor's latest watts per component."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.live: Any = None
+        self.monitor: Any = None
+        self.phase = "starting"
+        self.last = ""
+        self.failed = 0
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "run_start":
+            from rich.live import Live
+
+            self.monitor = event.get("monitor")
+            self.run_id = event.get("run_id")
+            self.live = Live(self, console=self.console, refresh_per_second=4, transient=True)
+            self.live.start()
+        elif kind == "phase":
+            self.phase = (
+                f"{_PHASES.get(event['phase'], event['phase'])} {event['index'] + 1} of {event['total']}"
+            )
+        elif kind == "trial":
+            if event["status"] != "ok":
+                self.failed += 1
+                first = (event.get("error") or "").strip().splitlines()[:1]
+                self.console.print(
+                    f"{event['kind']} {event['index'] + 1} failed: {first[0] if first else ''}", markup=False
+                )
+            metrics = event.get("metrics") or {}
+            if metrics.get("tokens_per_s") is not None:
+                self.last = f"last repeat {metrics['tokens_per_s']:.1f} tok/s"
+        elif kind == "run_end":
+            self.stop()
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def __rich__(self) -> Any:
+        from rich.text import Text
+
+        parts = [f"run {self.run_id}: {self.phase}"]
+        if self.last:
+            parts.append(self.last)
+        watts = self.monitor.latest_power_w() if self.monitor is not None else {}
+        if watts:
+            parts.append(" ".join(f"{k} {v:.0f} W" for k, v in sorted(watts.items())))
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        return Text(" · ".join(parts))
+
+
+def _components(stats: dict[str, Any], prefix: str) -> list[str]:
+    found = {k[len(prefix) :] for k in stats if k.startswith(prefix)}
+    return [c for c in _ENERGY_ORDER if c in found]
+
+
+def setup_table(summary: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    setup = summary["setup"]
+    stages = setup["stages"]
+    comps = [c for c in _ENERGY_ORDER if any(c in st["energy_j"] for st in stages.values())]
+    table = Table(title=f"Setup ({setup['ok']} of {setup['trials']} trials ok; mean ± 95 % CI)")
+    table.add_column("stage")
+    table.add_column("s", justify="right")
+    for c in comps:
+        est = " (est.)" if c in setup["estimated_components"] else ""
+        table.add_column(f"{c} J{est}", justify="right")
+    order = ["spawn", "import", "engine_init", "model_load", "first_token", "setup"]
+    for stage in sorted(stages, key=lambda s: order.index(s) if s in order else len(order)):
+        st = stages[stage]
+        table.add_row(stage, _stat(st["duration_s"]), *(_stat(st["energy_j"].get(c)) for c in comps))
+    return table
+
+
+def generation_table(summary: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    gen = summary["generation"]
+    m = gen["metrics"]
+    table = Table(title=f"Token generation ({gen['ok']} of {gen['repeats']} repeats ok; mean ± 95 % CI)")
+    for col, justify in (("metric", "left"), ("mean ± CI", "right"), ("CV", "right"), ("n", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    rows: list[tuple[str, str]] = []
+    for prefix, label in (("j_per_token.", "J/token"), ("j_per_response.", "J/response"), ("power_w.", "W")):
+        rows += [(f"{prefix}{c}", f"{label} {c}") for c in _components(m, prefix)]
+    rows += [("tokens_per_s", "tokens/s"), ("output_tokens", "output tokens"), ("duration_s", "duration s")]
+    rows += [("ttft_s", "TTFT s"), ("tpot_s", "TPOT s"), ("itl_s", "ITL s")]
+    rows += [
+        (f"steady.j_per_token.{c}", f"steady J/token {c}") for c in _components(m, "steady.j_per_token.")
+    ]
+    rows += [("steady.tokens_per_s", "steady tokens/s")]
+    for key, label in rows:
+        s = m.get(key)
+        if not s or s.get("mean") is None:
+            continue
+        cv = f"{s['cv']:.1%}" if s.get("cv") is not None else "-"
+        table.add_row(label, _stat(s), cv, str(s["n"]))
+    return table
+
+
+def render_summary(summary: dict[str, Any], console: Any) -> None:
+    from rich.text import Text
+
+    model = summary["model_label"] or summary["model"]
+    s = summary
+    console.print(
+        f"run {s['run_id']} [{s['status']}]: {s['engine']} {s['engine_version'] or ''} · {model}"
+        f" · {s['workload']} (batch {s['batch_size']}, {s['output_tokens']} tokens, {s['length_mode']})"
+        f" · {s['device']}",
+        highlight=False,
+        markup=False,
+    )
+    if summary["setup"]["trials"]:
+        console.print(setup_table(summary))
+    if summary["generation"]["repeats"]:
+        console.print(generation_table(summary))
+    for reason in summary["generation"]["steady_unavailable"]:
+        console.print(f"steady-state window unavailable: {reason}", highlight=False, markup=False)
+    for w in summary["warnings"]:
+        console.print(Text.assemble(("warning", "yellow"), f": {w}"))
+    for f in summary["failures"]:
+        console.print(Text.assemble(("failed", "red"), f" {f['kind']} {f['repeat_index'] + 1}: {f['error']}"))

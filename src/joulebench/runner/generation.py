@@ -1,0 +1,176 @@
+"""Token-generation trials in one warm engine.
+
+A :class:`GenerationSession` is one worker process that sets the engine up once and then runs one
+batch per ``generate`` command, so one engine start can serve several workloads in sequence (the
+sweep's ``execute_many``). Policy on a crash, hang or OOM: the failed repeat is recorded ``failed``
+with the worker's last stderr lines, the worker is replaced by a fresh one (warmed up again) for the
+remaining repeats; if the replacement cannot start, the remaining repeats are recorded ``failed``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from joulebench.engines.base import STAGE_GENERATE, STAGE_STEADY, EngineConfig
+from joulebench.runner import protocol
+from joulebench.runner.metrics import repeat_metrics
+from joulebench.runner.monitoring import trace_bytes
+from joulebench.runner.prepare import Prepared
+from joulebench.runner.process import WorkerProcess
+from joulebench.runner.setup_trial import worker_spec
+from joulebench.runner.steady import steady_window
+from joulebench.store.rows import RequestRow, StageEnergyRow, TrialRow, request_row, stage_rows
+from joulebench.workloads.spec import Request, Response, SamplingSpec
+
+
+@dataclass(frozen=True)
+class Batch:
+    begin_s: float
+    end_s: float
+    responses: tuple[Response, ...]
+
+
+def engine_key(engine: str, c: EngineConfig) -> tuple[Any, ...]:
+    """What two runs must share to use one engine start (batch size and length limits may differ)."""
+    return (engine, c.model, c.device, c.dtype, c.tensor_parallel, c.seed, repr(sorted(c.options.items())))
+
+
+class GenerationSession:
+    """A warm engine in a worker process. ``start()`` it, ``generate()`` batches, ``close()`` it."""
+
+    def __init__(
+        self, engine: str, engine_config: EngineConfig, *, log_dir: Path, env: dict[str, str]
+    ) -> None:
+        self.engine = engine
+        self.engine_config = engine_config
+        self.log_dir = log_dir
+        self.env = env
+        self.worker: WorkerProcess | None = None
+        self.engine_info: dict[str, Any] | None = None
+        self.starts = 0
+        self.warmed: set[tuple[int, int, str]] = set()  # batch shapes already warmed up in this worker
+
+    @property
+    def alive(self) -> bool:
+        return self.worker is not None and self.worker.proc is not None and self.worker.proc.poll() is None
+
+    def serves(self, engine: str, config: EngineConfig) -> bool:
+        """Whether a run with this engine configuration can use this session's engine."""
+        return engine_key(engine, config) == engine_key(self.engine, self.engine_config)
+
+    def start(self, timeout_s: float) -> None:
+        self.close()
+        self.starts += 1
+        self.warmed.clear()
+        self.worker = WorkerProcess(
+            worker_spec(self.engine, self.engine_config),
+            log_dir=self.log_dir,
+            name=f"generate-{self.starts}",
+            env=self.env,
+        )
+        self.worker.start()
+        ready = self.worker.wait_for("ready", timeout_s)
+        self.engine_info = ready.get("engine_info")
+
+    def generate(
+        self, tag: str, requests: tuple[Request, ...], sampling: SamplingSpec, timeout_s: float
+    ) -> Batch:
+        assert self.worker is not None
+        self.worker.send(
+            {
+                "cmd": "generate",
+                "tag": tag,
+                "requests": [protocol.request_to_dict(r) for r in requests],
+                "sampling": protocol.sampling_to_dict(sampling),
+            }
+        )
+        msg = self.worker.wait_for("generated", timeout_s)
+        responses = tuple(protocol.response_from_dict(d) for d in msg["responses"])
+        return Batch(float(msg["begin_s"]), float(msg["end_s"]), responses)
+
+    def warm_up(
+        self, requests: tuple[Request, ...], sampling: SamplingSpec, timeout_s: float
+    ) -> float | None:
+        """One unmeasured batch of the measured shape (once per shape per worker); its duration."""
+        shape = (len(requests), sampling.max_output_tokens, sampling.length_mode)
+        if shape in self.warmed:
+            return None
+        batch = self.generate("warmup", requests, sampling, timeout_s)
+        self.warmed.add(shape)
+        return batch.end_s - batch.begin_s
+
+    def close(self) -> None:
+        """Let the worker release its engine and exit (killed if it does not)."""
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+
+    def kill(self) -> None:
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker = None
+
+    def __enter__(self) -> GenerationSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        else:
+            self.kill()
+
+
+def measure_batch(
+    p: Prepared, index: int, batch: Batch, monitor: Any, started_unix: float, extra: dict[str, Any]
+) -> tuple[TrialRow, list[StageEnergyRow], list[RequestRow], bytes | None]:
+    """Turn one finished batch into its trial, windows (whole batch and steady state) and request rows."""
+    window = monitor.window(STAGE_GENERATE, batch.begin_s, batch.end_s)
+    steady = steady_window(batch.responses)
+    steady_stage = None
+    stages = stage_rows(window)
+    if steady.available:
+        assert steady.start_s is not None and steady.end_s is not None
+        steady_stage = monitor.window(STAGE_STEADY, steady.start_s, steady.end_s)
+        flags = ("tokens-interpolated",) if steady.tokens_interpolated else ()
+        stages += stage_rows(steady_stage, flags=flags)
+    metrics = repeat_metrics(window, batch.responses, steady, steady_stage)
+    details: dict[str, Any] = {"metrics": metrics, "begin_s": batch.begin_s, "end_s": batch.end_s, **extra}
+    if p.sampling.length_mode == "fixed":
+        short = [
+            r.index
+            for r in batch.responses
+            if r.error is None and r.output_tokens != p.sampling.max_output_tokens
+        ]
+        if short:
+            details["fixed_length_mismatch"] = short
+    errors = [r.error for r in batch.responses if r.error]
+    trial = TrialRow(
+        kind="generation",
+        repeat_index=index,
+        status="ok",
+        started_unix_s=started_unix,
+        duration_s=batch.end_s - batch.begin_s,
+        n_requests=len(batch.responses),
+        prompt_tokens=p.prompt_tokens,
+        output_tokens=metrics["output_tokens"],
+        error=f"{len(errors)} request(s) failed: {errors[0]}" if errors else None,
+        details=details,
+    )
+    requests = [request_row(r) for r in batch.responses]
+    return trial, stages, requests, trace_bytes(monitor, batch.begin_s, batch.end_s)
+
+
+def failed_trial(
+    index: int, error: str, started_unix: float, duration_s: float | None, **details: Any
+) -> TrialRow:
+    return TrialRow(
+        kind="generation",
+        repeat_index=index,
+        status="failed",
+        started_unix_s=started_unix,
+        duration_s=duration_s,
+        error=error,
+        details=details,
+    )

@@ -1,0 +1,103 @@
+"""Per-repeat metrics of a token-generation trial, from its windows and its responses.
+
+Energy totals follow docs/report.md: the *measured total* is the node when the node is measured,
+otherwise the sum of the measured gpu, cpu and dram; estimated components never enter it and appear,
+labelled, only in ``total_incl_estimated``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from joulebench.measurement.records import Component, StageResult
+from joulebench.runner.steady import SteadyWindow
+from joulebench.workloads.spec import Response
+
+PARTS = (Component.GPU, Component.CPU, Component.DRAM)
+TOTAL = "total"
+TOTAL_INCL_ESTIMATED = "total_incl_estimated"
+
+
+EnergyItem = tuple[str, str, "float | None", bool]  # (component, device, energy_j, estimated)
+
+
+def stage_items(stage: StageResult) -> list[EnergyItem]:
+    return [(c.component.value, c.device, c.energy_j, c.estimated) for c in stage.components]
+
+
+def row_items(rows: Iterable[Mapping[str, Any]]) -> list[EnergyItem]:
+    """Items of stored ``stage_energy`` rows."""
+    return [(str(r["component"]), str(r["device"]), r["energy_j"], bool(r["estimated"])) for r in rows]
+
+
+def component_energies(items: Iterable[EnergyItem]) -> dict[str, tuple[float, bool]]:
+    """``{component: (energy_j, estimated)}`` over all devices, plus the totals; a component with an
+    unmeasured device is left out rather than undercounted."""
+    by_comp: dict[str, list[EnergyItem]] = {}
+    for item in items:
+        by_comp.setdefault(item[0], []).append(item)
+    out: dict[str, tuple[float, bool]] = {}
+    for comp, group in by_comp.items():
+        use = [i for i in group if i[1] == "all"] or group
+        values = [i[2] for i in use]
+        if any(v is None for v in values):
+            continue
+        out[comp] = (float(sum(v for v in values if v is not None)), any(i[3] for i in use))
+    node = out.get(Component.NODE.value)
+    if node is not None and not node[1]:
+        out[TOTAL] = (node[0], False)
+        return out
+    measured = [p.value for p in PARTS if p.value in out and not out[p.value][1]]
+    estimated = [p.value for p in PARTS if p.value in out and out[p.value][1]]
+    if measured:
+        out[TOTAL] = (sum(out[p][0] for p in measured), False)
+    if estimated:
+        out[TOTAL_INCL_ESTIMATED] = (sum(out[p][0] for p in measured + estimated), True)
+    return out
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def repeat_metrics(
+    window: StageResult, responses: Sequence[Response], steady: SteadyWindow, steady_stage: StageResult | None
+) -> dict[str, Any]:
+    """Flat ``{metric: value}`` of one repeat; energy metrics are keyed ``<metric>.<component>``."""
+    ok = [r for r in responses if r.error is None]
+    tokens = sum(r.output_tokens for r in ok)
+    duration = window.duration_s
+    m: dict[str, Any] = {
+        "duration_s": duration,
+        "output_tokens": tokens,
+        "n_requests": len(responses),
+        "failed_requests": len(responses) - len(ok),
+        "tokens_per_s": tokens / duration if duration > 0 else None,
+        "ttft_s": _mean([r.ttft_s for r in ok if r.ttft_s is not None]),
+        "tpot_s": _mean([r.tpot_s for r in ok if r.tpot_s is not None]),
+        "itl_s": _mean([x for r in ok for x in r.itl_s]),
+    }
+    estimated: list[str] = []
+    for comp, (energy, is_est) in component_energies(stage_items(window)).items():
+        m[f"energy_j.{comp}"] = energy
+        m[f"power_w.{comp}"] = energy / duration if duration > 0 else None
+        m[f"j_per_token.{comp}"] = energy / tokens if tokens else None
+        m[f"j_per_response.{comp}"] = energy / len(ok) if ok else None
+        if is_est:
+            estimated.append(comp)
+    m["estimated_components"] = estimated
+    m["steady_available"] = steady.available
+    m["steady_reason"] = steady.reason
+    if steady.available and steady.duration_s:
+        m["steady.duration_s"] = steady.duration_s
+        m["steady.output_tokens"] = steady.output_tokens
+        m["steady.tokens_interpolated"] = steady.tokens_interpolated
+        m["steady.tokens_per_s"] = (steady.output_tokens or 0) / steady.duration_s
+        if steady_stage is not None:
+            for comp, (energy, _) in component_energies(stage_items(steady_stage)).items():
+                m[f"steady.power_w.{comp}"] = energy / steady.duration_s
+                m[f"steady.j_per_token.{comp}"] = (
+                    energy / steady.output_tokens if steady.output_tokens else None
+                )
+    return m

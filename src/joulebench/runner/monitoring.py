@@ -1,0 +1,107 @@
+"""The manager's monitor: the real :class:`~joulebench.measurement.monitor.Monitor`, or, with
+``--no-monitor``, one that samples nothing (to measure the benchmark without the monitor's own load)
+but still gives every window its times."""
+
+from __future__ import annotations
+
+import gzip
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from joulebench.measurement.records import SourceStatus, StageResult
+from joulebench.runner.config import RunConfig
+
+
+class NullMonitor:
+    """Windows with times and no components; nothing is sampled."""
+
+    def __init__(self, reason: str = "monitor disabled (--no-monitor)") -> None:
+        self.reason = reason
+
+    def start(self) -> NullMonitor:
+        return self
+
+    def stop(self) -> None:
+        pass
+
+    def follow_stage_file(self, path: str | Path) -> None:
+        pass
+
+    def window(self, name: str, start_s: float, end_s: float) -> StageResult:
+        return StageResult(name, start_s, end_s, ())
+
+    def measure_idle(self, seconds: float) -> dict[Any, float]:
+        import time
+
+        time.sleep(seconds)
+        return {}
+
+    def statuses(self) -> list[SourceStatus]:
+        return [SourceStatus("monitor", False, self.reason)]
+
+    def device_info(self) -> dict[str, list[Any]]:
+        return {"start": [], "end": []}
+
+    def latest_power_w(self) -> dict[str, float]:
+        return {}
+
+
+def start_monitor(config: RunConfig, stage_file: Path) -> Any:
+    """A started monitor following ``stage_file`` (the workers' marks)."""
+    if not config.monitor:
+        return NullMonitor()
+    from joulebench.measurement.monitor import Monitor
+
+    monitor = Monitor(
+        estimate=config.estimate,
+        interval_s=config.interval_ms / 1000.0,
+        gpu_power_interval_s=config.gpu_power_interval_ms / 1000.0,
+    )
+    monitor.start()
+    monitor.follow_stage_file(stage_file)
+    return monitor
+
+
+def statuses_dicts(monitor: Any) -> list[dict[str, Any]]:
+    out = []
+    for s in monitor.statuses():
+        out.append(
+            {
+                "name": s.name,
+                "available": s.available,
+                "reason": s.reason,
+                "components": [c.value for c in s.components],
+                "devices": list(s.devices),
+                "estimated": s.estimated,
+            }
+        )
+    return out
+
+
+def energy_sources_note(monitor: Any) -> str | None:
+    """``None`` when some source measures energy, else the one-line reason why nothing does."""
+    statuses = list(monitor.statuses())
+    if any(s.available for s in statuses):
+        return None
+    reasons = "; ".join(f"{s.name}: {s.reason}" for s in statuses) or "no source probed"
+    return f"no energy source ({reasons})"
+
+
+def trace_bytes(monitor: Any, start_s: float, end_s: float) -> bytes | None:
+    """The window's readings as gzip JSONL, ``None`` when the monitor has none."""
+    if isinstance(monitor, NullMonitor):
+        return None
+    with tempfile.TemporaryDirectory(prefix="joulebench-trace-") as tmp:
+        path = Path(tmp) / "trace.jsonl.gz"
+        monitor.write_trace(path, start_s, end_s)
+        if not path.is_file():
+            return None
+        data = path.read_bytes()
+    if not data.startswith(b"\x1f\x8b"):
+        data = gzip.compress(data)
+    body = gzip.decompress(data)
+    # A trace with no reading (only a header, or nothing) is not worth a row.
+    if b'"t_s"' not in body:
+        return None
+    return data

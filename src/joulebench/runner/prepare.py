@@ -1,0 +1,173 @@
+"""Everything a run needs, resolved and checked in the manager before any worker is spawned.
+
+Bad input (an unknown engine, an engine that is not installed, a missing model, a bad workload) is a
+:class:`~joulebench.errors.UsageError` here, one line, exit 2, before anything is measured.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any
+
+from joulebench.engines.base import EngineConfig
+from joulebench.errors import MissingDependency, ModelError, UsageError
+from joulebench.runner.config import RunConfig
+from joulebench.runner.environment import ENGINE_PACKAGES, has_nvidia_gpu
+from joulebench.workloads.spec import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Request, SamplingSpec
+
+DEVICES = ("auto", "cpu", "cuda")
+_SERVER_OPTIONS = ("endpoint", "server_cmd", "max_concurrency", "request_rate")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    config: RunConfig
+    engine: str
+    engine_extra: str | None
+    device: str
+    workload: Any  # joulebench.workloads.presets.Workload
+    model_path: str | None  # a local folder or file; None when the engine serves a remote model
+    model_label: str
+    model_source: str | None
+    requests: tuple[Request, ...]
+    sampling: SamplingSpec
+    engine_config: EngineConfig
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def prompt_tokens(self) -> int | None:
+        counts = [r.prompt_tokens for r in self.requests]
+        return None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
+
+
+def check_config(config: RunConfig) -> None:
+    """Checks that need nothing installed: numbers in range, names from a fixed set."""
+    if config.repeats < 1:
+        raise UsageError(f"--repeats must be >= 1, got {config.repeats}")
+    if config.setup_repeats < 0:
+        raise UsageError(f"--setup-repeats must be >= 0, got {config.setup_repeats}")
+    if config.device not in DEVICES:
+        raise UsageError(f"--device must be one of {', '.join(DEVICES)}, got {config.device!r}")
+    if config.tensor_parallel < 1:
+        raise UsageError(f"--tensor-parallel must be >= 1, got {config.tensor_parallel}")
+    if config.trial_timeout_s <= 0:
+        raise UsageError(f"--timeout-s must be > 0, got {config.trial_timeout_s}")
+    if config.idle_s < 0:
+        raise UsageError(f"--idle-s must be >= 0, got {config.idle_s}")
+    if config.max_concurrency is not None and config.max_concurrency < 1:
+        raise UsageError(f"--max-concurrency must be >= 1, got {config.max_concurrency}")
+    if config.request_rate is not None and config.request_rate <= 0:
+        raise UsageError(f"--request-rate must be > 0, got {config.request_rate}")
+    if config.engine != "openai" and (config.endpoint or config.server_cmd):
+        raise UsageError("--endpoint and --server-cmd are for --engine openai")
+    if config.drop_caches:
+        import os
+
+        if os.geteuid() != 0:
+            raise UsageError("--drop-caches needs root (it writes /proc/sys/vm/drop_caches)")
+
+
+def engine_class(name: str) -> type[Any]:
+    """The adapter class of ``name``, after checking that its engine package is installed."""
+    from joulebench.engines.registry import get_engine_class
+
+    try:
+        cls = get_engine_class(name)
+    except UsageError:
+        raise
+    except (KeyError, ValueError) as exc:
+        raise UsageError(f"unknown engine {name!r} ({exc})") from None
+    package = ENGINE_PACKAGES.get(name)
+    if package and importlib.util.find_spec(package) is None:
+        raise MissingDependency(package, getattr(cls, "extra", None))
+    return cls  # type: ignore[no-any-return]
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    return "cuda" if has_nvidia_gpu() else "cpu"
+
+
+def _model(config: RunConfig) -> tuple[str, str | None, str, str | None, Any]:
+    """(what the engine loads, local path or None, label, source, tokenizer) of the model."""
+    from joulebench.models.resolve import resolve_model
+
+    try:
+        m = resolve_model(config.model)
+    except ModelError:
+        if config.engine == "openai" and (config.endpoint or config.server_cmd):
+            # The server resolves the name; prompts are not counted here.
+            return config.model, None, config.model, "server", None
+        raise
+    local = None if m.source == "hub" else str(m.path)
+    return m.ref, local, m.label, m.source, str(m.tokenizer_path)
+
+
+def _workload(config: RunConfig) -> Any:
+    from joulebench.workloads.presets import resolve_workload
+
+    return resolve_workload(
+        config.workload,
+        batch_size=config.batch_size,
+        output_tokens=config.output_tokens,
+        length_mode=config.length_mode,
+        dataset=config.dataset,
+        temperature=None if config.temperature == DEFAULT_TEMPERATURE else config.temperature,
+        top_p=None if config.top_p == DEFAULT_TOP_P else config.top_p,
+    )
+
+
+def _max_model_len(requests: list[Request], output_tokens: int) -> int | None:
+    counts = [r.prompt_tokens for r in requests]
+    if any(c is None for c in counts):
+        return None
+    need = max(c for c in counts if c is not None) + output_tokens + 8
+    return -(-need // 128) * 128  # a round size keeps engines' block tables simple
+
+
+def prepare(config: RunConfig) -> Prepared:
+    """Resolve the workload, the engine, the model and the prompts; raise UsageError on bad input."""
+    from joulebench.workloads.datasets import load_requests
+
+    check_config(config)
+    workload = _workload(config)
+    cls = engine_class(config.engine)
+    ref, path, label, source, tokenizer = _model(config)
+    requests = load_requests(
+        workload.dataset,
+        workload.batch_size,
+        seed=workload.seed,
+        tokenizer=tokenizer,
+        chat_template=workload.chat_template and tokenizer is not None,
+    )
+    options = dict(config.engine_options)
+    for key in _SERVER_OPTIONS:
+        value = getattr(config, key)
+        if value is not None:
+            options.setdefault(key, value)
+    device = resolve_device(config.device)
+    engine_config = EngineConfig(
+        model=ref,
+        device=device,
+        dtype=config.dtype,
+        tensor_parallel=config.tensor_parallel,
+        max_batch_size=workload.batch_size,
+        max_model_len=_max_model_len(requests, workload.output_tokens),
+        seed=config.seed,
+        options=options,
+    )
+    return Prepared(
+        config=config,
+        engine=config.engine,
+        engine_extra=getattr(cls, "extra", None),
+        device=device,
+        workload=workload,
+        model_path=path,
+        model_label=label,
+        model_source=source,
+        requests=tuple(requests),
+        sampling=workload.sampling(),
+        engine_config=engine_config,
+    )

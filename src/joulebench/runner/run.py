@@ -1,0 +1,333 @@
+"""The library entry points of `joulebench run`: :func:`execute` (one run) and :func:`execute_many`
+(several workloads in one engine start, for sweeps).
+
+A run, in the manager process: resolve and check everything (bad input -> UsageError before anything
+starts), create the run row, start one monitor for the whole run, take the idle baseline, run the setup
+trials (each a fresh worker) and the generation repeats (one warm worker), writing every finished trial
+at once in its own transaction. Ctrl-C kills the workers and marks the run ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from joulebench.errors import UsageError
+from joulebench.runner.config import RunConfig
+from joulebench.runner.generation import GenerationSession, engine_key, failed_trial, measure_batch
+from joulebench.runner.prepare import Prepared, prepare
+from joulebench.runner.process import WorkerFailed
+from joulebench.store.db import ResultsDB
+
+#: receives ``{"event": ..., ...}`` dicts: run_start (run_id, monitor, prepared), phase (phase, index,
+#: total), trial (kind, index, status, metrics, error), run_end (status)
+Progress = Callable[[dict[str, Any]], None]
+STAGE_IDLE = "idle"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: int
+    status: str  # ok | partial | failed | interrupted
+    summary: dict[str, Any]
+
+
+def _notify(progress: Progress | None, event: str, **info: Any) -> None:
+    if progress is not None:
+        progress({"event": event, **info})
+
+
+def _run_status(trials: list[dict[str, Any]]) -> str:
+    gen = [t for t in trials if t["kind"] == "generation"]
+    if not trials or (gen and not any(t["status"] == "ok" for t in gen)):
+        return "failed"
+    return "ok" if all(t["status"] == "ok" for t in trials) else "partial"
+
+
+class _Run:
+    def __init__(self, p: Prepared, db: ResultsDB, progress: Progress | None, tmp: Path) -> None:
+        self.p = p
+        self.config = p.config
+        self.db = db
+        self.progress = progress
+        self.tmp = tmp
+        self.stage_file = tmp / "stages"
+        self.stage_file.touch()
+        self.env = {"JOULEBENCH_STAGE_FILE": str(self.stage_file)}
+        self.monitor: Any = None
+        self.run_id = 0
+        self.statuses: list[dict[str, Any]] = []  # trial outcomes, for the run status
+
+    def create(self) -> int:
+        from joulebench.runner.environment import collect
+
+        p, w = self.p, self.p.workload
+        self.run_id = self.db.create_run(
+            engine=p.engine,
+            model=p.config.model,
+            model_label=p.model_label,
+            workload=w.name,
+            batch_size=w.batch_size,
+            output_tokens=w.output_tokens,
+            length_mode=w.length_mode,
+            device=p.device,
+            tensor_parallel=self.config.tensor_parallel,
+            sweep_key=self.config.sweep_key,
+            config={**self.config.to_dict(), "resolved": self._resolved()},
+            environment=collect(p.engine),
+            engine_version=None,
+        )
+        return self.run_id
+
+    def _resolved(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        from joulebench.workloads.stats import prompt_length_stats
+
+        return {
+            "workload": asdict(self.p.workload),
+            "model_path": self.p.model_path,
+            "model_source": self.p.model_source,
+            "engine_config": asdict(self.p.engine_config),
+            "prompt_lengths": prompt_length_stats(self.p.requests)
+            if self.p.prompt_tokens is not None
+            else None,
+            "requests": [
+                {"index": r.index, "source_id": r.source_id, "prompt_tokens": r.prompt_tokens}
+                for r in self.p.requests
+            ],
+        }
+
+    def _record(self, trial: Any, stages: Any = (), requests: Any = (), trace: bytes | None = None) -> None:
+        self.db.add_trial(self.run_id, trial, stages, requests, trace)
+        self.statuses.append({"kind": trial.kind, "status": trial.status})
+        _notify(
+            self.progress,
+            "trial",
+            kind=trial.kind,
+            index=trial.repeat_index,
+            status=trial.status,
+            metrics=trial.details.get("metrics"),
+            error=trial.error,
+        )
+
+    def start_monitor(self) -> None:
+        from joulebench.runner.environment import collect
+        from joulebench.runner.monitoring import energy_sources_note, start_monitor, statuses_dicts
+
+        self.monitor = start_monitor(self.config, self.stage_file)
+        env = collect(self.p.engine)
+        env.update(
+            energy_sources=statuses_dicts(self.monitor),
+            energy_note=energy_sources_note(self.monitor),
+            devices_start=_device_info(self.monitor, "start"),
+        )
+        self.environment = env
+        self.db.update_run(self.run_id, environment=env)
+        _notify(self.progress, "run_start", run_id=self.run_id, monitor=self.monitor, prepared=self.p)
+
+    def idle(self) -> None:
+        from joulebench.runner.monitoring import trace_bytes
+        from joulebench.store.rows import TrialRow, stage_rows
+
+        if self.config.idle_s <= 0 or self.environment.get("energy_note"):
+            return  # nothing to take a baseline of
+        _notify(self.progress, "phase", phase="idle", index=0, total=1)
+        started = time.time()
+        t0 = time.monotonic()
+        powers = self.monitor.measure_idle(self.config.idle_s)
+        t1 = time.monotonic()
+        details = {
+            "idle_power_w": {
+                f"{c.value if hasattr(c, 'value') else c}:{d}": w for (c, d), w in powers.items()
+            }
+        }
+        trial = TrialRow("idle", 0, "ok", started, duration_s=t1 - t0, details=details)
+        self._record(
+            trial, stage_rows(self.monitor.window(STAGE_IDLE, t0, t1)), (), trace_bytes(self.monitor, t0, t1)
+        )
+
+    def setup_trials(self) -> None:
+        from joulebench.runner.setup_trial import run_setup_trial
+
+        n = self.config.setup_repeats
+        for k in range(n):
+            _notify(self.progress, "phase", phase="setup", index=k, total=n)
+            trial, stages, trace = run_setup_trial(self.p, k, self.monitor, log_dir=self.tmp, env=self.env)
+            self._record(trial, stages, (), trace)
+            if trial.details.get("usage_error"):
+                raise UsageError(trial.details["usage_error"])
+            version = (trial.details.get("engine_info") or {}).get("version")
+            if version:
+                self.db.update_run(self.run_id, engine_version=version)
+
+    def generation_trials(self, session: GenerationSession) -> None:
+        p, n, timeout = self.p, self.config.repeats, self.config.trial_timeout_s
+        k = 0
+        while k < n:
+            if not session.alive:
+                _notify(self.progress, "phase", phase="engine_start", index=k, total=n)
+                try:
+                    session.start(timeout)
+                except WorkerFailed as exc:
+                    for j in range(k, n):
+                        self._record(failed_trial(j, f"engine start failed: {exc}", time.time(), None))
+                    if exc.usage:
+                        raise UsageError(exc.usage) from None
+                    return
+                if session.engine_info and session.engine_info.get("version"):
+                    self.db.update_run(self.run_id, engine_version=session.engine_info["version"])
+            started = time.time()
+            t0 = time.monotonic()
+            extra: dict[str, Any] = {
+                "worker_start": session.starts,
+                "worker_pid": session.worker.pid if session.worker else None,
+                "engine_info": session.engine_info,
+            }
+            try:
+                if self.config.warmup:
+                    _notify(self.progress, "phase", phase="warmup", index=k, total=n)
+                    warm = session.warm_up(p.requests, p.sampling, timeout)
+                    if warm is not None:
+                        extra["warmup_duration_s"] = warm
+                _notify(self.progress, "phase", phase="generate", index=k, total=n)
+                started, t0 = time.time(), time.monotonic()
+                batch = session.generate(f"repeat-{k}", p.requests, p.sampling, timeout)
+            except WorkerFailed as exc:
+                session.kill()
+                self._record(
+                    failed_trial(k, str(exc), started, time.monotonic() - t0, timed_out=exc.timed_out)
+                )
+                k += 1
+                continue
+            self._record(*measure_batch(p, k, batch, self.monitor, started, extra))
+            k += 1
+
+    def finish(self, status: str) -> None:
+        if self.monitor is not None:
+            try:
+                self.monitor.stop()
+            finally:
+                env = dict(getattr(self, "environment", {}))
+                if env:
+                    env["devices_end"] = _device_info(self.monitor, "end")
+                    self.db.update_run(self.run_id, environment=env)
+        self.db.finish_run(self.run_id, status)
+        _notify(self.progress, "run_end", run_id=self.run_id, status=status)
+
+
+def _device_info(monitor: Any, when: str) -> list[Any]:
+    from dataclasses import asdict, is_dataclass
+
+    info = monitor.device_info().get(when, [])
+    return [asdict(d) if is_dataclass(d) else d for d in info]  # type: ignore[arg-type]
+
+
+def _open_db(db: ResultsDB | str | Path) -> tuple[ResultsDB, bool]:
+    return (db, False) if isinstance(db, ResultsDB) else (ResultsDB(db), True)
+
+
+def _open_existing(db: ResultsDB | str | Path) -> tuple[ResultsDB | None, bool]:
+    """An existing database is opened (and its schema checked) before anything else; a new one is
+    created only once the run's input has been checked, so bad input leaves no empty file behind."""
+    if isinstance(db, ResultsDB):
+        return db, False
+    return (ResultsDB(db), True) if Path(db).exists() else (None, False)
+
+
+def _execute(
+    p: Prepared, db: ResultsDB, progress: Progress | None, session: GenerationSession | None
+) -> RunSummary:
+    from joulebench.runner.summary import summarize_run
+
+    with tempfile.TemporaryDirectory(prefix="joulebench-run-") as tmp:
+        run = _Run(p, db, progress, Path(tmp))
+        run.create()
+        status = "failed"
+        own = session is None
+        if session is None:
+            session = GenerationSession(p.engine, p.engine_config, log_dir=Path(tmp), env=run.env)
+        try:
+            run.start_monitor()
+            run.idle()
+            run.setup_trials()
+            run.generation_trials(session)
+            if own:
+                session.close()
+            status = _run_status(run.statuses)
+        except KeyboardInterrupt:
+            status = "interrupted"
+            session.kill()
+            raise
+        except BaseException:
+            session.kill()
+            raise
+        finally:
+            run.finish(status)
+    return RunSummary(run.run_id, status, summarize_run(db, run.run_id))
+
+
+def execute(
+    config: RunConfig,
+    db: ResultsDB | str | Path,
+    *,
+    progress: Progress | None = None,
+    engine_session: GenerationSession | None = None,
+) -> RunSummary:
+    """Run one benchmark and store it. ``engine_session`` (a started or unstarted session whose engine
+    configuration matches) is reused for the generation repeats and left open for the caller."""
+    store, owned = _open_existing(db)
+    try:
+        p = prepare(config)
+        if engine_session is not None and not engine_session.serves(p.engine, p.engine_config):
+            raise UsageError("engine_session was started for another engine configuration")
+        if store is None:
+            store, owned = _open_db(db)
+        return _execute(p, store, progress, engine_session)
+    finally:
+        if owned and store is not None:
+            store.close()
+
+
+def execute_many(
+    configs: Sequence[RunConfig], db: ResultsDB | str | Path, *, progress: Progress | None = None
+) -> list[RunSummary]:
+    """Run several workloads against one engine start (configs must differ only in workload settings).
+
+    Every config is checked before anything runs. Each config is its own run (its own setup trials
+    too); the generation repeats of all of them share one warm worker, sized for the largest batch.
+    If a crash forces a restart, the fresh worker serves the remaining runs.
+    """
+    store, owned = _open_existing(db)
+    try:
+        prepared = [prepare(c) for c in configs]
+        if not prepared:
+            return []
+        if len({engine_key(p.engine, p.engine_config) for p in prepared}) > 1:
+            raise UsageError(
+                "execute_many needs one engine configuration (engine, model, device, dtype, options)"
+            )
+        if store is None:
+            store, owned = _open_db(db)
+        results: list[RunSummary] = []
+        with tempfile.TemporaryDirectory(prefix="joulebench-session-") as tmp:
+            shared = _shared_engine_config(prepared)
+            with GenerationSession(prepared[0].engine, shared, log_dir=Path(tmp), env={}) as session:
+                for p in prepared:
+                    results.append(_execute(p, store, progress, session))
+        return results
+    finally:
+        if owned and store is not None:
+            store.close()
+
+
+def _shared_engine_config(prepared: Sequence[Prepared]) -> Any:
+    configs = [p.engine_config for p in prepared]
+    batch = max((c.max_batch_size or 0) for c in configs) or None
+    lens = [c.max_model_len for c in configs]
+    max_len = None if any(v is None for v in lens) else max(v for v in lens if v is not None)
+    return replace(configs[0], max_batch_size=batch, max_model_len=max_len)

@@ -1,0 +1,127 @@
+"""A run's summary, computed from what the database holds (so it is the same live and after the fact):
+setup stages (duration, energy per component) and per-repeat generation metrics, each as mean, standard
+deviation, 95 % CI and CV with the stability verdict."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from joulebench.runner.metrics import TOTAL, TOTAL_INCL_ESTIMATED, component_energies, row_items
+from joulebench.runner.stats import summarize
+from joulebench.store.db import ResultsDB
+
+#: Metrics whose stability verdict is shown as a warning (the first present J/token, then throughput).
+KEY_METRICS = (
+    f"j_per_token.{TOTAL}",
+    f"j_per_token.{TOTAL_INCL_ESTIMATED}",
+    "j_per_token.gpu",
+    "tokens_per_s",
+)
+
+
+def _first_line(text: str | None) -> str | None:
+    return text.strip().splitlines()[0] if text and text.strip() else None
+
+
+def _setup(db: ResultsDB, trials: list[dict[str, Any]]) -> dict[str, Any]:
+    durations: dict[str, list[float]] = defaultdict(list)
+    energies: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    estimated: set[str] = set()
+    ok = [t for t in trials if t["status"] == "ok"]
+    for t in ok:
+        by_stage: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in db.stage_energy(t["id"]):
+            by_stage[row["stage"]].append(row)
+        for stage, rows in by_stage.items():
+            # An engine may report one stage in pieces (vLLM's engine_init): each piece is a window.
+            pieces: dict[tuple[float, float], list[dict[str, Any]]] = defaultdict(list)
+            for row in rows:
+                pieces[(row["start_s"], row["end_s"])].append(row)
+            durations[stage].append(sum(end - start for start, end in pieces))
+            totals: dict[str, float] = defaultdict(float)
+            for piece in pieces.values():
+                for comp, (energy, est) in component_energies(row_items(piece)).items():
+                    totals[comp] += energy
+                    if est:
+                        estimated.add(comp)
+            for comp, energy in totals.items():
+                energies[stage][comp].append(energy)
+    return {
+        "trials": len(trials),
+        "ok": len(ok),
+        "cache_state": [t["cache_state"] for t in trials],
+        "compile_cache": [t["compile_cache"] for t in trials],
+        "estimated_components": sorted(estimated),
+        "stages": {
+            stage: {
+                "duration_s": summarize(durations[stage]).to_dict(),
+                "energy_j": {c: summarize(v).to_dict() for c, v in energies[stage].items()},
+            }
+            for stage in durations
+        },
+    }
+
+
+def _generation(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [t for t in trials if t["status"] == "ok"]
+    values: dict[str, list[float]] = defaultdict(list)
+    estimated: set[str] = set()
+    steady_reasons: set[str] = set()
+    for t in ok:
+        metrics = (t.get("details") or {}).get("metrics", {})
+        estimated.update(metrics.get("estimated_components", []))
+        if not metrics.get("steady_available") and metrics.get("steady_reason"):
+            steady_reasons.add(metrics["steady_reason"])
+        for key, value in metrics.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                values[key].append(float(value))
+    return {
+        "repeats": len(trials),
+        "ok": len(ok),
+        "estimated_components": sorted(estimated),
+        "steady_unavailable": sorted(steady_reasons),
+        "metrics": {k: summarize(v).to_dict() for k, v in sorted(values.items())},
+    }
+
+
+def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
+    """Everything `joulebench run` prints at the end (and emits with ``--json``)."""
+    run = db.run(run_id)
+    trials = db.trials(run_id)
+    env = run.get("environment") or {}
+    generation = _generation([t for t in trials if t["kind"] == "generation"])
+    warnings = []
+    if env.get("energy_note"):
+        warnings.append(env["energy_note"])
+    j_per_token_seen = False
+    for key in KEY_METRICS:
+        stat = generation["metrics"].get(key)
+        if not stat or (key.startswith("j_per_token") and j_per_token_seen):
+            continue  # one J/token verdict (the first present) is enough
+        j_per_token_seen = j_per_token_seen or key.startswith("j_per_token")
+        if stat["warning"]:
+            warnings.append(f"{key}: {stat['warning']}")
+    failures = [
+        {"kind": t["kind"], "repeat_index": t["repeat_index"], "error": _first_line(t["error"])}
+        for t in trials
+        if t["status"] != "ok"
+    ]
+    return {
+        "run_id": run_id,
+        "status": run["status"],
+        "engine": run["engine"],
+        "engine_version": run["engine_version"],
+        "model": run["model"],
+        "model_label": run["model_label"],
+        "workload": run["workload"],
+        "batch_size": run["batch_size"],
+        "output_tokens": run["output_tokens"],
+        "length_mode": run["length_mode"],
+        "device": run["device"],
+        "energy_sources": env.get("energy_sources", []),
+        "setup": _setup(db, [t for t in trials if t["kind"] == "setup"]),
+        "generation": generation,
+        "failures": failures,
+        "warnings": warnings,
+    }

@@ -1,0 +1,308 @@
+"""The results database: the runner's writers and simple readers over SQLite.
+
+Durability: WAL journal, ``synchronous=FULL``, and one transaction per finished trial (its trial row,
+stage rows, request rows and trace together), so Ctrl-C or a crash between two trials leaves a consistent
+database holding every finished trial. Readers return plain dicts; ``*_json`` columns come back decoded
+under the name without the suffix (``config``, ``environment``, ``details``, ``itl_s``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from joulebench.errors import StoreError, UsageError
+from joulebench.store.migrate import prepare
+from joulebench.store.rows import RequestRow, StageEnergyRow, TrialRow
+
+DEFAULT_DB = "joulebench.db"
+RUN_STATUSES = ("running", "ok", "partial", "failed", "interrupted")
+_RUN_FILTER_COLUMNS = (
+    "id",
+    "engine",
+    "engine_version",
+    "model",
+    "model_label",
+    "workload",
+    "batch_size",
+    "output_tokens",
+    "length_mode",
+    "device",
+    "tensor_parallel",
+    "status",
+    "sweep_key",
+)
+_RUN_UPDATABLE = ("engine_version", "model_label", "environment_json", "config_json")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str, allow_nan=False, separators=(",", ":"), sort_keys=True)
+
+
+def _clean(value: Any) -> Any:
+    # SQLite stores NaN as NULL anyway; make that explicit so JSON and REAL columns agree.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+class ResultsDB:
+    """``ResultsDB(path)`` opens (creating or migrating) a results database; use it as a context manager."""
+
+    def __init__(self, path: str | Path = DEFAULT_DB) -> None:
+        from joulebench import __version__
+
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"--db {self.path} is a directory, not a database file")
+        if not self.path.parent.exists():
+            raise StoreError(f"--db {self.path}: folder {self.path.parent} does not exist")
+        try:
+            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a joulebench results database ({exc})") from None
+        if mode is None or str(mode[0]).lower() != "wal":  # pragma: no cover - e.g. a read-only folder
+            raise StoreError(f"{self.path}: cannot use WAL journaling here ({mode and mode[0]})")
+        self._conn.execute("PRAGMA synchronous = FULL")
+        try:
+            self.schema_version = prepare(self._conn, self.path, __version__)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # -- life cycle ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ResultsDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # -- writers ------------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        engine: str,
+        model: str,
+        workload: str,
+        batch_size: int,
+        output_tokens: int,
+        length_mode: str,
+        device: str,
+        config: Mapping[str, Any],
+        environment: Mapping[str, Any],
+        tensor_parallel: int = 1,
+        engine_version: str | None = None,
+        model_label: str | None = None,
+        sweep_key: str | None = None,
+    ) -> int:
+        """Insert a run with status ``running``; returns its id."""
+        from joulebench import __version__
+
+        with self._transaction() as c:
+            cur = c.execute(
+                "INSERT INTO runs (created_unix_s, status, engine, engine_version, model, model_label,"
+                " workload, batch_size, output_tokens, length_mode, device, tensor_parallel,"
+                " joulebench_version, sweep_key, config_json, environment_json)"
+                " VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    time.time(),
+                    engine,
+                    engine_version,
+                    model,
+                    model_label,
+                    workload,
+                    batch_size,
+                    output_tokens,
+                    length_mode,
+                    device,
+                    tensor_parallel,
+                    __version__,
+                    sweep_key,
+                    _json(_clean(dict(config))),
+                    _json(_clean(dict(environment))),
+                ),
+            )
+            return int(cur.lastrowid or 0)
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        """Change ``engine_version``, ``model_label``, ``environment`` or ``config`` of a run."""
+        sets: dict[str, Any] = {}
+        for key, value in fields.items():
+            column = f"{key}_json" if key in ("environment", "config") else key
+            if column not in _RUN_UPDATABLE:
+                raise ValueError(f"runs.{key} cannot be updated")
+            sets[column] = _json(_clean(value)) if column.endswith("_json") else value
+        if not sets:
+            return
+        assignments = ", ".join(f"{k} = ?" for k in sets)
+        with self._transaction() as c:
+            c.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*sets.values(), run_id))
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        if status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        with self._transaction() as c:
+            c.execute(
+                "UPDATE runs SET status = ?, finished_unix_s = ? WHERE id = ?", (status, time.time(), run_id)
+            )
+
+    def add_trial(
+        self,
+        run_id: int,
+        trial: TrialRow,
+        stages: Sequence[StageEnergyRow] = (),
+        requests: Sequence[RequestRow] = (),
+        trace_jsonl_gz: bytes | None = None,
+    ) -> int:
+        """Write one finished (or failed) trial with everything that belongs to it, atomically."""
+        with self._transaction() as c:
+            cur = c.execute(
+                "INSERT INTO trials (run_id, kind, repeat_index, status, error, started_unix_s, duration_s,"
+                " cache_state, compile_cache, n_requests, prompt_tokens, output_tokens, details_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    trial.kind,
+                    trial.repeat_index,
+                    trial.status,
+                    trial.error,
+                    trial.started_unix_s,
+                    _clean(trial.duration_s),
+                    trial.cache_state,
+                    trial.compile_cache,
+                    trial.n_requests,
+                    trial.prompt_tokens,
+                    trial.output_tokens,
+                    _json(_clean(trial.details)),
+                ),
+            )
+            trial_id = int(cur.lastrowid or 0)
+            c.executemany(
+                "INSERT INTO stage_energy (trial_id, stage, component, device, start_s, end_s, energy_j,"
+                " avg_power_w, peak_power_w, idle_power_w, above_idle_energy_j, method, estimated, flags)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        trial_id,
+                        s.stage,
+                        s.component,
+                        s.device,
+                        s.start_s,
+                        s.end_s,
+                        _clean(s.energy_j),
+                        _clean(s.avg_power_w),
+                        _clean(s.peak_power_w),
+                        _clean(s.idle_power_w),
+                        _clean(s.above_idle_energy_j),
+                        s.method,
+                        int(s.estimated),
+                        ",".join(s.flags),
+                    )
+                    for s in stages
+                ],
+            )
+            c.executemany(
+                "INSERT INTO requests (trial_id, request_index, prompt_tokens, output_tokens, finish_reason,"
+                " ttft_s, tpot_s, e2e_s, itl_json, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        trial_id,
+                        r.request_index,
+                        r.prompt_tokens,
+                        r.output_tokens,
+                        r.finish_reason,
+                        _clean(r.ttft_s),
+                        _clean(r.tpot_s),
+                        _clean(r.e2e_s),
+                        _json(_clean(list(r.itl_s))) if r.itl_s else None,
+                        r.error,
+                    )
+                    for r in requests
+                ],
+            )
+            if trace_jsonl_gz is not None:
+                c.execute("INSERT INTO traces VALUES (?, 'jsonl.gz', ?)", (trial_id, trace_jsonl_gz))
+            return trial_id
+
+    # -- readers ------------------------------------------------------------------------------------
+
+    def runs(self, filter: Mapping[str, Any] | None = None, **where: Any) -> list[dict[str, Any]]:
+        """Runs whose columns equal every given value, oldest first: ``db.runs(engine="vllm")``."""
+        conditions = {**(filter or {}), **where}
+        unknown = sorted(set(conditions) - set(_RUN_FILTER_COLUMNS))
+        if unknown:
+            raise UsageError(
+                f"unknown run filter {', '.join(unknown)}; known: {', '.join(_RUN_FILTER_COLUMNS)}"
+            )
+        sql = "SELECT * FROM runs"
+        if conditions:
+            sql += " WHERE " + " AND ".join(f"{k} = ?" for k in conditions)
+        return self._rows(sql + " ORDER BY id", tuple(conditions.values()))
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        rows = self._rows("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise StoreError(f"no run {run_id} in {self.path}")
+        return rows[0]
+
+    def trials(self, run_id: int, kind: str | None = None) -> list[dict[str, Any]]:
+        if kind is None:
+            return self._rows("SELECT * FROM trials WHERE run_id = ? ORDER BY id", (run_id,))
+        return self._rows("SELECT * FROM trials WHERE run_id = ? AND kind = ? ORDER BY id", (run_id, kind))
+
+    def stage_energy(self, trial_id: int) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM stage_energy WHERE trial_id = ? ORDER BY id", (trial_id,))
+
+    def requests(self, trial_id: int) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM requests WHERE trial_id = ? ORDER BY request_index", (trial_id,))
+
+    def trace(self, trial_id: int) -> list[dict[str, Any]]:
+        """The decoded trace lines of a trial ([] when it has none)."""
+        import gzip
+
+        row = self._conn.execute("SELECT format, data FROM traces WHERE trial_id = ?", (trial_id,)).fetchone()
+        if row is None:
+            return []
+        if row["format"] != "jsonl.gz":
+            raise StoreError(f"trace of trial {trial_id} has unknown format {row['format']!r}")
+        return [
+            json.loads(line) for line in gzip.decompress(row["data"]).decode().splitlines() if line.strip()
+        ]
+
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        out = []
+        for row in self._conn.execute(sql, params):
+            d = dict(row)
+            for key in [k for k in d if k.endswith("_json")]:
+                raw = d.pop(key)
+                d["itl_s" if key == "itl_json" else key[: -len("_json")]] = json.loads(raw) if raw else None
+            out.append(d)
+        return out

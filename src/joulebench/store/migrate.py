@@ -1,0 +1,75 @@
+"""Opening a results database: create it, check its schema version, bring an older one up to date.
+
+A database written by a newer joulebench is refused (:class:`StoreError`, exit 2) rather than misread.
+Each schema change adds one step to :data:`MIGRATIONS` (version ``k`` -> ``k + 1``) and bumps
+:data:`~joulebench.store.schema.SCHEMA_VERSION`; steps run in one transaction, so a failed migration
+leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from joulebench.errors import StoreError
+from joulebench.store.schema import DDL, SCHEMA_VERSION
+
+#: version k -> the step that turns a version-k database into version k + 1
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+
+
+def schema_version(conn: sqlite3.Connection) -> int | None:
+    """The stored schema version, ``None`` for an empty database."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables:
+        return None
+    if "meta" not in tables:
+        raise StoreError("not a joulebench results database (no meta table)")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None or not str(row[0]).isdigit():
+        raise StoreError("not a joulebench results database (no schema version)")
+    return int(row[0])
+
+
+def prepare(conn: sqlite3.Connection, path: Path, joulebench_version: str) -> int:
+    """Create the schema in an empty database or migrate an older one; return the version now stored."""
+    try:
+        version = schema_version(conn)
+    except StoreError as exc:
+        raise StoreError(f"{path} is {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} is not a joulebench results database ({exc})") from None
+    if version is not None and version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} has schema version {version}, newer than this joulebench's {SCHEMA_VERSION}: "
+            "upgrade joulebench or use another --db"
+        )
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if version is None:
+            for statement in _statements(DDL):
+                conn.execute(statement)
+            conn.execute("INSERT INTO meta VALUES ('created_by', ?)", (joulebench_version,))
+            version = SCHEMA_VERSION
+        while version < SCHEMA_VERSION:
+            if version not in MIGRATIONS:
+                raise StoreError(f"{path} has schema version {version} and no migration to {version + 1}")
+            MIGRATIONS[version](conn)
+            version += 1
+        conn.execute(
+            "INSERT INTO meta VALUES ('schema_version', ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (str(version),),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return version
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would commit the open transaction; run the DDL statement by statement instead.
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -1,0 +1,122 @@
+"""Cells of a sweep (engine x model x workload), their stable keys, and their grouping into engine starts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from joulebench.runner.config import RunConfig
+from joulebench.sweep.plan import WORKLOAD_FIELDS, EngineEntry, Plan, WorkloadEntry
+
+KEY_LENGTH = 16  # hex digits of sha256: collisions are negligible at any plausible plan size
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One resolved configuration of a plan; ``config.sweep_key`` identifies it across sweeps."""
+
+    config: RunConfig
+    engine: EngineEntry
+    workload: WorkloadEntry
+
+    @property
+    def key(self) -> str:
+        assert self.config.sweep_key is not None
+        return self.config.sweep_key
+
+    @property
+    def group_key(self) -> str:
+        return group_key(self.config, self.engine.variant)
+
+
+@dataclass(frozen=True)
+class Group:
+    """Cells that one engine start can serve: equal in everything but the workload."""
+
+    key: str
+    cells: tuple[Cell, ...]
+
+    @property
+    def engine(self) -> EngineEntry:
+        return self.cells[0].engine
+
+    @property
+    def configs(self) -> list[RunConfig]:
+        return [c.config for c in self.cells]
+
+    @property
+    def num_gpus(self) -> int:
+        first = self.cells[0].config
+        return first.tensor_parallel if first.device == "cuda" else 0
+
+
+def sweep_key(config: RunConfig, variant: str | None) -> str:
+    """A hash of the resolved configuration (without its own key), the same on every machine and run."""
+    return _digest({k: v for k, v in config.to_dict().items() if k != "sweep_key"}, variant)
+
+
+def group_key(config: RunConfig, variant: str | None) -> str:
+    engine_start = {k: v for k, v in config.to_dict().items() if k not in (*WORKLOAD_FIELDS, "sweep_key")}
+    return _digest(engine_start, variant)
+
+
+def _digest(data: dict[str, Any], variant: str | None) -> str:
+    payload = {"config": data, "variant": variant}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
+
+
+def resolve_device(device: str, gpus: int) -> str:
+    """``auto`` becomes ``cuda`` where GPUs are visible, else ``cpu``: a cell's key says where it ran."""
+    if device != "auto":
+        return device
+    return "cuda" if gpus > 0 else "cpu"
+
+
+def local_path(name: str, base_dir: Path) -> str:
+    """A model or workload named by a path is made absolute (relative to the plan); names stay as they are."""
+    looks_like_path = name.startswith(("/", "./", "../", "~")) or name.endswith((".yaml", ".yml"))
+    candidate = (base_dir / Path(name).expanduser()).resolve()
+    if looks_like_path or candidate.exists():
+        return str(candidate)
+    return name
+
+
+def expand(plan: Plan, gpus: int) -> list[Cell]:
+    """Every cell of ``plan``, engines outermost then models then workloads (the order they run in)."""
+    cells: list[Cell] = []
+    for engine in plan.engines:
+        for model in plan.models:
+            for workload in plan.workloads:
+                cells.append(_cell(plan, engine, model, workload, gpus))
+    return cells
+
+
+def _cell(plan: Plan, engine: EngineEntry, model: str, workload: WorkloadEntry, gpus: int) -> Cell:
+    settings: dict[str, Any] = {
+        **plan.defaults,
+        "repeats": plan.repeats,
+        "setup_repeats": plan.setup_repeats,
+        "device": resolve_device(engine.device or plan.device, gpus),
+        "dtype": engine.dtype or plan.dtype,
+        "engine": engine.name,
+        "engine_options": dict(engine.options),
+        "tensor_parallel": engine.tensor_parallel,
+        "model": local_path(model, plan.base_dir),
+        "workload": local_path(workload.name, plan.base_dir),
+        **workload.overrides,
+    }
+    config = RunConfig(**settings)
+    keyed = replace(config, sweep_key=sweep_key(config, engine.variant))
+    return Cell(config=keyed, engine=engine, workload=workload)
+
+
+def group(cells: list[Cell]) -> list[Group]:
+    """Cells grouped by engine start, in first-appearance order."""
+    by_key: dict[str, list[Cell]] = {}
+    for cell in cells:
+        by_key.setdefault(cell.group_key, []).append(cell)
+    return [Group(key=k, cells=tuple(v)) for k, v in by_key.items()]

@@ -1,0 +1,63 @@
+"""``--dry-run``: the trials a sweep would run, and how long they would take."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from joulebench.sweep.cells import Cell, group
+from joulebench.sweep.estimate import cell_estimate, format_duration, trial_times
+from joulebench.sweep.outcome import short_model
+
+if TYPE_CHECKING:
+    from joulebench.store.db import ResultsDB
+
+COLUMNS = (
+    "engine", "model", "workload", "device", "tp", "setup", "repeats", "estimate", "from", "key", "state",
+)  # fmt: skip
+
+
+def dry_run_lines(cells: Sequence[Cell], finished: set[str], db: ResultsDB | None) -> list[str]:
+    """A table of cells (one engine start per group), then the totals. ``finished`` cells are listed but
+    not counted: ``--resume`` would skip them."""
+    groups = group([c for c in cells if c.key not in finished])
+    first_of_group = {g.cells[0].key for g in groups}
+    rows: list[tuple[str, ...]] = []
+    total_s = 0.0
+    setups = repeats = 0
+    for cell in cells:
+        cfg = cell.config
+        done = cell.key in finished
+        est = cell_estimate(trial_times(db, cfg), cfg, engine_start=cell.key in first_of_group)
+        if not done:
+            total_s += est.duration_s
+            setups += cfg.setup_repeats
+            repeats += cfg.repeats
+        rows.append(
+            (
+                cell.engine.label,
+                short_model(cfg.model),
+                cell.workload.label,
+                cfg.device,
+                str(cfg.tensor_parallel),
+                str(cfg.setup_repeats),
+                str(cfg.repeats),
+                "-" if done else format_duration(est.duration_s),
+                "-" if done else est.source,
+                cell.key,
+                "done" if done else "pending",
+            )
+        )
+    lines = _table(rows)
+    todo = len(cells) - len([c for c in cells if c.key in finished])
+    lines.append(
+        f"{len(cells)} cells ({todo} to run) in {len(groups)} engine start(s): {setups} setup trial(s), "
+        f"{repeats} generation repeat(s); estimated {format_duration(total_s)}"
+    )
+    return lines
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in rows)) for i in range(len(COLUMNS))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [fmt.format(*COLUMNS).rstrip(), *(fmt.format(*r).rstrip() for r in rows)]

@@ -1,0 +1,38 @@
+"""The local executor: groups one after another in this process, each pinned to the GPUs it needs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from joulebench.sweep.cells import Group
+from joulebench.sweep.gpus import pinned, visible_gpu_ids
+from joulebench.sweep.group_run import run_group
+from joulebench.sweep.outcome import Outcome, Say, describe, settle
+
+
+class LocalExecutor:
+    name = "local"
+
+    def gpus_per_node(self) -> int:
+        return len(visible_gpu_ids())
+
+    def run(self, groups: list[Group], db: Any, max_retries: int, say: Say) -> list[Outcome]:
+        started = time.time()
+        outcomes: list[Outcome] = []
+        for group in groups:
+            pending = list(group.cells)
+            attempt = 0
+            while pending:
+                attempt += 1
+                with pinned(group.num_gpus):
+                    error = run_group([c.config for c in pending], db)
+                settled = settle(db, pending, attempt, max_retries, error, started)
+                for outcome in settled.outcomes:
+                    say(describe(outcome))
+                outcomes += settled.outcomes
+                pending = settled.retry
+        return outcomes
+
+    def close(self) -> None:
+        """Nothing to release: the runner stops its engines itself."""

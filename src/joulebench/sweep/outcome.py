@@ -1,0 +1,84 @@
+"""What became of each cell, and the retry rule both executors share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from joulebench.sweep.cells import Cell
+from joulebench.sweep.failures import has_run_since, record_failure
+from joulebench.sweep.state import finished_keys
+
+if TYPE_CHECKING:
+    from joulebench.store.db import ResultsDB
+
+OK = "ok"
+FAILED = "failed"
+SKIPPED = "skipped"  # finished by an earlier sweep (--resume)
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    cell: Cell
+    status: str  # ok | failed | skipped
+    attempts: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Settled:
+    outcomes: list[Outcome]  # cells that need no further attempt
+    retry: list[Cell]  # cells to run again
+
+
+def settle(
+    db: ResultsDB, cells: list[Cell], attempt: int, max_retries: int, error: str | None, since_unix_s: float
+) -> Settled:
+    """After attempt number ``attempt`` (1-based) of ``cells``: which finished, which get another try
+    (at most ``max_retries`` after the first), which are given up as failed. A cell given up without any
+    run since ``since_unix_s`` (it failed before the runner wrote one) is recorded as a failed run."""
+    done = finished_keys(db, [c.key for c in cells])
+    outcomes: list[Outcome] = []
+    retry: list[Cell] = []
+    for cell in cells:
+        if cell.key in done:
+            outcomes.append(Outcome(cell, OK, attempt))
+        elif attempt <= max_retries:
+            retry.append(cell)
+        else:
+            reason = error or _last_error(db, cell.key) or "the run did not finish ok"
+            if not has_run_since(db, cell.key, since_unix_s):
+                record_failure(db, cell, reason, attempt)
+            outcomes.append(Outcome(cell, FAILED, attempt, reason))
+    return Settled(outcomes, retry)
+
+
+def _last_error(db: ResultsDB, key: str) -> str | None:
+    """The first failed trial's error of the cell's latest run, for the one-line report."""
+    runs = db.runs(sweep_key=key)
+    if not runs:
+        return None
+    for trial in db.trials(runs[-1]["id"]):
+        if trial["status"] != "ok" and trial["error"]:
+            return str(trial["error"]).strip().splitlines()[0]
+    return f"run ended {runs[-1]['status']}"
+
+
+def short_model(model: str) -> str:
+    """A model folder by its name; presets and hub IDs as written."""
+    return Path(model).name if Path(model).is_absolute() else model
+
+
+def describe(outcome: Outcome) -> str:
+    c = outcome.cell
+    what = f"{c.engine.label} {short_model(c.config.model)} {c.workload.label} [{c.key}]"
+    if outcome.status == FAILED:
+        return f"failed  {what} after {outcome.attempts} attempt(s): {outcome.error}"
+    if outcome.status == SKIPPED:
+        return f"skipped {what} (finished earlier)"
+    retried = f" (attempt {outcome.attempts})" if outcome.attempts > 1 else ""
+    return f"ok      {what}{retried}"

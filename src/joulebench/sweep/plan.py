@@ -1,0 +1,279 @@
+"""A sweep plan: which engines, models and workloads to cross, read from YAML and checked key by key.
+
+Parsing collects every problem (unknown keys, wrong types) instead of stopping at the first, so that a
+user fixes a plan in one pass; :class:`PlanError` carries them one line each.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from joulebench.errors import UsageError
+from joulebench.runner.config import RunConfig
+
+# Fields a cell takes from its engine, model and workload entries; `defaults` may not set them.
+CELL_FIELDS = frozenset({"engine", "model", "workload", "sweep_key", "engine_options", "tensor_parallel"})
+# RunConfig fields that describe the workload: cells differing only in these share one engine start.
+WORKLOAD_FIELDS = ("workload", "batch_size", "output_tokens", "length_mode", "dataset")
+
+TOP_KEYS = frozenset(
+    {"name", "description", "engines", "models", "workloads", "repeats", "setup_repeats", "device"}
+    | {"dtype", "defaults"}
+)
+ENGINE_RUN_FIELDS = ("tensor_parallel", "device", "dtype")
+ENGINE_KEYS = frozenset({"name", "variant", "options", "tensor_parallel", "device", "dtype", "num_cpus"})
+WORKLOAD_KEYS = frozenset({"name", *WORKLOAD_FIELDS[1:]})
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class PlanError(UsageError):
+    """A plan that cannot run; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class EngineEntry:
+    name: str
+    variant: str | None = None  # a label telling apart two entries of one engine (e.g. eager, compiled)
+    options: dict[str, Any] = field(default_factory=dict)
+    tensor_parallel: int = 1
+    device: str | None = None  # None: the plan's
+    dtype: str | None = None  # None: the plan's
+    num_cpus: float = 1.0  # CPU cores a Ray task of this engine reserves
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.variant}" if self.variant else self.name
+
+
+@dataclass(frozen=True)
+class WorkloadEntry:
+    name: str
+    overrides: dict[str, Any] = field(default_factory=dict)  # batch_size, output_tokens, ...
+
+    @property
+    def label(self) -> str:
+        extra = ",".join(f"{k}={v}" for k, v in sorted(self.overrides.items()))
+        return f"{self.name}[{extra}]" if extra else self.name
+
+
+@dataclass(frozen=True)
+class Plan:
+    engines: tuple[EngineEntry, ...]
+    models: tuple[str, ...]
+    workloads: tuple[WorkloadEntry, ...]
+    repeats: int = 3
+    setup_repeats: int = 1
+    device: str = "auto"
+    dtype: str = "auto"
+    defaults: dict[str, Any] = field(default_factory=dict)  # any other RunConfig field
+    name: str = "sweep"
+    base_dir: Path = Path(".")  # relative model and workload paths are taken from here
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and check a plan file; raise :class:`PlanError` listing every problem."""
+    import yaml
+
+    if not path.is_file():
+        raise UsageError(f"plan file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise UsageError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+    return parse_plan(data, base_dir=path.resolve().parent, source=str(path))
+
+
+def parse_plan(data: Any, base_dir: Path, source: str = "plan") -> Plan:
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise PlanError([f"{source}: a plan is a mapping with engines, models and workloads"])
+    _unknown(data, TOP_KEYS, source, problems)
+    for key in ("engines", "models", "workloads"):
+        if not data.get(key):
+            problems.append(f"{source}: '{key}' is missing or empty")
+    engines = tuple(
+        e for i, raw in enumerate(_as_list(data.get("engines"), f"{source}: engines", problems))
+        if (e := _engine(raw, f"{source}: engines[{i}]", problems)) is not None
+    )  # fmt: skip
+    models = tuple(
+        m for i, raw in enumerate(_as_list(data.get("models"), f"{source}: models", problems))
+        if (m := _model(raw, f"{source}: models[{i}]", problems)) is not None
+    )  # fmt: skip
+    workloads = tuple(
+        w for i, raw in enumerate(_as_list(data.get("workloads"), f"{source}: workloads", problems))
+        if (w := _workload(raw, f"{source}: workloads[{i}]", problems)) is not None
+    )  # fmt: skip
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        problems.append(f"{source}: defaults must be a mapping of run settings")
+        defaults = {}
+    for key, value in defaults.items():
+        if key in CELL_FIELDS:
+            problems.append(f"{source}: defaults.{key} is set per engine, model or workload, not in defaults")
+        else:
+            check_field(key, value, f"{source}: defaults.{key}", problems)
+    scalars = {k: data[k] for k in ("repeats", "setup_repeats", "device", "dtype") if k in data}
+    for key, value in scalars.items():
+        check_field(key, value, f"{source}: {key}", problems)
+    name = data.get("name", "sweep")
+    if not isinstance(name, str):
+        problems.append(f"{source}: name must be a string")
+    _check_labels(engines, source, problems)
+    if problems:
+        raise PlanError(problems)
+    return Plan(
+        engines=engines,
+        models=models,
+        workloads=workloads,
+        repeats=scalars.get("repeats", RunConfig.repeats),
+        setup_repeats=scalars.get("setup_repeats", RunConfig.setup_repeats),
+        device=scalars.get("device", "auto"),
+        dtype=scalars.get("dtype", "auto"),
+        defaults=dict(defaults),
+        name=str(name),
+        base_dir=base_dir,
+    )
+
+
+def _as_list(value: Any, where: str, problems: list[str]) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.append(f"{where} must be a list")
+        return []
+    return value
+
+
+def _unknown(raw: dict[str, Any], allowed: frozenset[str], where: str, problems: list[str]) -> None:
+    for key in raw:
+        if key not in allowed:
+            problems.append(f"{where}: unknown key '{key}' (allowed: {', '.join(sorted(allowed))})")
+
+
+def _engine(raw: Any, where: str, problems: list[str]) -> EngineEntry | None:
+    if isinstance(raw, str):
+        return EngineEntry(name=raw)
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        problems.append(f"{where}: an engine is a name or a mapping with 'name'")
+        return None
+    _unknown(raw, ENGINE_KEYS, where, problems)
+    options = raw.get("options") or {}
+    if not isinstance(options, dict):
+        problems.append(f"{where}.options must be a mapping")
+        options = {}
+    variant = raw.get("variant")
+    if variant is not None and not isinstance(variant, str):
+        problems.append(f"{where}.variant must be a string")
+    # a list, not a generator: all() would stop at the first bad field and hide the others
+    ok = all([check_field(k, raw[k], f"{where}.{k}", problems) for k in ENGINE_RUN_FIELDS if k in raw])
+    num_cpus = raw.get("num_cpus", 1.0)
+    if isinstance(num_cpus, bool) or not isinstance(num_cpus, (int, float)) or num_cpus <= 0:
+        problems.append(f"{where}.num_cpus must be a positive number")
+        ok = False
+    if not ok:
+        return None
+    return EngineEntry(
+        name=raw["name"],
+        variant=variant,
+        options=dict(options),
+        tensor_parallel=raw.get("tensor_parallel", 1),
+        device=raw.get("device"),
+        dtype=raw.get("dtype"),
+        num_cpus=float(num_cpus),
+    )
+
+
+def _model(raw: Any, where: str, problems: list[str]) -> str | None:
+    if isinstance(raw, str) and raw.strip():
+        return raw.strip()
+    problems.append(f"{where}: a model is a preset name, a local folder or a hub ID (a string)")
+    return None
+
+
+def _workload(raw: Any, where: str, problems: list[str]) -> WorkloadEntry | None:
+    if isinstance(raw, str) and raw.strip():
+        return WorkloadEntry(name=raw.strip())
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        problems.append(f"{where}: a workload is a preset name or YAML file, or a mapping with 'name'")
+        return None
+    _unknown(raw, WORKLOAD_KEYS, where, problems)
+    overrides = {k: v for k, v in raw.items() if k != "name" and k in WORKLOAD_KEYS}
+    if not all([check_field(k, v, f"{where}.{k}", problems) for k, v in overrides.items()]):
+        return None
+    return WorkloadEntry(name=raw["name"], overrides=overrides)
+
+
+def _check_labels(engines: tuple[EngineEntry, ...], source: str, problems: list[str]) -> None:
+    seen: set[str] = set()
+    for e in engines:
+        if e.label in seen:
+            problems.append(f"{source}: engine '{e.label}' is listed twice; give each a distinct 'variant'")
+        seen.add(e.label)
+
+
+def check_field(name: str, value: Any, where: str, problems: list[str]) -> bool:
+    """Check ``value`` against the type of RunConfig's field ``name``; append a problem if it does not fit."""
+    hints = _run_config_hints()
+    if name not in hints:
+        problems.append(f"{where}: unknown run setting '{name}'")
+        return False
+    if name == "device" and value not in DEVICES:
+        problems.append(f"{where}: must be one of {', '.join(DEVICES)}, not {value!r}")
+        return False
+    if not _fits(value, hints[name]):
+        problems.append(f"{where}: {value!r} is not a valid value (expected {_describe(hints[name])})")
+        return False
+    if name in ("repeats", "tensor_parallel") and value < 1:
+        problems.append(f"{where}: must be at least 1")
+        return False
+    if name in ("setup_repeats", "batch_size", "output_tokens") and value is not None and value < 0:
+        problems.append(f"{where}: must not be negative")
+        return False
+    return True
+
+
+def _run_config_hints() -> dict[str, Any]:
+    return typing.get_type_hints(RunConfig)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or type(hint).__name__ == "UnionType":
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is typing.Literal:
+        return " or ".join(repr(a) for a in typing.get_args(hint))
+    args = typing.get_args(hint)
+    if args and typing.get_origin(hint) is not dict:
+        return " or ".join(_describe(a) for a in args)
+    return "none" if hint is type(None) else getattr(hint, "__name__", str(hint))
+
+
+def run_config_field_names() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(RunConfig))

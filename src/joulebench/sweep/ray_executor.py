@@ -1,0 +1,98 @@
+"""The Ray executor: each group of cells is one Ray task, placed on a node with the GPUs it needs.
+
+Each node measures its own power sources: the task runs the runner there into a node-local temporary
+database and returns the rows of its runs as plain dicts (:mod:`joulebench.sweep.transfer`). The driver
+alone writes the main database, as each task finishes, so a driver stopped mid-sweep keeps every group
+already returned and ``--resume`` runs only the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from joulebench.errors import UsageError, require
+from joulebench.runner.config import RunConfig
+from joulebench.sweep.cells import Cell, Group
+from joulebench.sweep.group_run import run_group
+from joulebench.sweep.outcome import Outcome, Say, describe, settle
+from joulebench.sweep.transfer import export_runs, import_runs
+
+
+def run_group_on_node(config_dicts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The body of a Ray task: run one group on this node and return its rows (picklable, no handles)."""
+    from joulebench.store.db import ResultsDB
+
+    configs = [RunConfig(**d) for d in config_dicts]
+    with tempfile.TemporaryDirectory(prefix="joulebench-node-") as tmp:
+        db = ResultsDB(Path(tmp) / "node.db")
+        try:
+            error = run_group(configs, db)
+            runs = export_runs(db)
+        finally:
+            db.close()
+    return {"node": socket.gethostname(), "runs": runs, "error": error}
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, address: str | None = None) -> None:
+        self.ray = require("ray", extra="ray")
+        # Without an address, ray.init() joins the cluster named by RAY_ADDRESS or starts a private one.
+        try:
+            self.ray.init(address=address, logging_level=logging.WARNING, include_dashboard=False)
+        except ConnectionError as exc:
+            raise UsageError(f"cannot reach the Ray cluster at {address}: {exc}") from exc
+
+    def gpus_per_node(self) -> int:
+        """GPUs of the largest alive node: a task's tensor-parallel GPUs must all be on one node."""
+        nodes = [n for n in self.ray.nodes() if n.get("Alive")]
+        return max((int(n.get("Resources", {}).get("GPU", 0)) for n in nodes), default=0)
+
+    def run(self, groups: list[Group], db: Any, max_retries: int, say: Say) -> list[Outcome]:
+        started = time.time()
+        remote = self.ray.remote(run_group_on_node)
+        in_flight: dict[Any, tuple[Group, list[Cell], int]] = {}
+
+        def submit(group: Group, cells: list[Cell], attempt: int) -> None:
+            # Ray must not retry on its own: a retry here counts against --max-retries.
+            task = remote.options(
+                num_gpus=group.num_gpus, num_cpus=group.engine.num_cpus, max_retries=0, name=_task_name(group)
+            )
+            in_flight[task.remote([c.config.to_dict() for c in cells])] = (group, cells, attempt)
+
+        for group in groups:
+            submit(group, list(group.cells), 1)
+        outcomes: list[Outcome] = []
+        while in_flight:
+            ready, _ = self.ray.wait(list(in_flight), num_returns=1)
+            group, cells, attempt = in_flight.pop(ready[0])
+            error = self._collect(ready[0], db)
+            settled = settle(db, cells, attempt, max_retries, error, started)
+            for outcome in settled.outcomes:
+                say(describe(outcome))
+            outcomes += settled.outcomes
+            if settled.retry:
+                submit(group, settled.retry, attempt + 1)
+        return outcomes
+
+    def _collect(self, ref: Any, db: Any) -> str | None:
+        try:
+            result = self.ray.get(ref)
+        except self.ray.exceptions.RayError as exc:  # the task or its worker died: its cells failed
+            return f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+        import_runs(db, result["runs"])
+        return result["error"]
+
+    def close(self) -> None:
+        self.ray.shutdown()
+
+
+def _task_name(group: Group) -> str:
+    first = group.cells[0]
+    return f"joulebench:{first.engine.label}:{Path(first.config.model).name}"

@@ -1,0 +1,144 @@
+"""`joulebench run` end to end on real engines (transformers on the tiny Llama; vLLM CPU, slow)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from joulebench.store.db import ResultsDB
+
+SETUP_STAGES = {"import", "engine_init", "model_load", "first_token", "setup"}
+
+
+def _joulebench(
+    *args: str, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "joulebench", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _check_run(db_path: Path, batch: int, tokens: int, repeats: int) -> dict[str, object]:
+    with ResultsDB(db_path) as db:
+        (run,) = db.runs()
+        trials = db.trials(run["id"])
+        setup = [t for t in trials if t["kind"] == "setup"]
+        gen = [t for t in trials if t["kind"] == "generation"]
+        assert [t["status"] for t in setup] == ["ok"]
+        assert [t["status"] for t in gen] == ["ok"] * repeats
+        assert setup[0]["cache_state"] in ("warm", "cold", "partial")
+        stages = {r["stage"] for r in db.stage_energy(setup[0]["id"])}
+        assert stages >= SETUP_STAGES
+        setup_rows = {r["stage"]: r for r in db.stage_energy(setup[0]["id"])}
+        assert setup_rows["setup"]["start_s"] <= setup_rows["import"]["start_s"]
+        assert setup_rows["model_load"]["end_s"] <= setup_rows["first_token"]["end_s"]
+        assert setup_rows["setup"]["end_s"] == pytest.approx(setup_rows["first_token"]["end_s"])
+        for t in gen:
+            assert t["output_tokens"] == batch * tokens  # fixed mode, counted from token IDs
+            assert t["n_requests"] == batch
+            assert "generate" in {r["stage"] for r in db.stage_energy(t["id"])}
+            reqs = db.requests(t["id"])
+            assert [r["output_tokens"] for r in reqs] == [tokens] * batch
+            assert all(r["prompt_tokens"] and r["prompt_tokens"] > 0 for r in reqs)
+            assert t["details"]["metrics"]["tokens_per_s"] > 0
+        assert run["status"] == "ok" and run["engine_version"]
+        assert run["environment"]["hostname"] and run["environment"]["python"]
+        return run
+
+
+def test_run_transformers_through_the_cli(tiny_llama: Path, tmp_path: Path) -> None:
+    db = tmp_path / "results.db"
+    proc = _joulebench(
+        "run", "--engine", "transformers", "--model", str(tiny_llama), "--workload", "smoke",
+        "--batch-size", "2", "--output-tokens", "8", "--length-mode", "fixed", "--repeats", "2",
+        "--setup-repeats", "1", "--device", "cpu", "--idle-s", "0", "--timeout-s", "300",
+        "--db", str(db), "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["status"] == "ok"
+    assert summary["generation"]["ok"] == 2 and summary["setup"]["ok"] == 1
+    assert summary["generation"]["metrics"]["output_tokens"]["mean"] == 16
+    assert summary["setup"]["stages"]["model_load"]["duration_s"]["n"] == 1
+    run = _check_run(db, batch=2, tokens=8, repeats=2)
+    if not any(s["available"] for s in run["environment"]["energy_sources"]):  # type: ignore[index]
+        # No energy source on this machine: the windows keep their times, labelled why.
+        assert any("no energy source" in w for w in summary["warnings"])
+        with ResultsDB(db) as store:
+            rows = [r for t in store.trials(run["id"]) for r in store.stage_energy(t["id"])]  # type: ignore[arg-type]
+        assert rows and all(r["energy_j"] is None and "no-energy-source" in r["flags"] for r in rows)
+
+    from rich.console import Console
+
+    from joulebench.runner.display import render_summary
+
+    out = io.StringIO()
+    render_summary(summary, Console(file=out, width=140))
+    text = out.getvalue()
+    assert "Setup (1 of 1 trials ok" in text and "model_load" in text
+    assert "tokens/s" in text and "2 of 2 repeats ok" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "nope"], "unknown engine 'nope'"),
+        (["--model", "/definitely/not/here"], "/definitely/not/here"),
+        (["--repeats", "0"], "--repeats must be >= 1"),
+        (["--length-mode", "sometimes"], "--length-mode must be fixed or natural"),
+        (["--workload", "no-such-workload"], "unknown workload"),
+        (["--engine-opt", "novalue"], "expected KEY=VALUE"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    db = tmp_path / "r.db"
+    proc = _joulebench("run", "--db", str(db), *args, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+    assert not db.exists()  # checked before anything was created
+
+
+def test_unknown_engine_option_stops_the_run_with_exit_2(tiny_llama: Path, tmp_path: Path) -> None:
+    # Found only inside the worker, where the adapter reads its options: the run stops, one line.
+    proc = _joulebench(
+        "run", "--model", str(tiny_llama), "--engine-opt", "flux_capacitor=1", "--setup-repeats", "1",
+        "--repeats", "1", "--device", "cpu", "--idle-s", "0", "--db", str(tmp_path / "r.db"), timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "flux_capacitor" in lines[0]
+    with ResultsDB(tmp_path / "r.db") as db:
+        (run,) = db.runs()
+        assert run["status"] == "failed"
+        assert [t["status"] for t in db.trials(run["id"])] == ["failed"]
+
+
+@pytest.mark.slow
+def test_run_vllm_cpu_through_the_cli(tiny_llama: Path, tmp_path: Path) -> None:
+    pytest.importorskip("vllm")
+    db = tmp_path / "results.db"
+    proc = _joulebench(
+        "run", "--engine", "vllm", "--model", str(tiny_llama), "--batch-size", "2", "--output-tokens", "8",
+        "--length-mode", "fixed", "--repeats", "2", "--setup-repeats", "1", "--device", "cpu",
+        "--dtype", "bfloat16", "--idle-s", "0", "--timeout-s", "600", "--db", str(db), "--json",
+        env={"VLLM_CPU_KVCACHE_SPACE": "1"},
+        timeout=1500,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = _check_run(db, batch=2, tokens=8, repeats=2)
+    summary = json.loads(proc.stdout)
+    assert summary["engine"] == "vllm" and run["engine"] == "vllm"
+    # vLLM reports per-request first-token and finish times: the steady window exists or says why not.
+    gen = summary["generation"]
+    assert "steady.tokens_per_s" in gen["metrics"] or gen["steady_unavailable"]

@@ -1,0 +1,164 @@
+"""The Monitor end to end, sampling in real time from the fakes (no GPU, RAPL or BMC needed)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+import joulebench
+from joulebench.errors import UsageError
+from joulebench.measurement.markers import STAGE_FILE_ENV
+from joulebench.measurement.monitor import Monitor
+from joulebench.measurement.nvml import NvmlSource
+from joulebench.measurement.nvml_fake import FakeGpu, FakeNvml
+from joulebench.measurement.rapl import RaplSource
+from joulebench.measurement.rapl_fake import FakePowercap
+from joulebench.measurement.records import Component
+
+
+def _gpu_monitor(watts: float = 200.0, **kwargs: object) -> tuple[Monitor, FakeNvml]:
+    fake = FakeNvml([FakeGpu(power_w=watts), FakeGpu(power_w=watts / 2)])
+    return Monitor([NvmlSource(fake)], **kwargs), fake  # type: ignore[arg-type]
+
+
+def test_nested_and_overlapping_stages_span_and_window() -> None:
+    mon, _ = _gpu_monitor()
+    with mon:
+        with mon.stage("outer"):
+            time.sleep(0.3)
+            mon.begin("overlap")
+            with mon.stage("inner"):
+                time.sleep(0.3)
+        time.sleep(0.2)
+        mon.end("overlap")
+        mon.span("after_the_fact", mon.start_s + 0.1, mon.start_s + 0.5)  # type: ignore[operator]
+    results = {r.name: r for r in mon.stages()}
+    assert list(results) == ["inner", "outer", "overlap", "after_the_fact"]
+    for r in results.values():
+        gpu = r.energy_j(Component.GPU)
+        assert gpu == pytest.approx(300.0 * r.duration_s, rel=0.03)  # 200 W + 100 W
+        devices = {c.device for c in r.components}
+        assert devices == {"gpu0", "gpu1", "all"}
+    a, b = mon.start_s + 0.2, mon.start_s + 0.6  # type: ignore[operator]
+    assert mon.window("custom", a, b).energy_j(Component.GPU, "gpu1") == pytest.approx(40.0, rel=0.05)
+
+
+def test_measure_idle_then_above_idle_energy() -> None:
+    fake = FakeNvml([FakeGpu(power_w=[(0.0, 60.0), (0.8, 260.0)]), FakeGpu(power_w=30.0)])
+    with Monitor([NvmlSource(fake)]) as mon:
+        idle = mon.measure_idle(0.4)
+        assert idle[(Component.GPU, "gpu0")] == pytest.approx(60.0, rel=0.05)
+        assert idle[(Component.GPU, "all")] == pytest.approx(90.0, rel=0.05)
+        time.sleep(max(fake.start_s + 0.9 - time.monotonic(), 0.0))  # past the step to 260 W
+        with mon.stage("load"):
+            time.sleep(0.5)
+    row = next(c for c in mon.stages()[0].components if c.device == "gpu0")
+    assert row.idle_power_w == pytest.approx(60.0, rel=0.05)
+    assert row.above_idle_energy_j == pytest.approx(200.0 * row.duration_s, rel=0.1)
+
+
+def test_stage_api_in_process_and_unfinished_stage_at_stop() -> None:
+    mon, _ = _gpu_monitor()
+    mon.start()
+    with joulebench.stage("via_package"):
+        time.sleep(0.15)
+    mon.begin("never_ended")
+    time.sleep(0.1)
+    mon.stop()
+    names = {r.name: r for r in mon.stages()}
+    assert names["via_package"].energy_j(Component.GPU) == pytest.approx(45.0, rel=0.1)
+    assert all("unfinished" in c.flags for c in names["never_ended"].components)
+    with joulebench.stage("after_stop"):  # no active monitor, no stage file: a no-op
+        pass
+    assert "after_stop" not in {r.name for r in mon.stages()}
+
+
+def test_bad_marks_are_usage_errors() -> None:
+    mon, _ = _gpu_monitor()
+    with pytest.raises(UsageError):
+        mon.end("never_begun")
+    mon.begin("x", 10.0)
+    with pytest.raises(UsageError):
+        mon.begin("x")
+    with pytest.raises(UsageError):
+        mon.end("x", 9.0)
+    with pytest.raises(UsageError):
+        mon.begin("two words")
+    with pytest.raises(UsageError):
+        mon.span("y", 5.0, 4.0)
+    with pytest.raises(UsageError):
+        Monitor([], interval_s=-1)
+
+
+def test_follows_a_stage_file_written_by_another_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage_file = tmp_path / "stages"
+    mon, _ = _gpu_monitor()
+    with mon:
+        mon.follow_stage_file(stage_file)
+        monkeypatch.setenv(STAGE_FILE_ENV, str(stage_file))
+        with joulebench.stage("in_process"):  # recorded once: not also written to the file it follows
+            time.sleep(0.2)
+        t = time.monotonic()
+        with stage_file.open("a") as fh:
+            fh.write(f"begin by_hand mono={t - 0.3}\nend by_hand mono={t - 0.1}\n# a comment\nbogus line\n")
+        time.sleep(0.25)
+    names = [r.name for r in mon.stages()]
+    assert names.count("in_process") == 1
+    assert "by_hand" in names
+    assert "in_process" not in stage_file.read_text()
+    (error,) = mon.stage_file_errors()
+    assert "bogus line" in error
+
+
+def test_rapl_and_gpu_together_live(tmp_path: Path) -> None:
+    pc = FakePowercap(tmp_path)
+    fake = FakeNvml([FakeGpu(power_w=300.0)])
+    running = pc.running({"package-0": 70.0, "package-1": 50.0, "dram-0": 6.0, "dram-1": 4.0})
+    with running, Monitor([NvmlSource(fake), RaplSource(tmp_path)]) as mon:
+        with mon.stage("work"):
+            time.sleep(0.6)
+        live = mon.latest_power_w()
+    result = mon.stages()[0]
+    assert result.energy_j(Component.CPU) == pytest.approx(120.0 * result.duration_s, rel=0.1)
+    assert result.energy_j(Component.DRAM) == pytest.approx(10.0 * result.duration_s, rel=0.15)
+    assert result.energy_j(Component.GPU) == pytest.approx(300.0 * result.duration_s, rel=0.05)
+    assert live["gpu"] == pytest.approx(300.0)
+    assert live["cpu"] == pytest.approx(120.0, rel=0.3)
+    info = mon.device_info()
+    assert {d.source for d in info["start"]} == {"nvml", "rapl"} and len(info["end"]) == len(info["start"])
+    assert [s.name for s in mon.statuses()] == ["nvml", "rapl"]
+
+
+def test_auto_detection_on_a_bare_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("JOULEBENCH_POWERCAP_ROOT", str(tmp_path / "none"))
+    monkeypatch.setenv("JOULEBENCH_IPMITOOL", str(tmp_path / "no-ipmitool"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # hides any GPU the test machine may have
+    with Monitor(estimate=True) as mon, mon.stage("x"):
+        time.sleep(0.3)
+    statuses = {s.name: s for s in mon.statuses()}
+    assert not statuses["nvml"].available and not statuses["rapl"].available
+    assert not statuses["ipmi"].available
+    assert statuses["estimate"].available and statuses["estimate"].estimated
+    rows = [c for c in mon.stages()[0].components if c.device == "all"]
+    assert {c.component for c in rows} == {Component.CPU, Component.DRAM}
+    assert all(c.estimated and c.energy_j is not None and c.energy_j >= 0 for c in rows)
+
+
+def test_read_errors_are_counted_in_the_status_not_raised() -> None:
+    class Flaky(FakeNvml):
+        def nvmlDeviceGetTotalEnergyConsumption(self, handle):  # type: ignore[no-untyped-def]
+            if self.calls.get("nvmlDeviceGetTotalEnergyConsumption", 0) > 3:
+                import pynvml
+
+                self.calls["nvmlDeviceGetTotalEnergyConsumption"] += 1
+                raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+            return super().nvmlDeviceGetTotalEnergyConsumption(handle)
+
+    with Monitor([NvmlSource(Flaky([FakeGpu()]))], interval_s=0.05) as mon:
+        time.sleep(0.3)
+    (status,) = mon.statuses()
+    assert "read error" in status.reason and "GPU is lost" in status.reason

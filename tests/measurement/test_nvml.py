@@ -1,0 +1,150 @@
+"""The NVML adapter against the pynvml-seam fake: 100 ms counter updates, field values, old GPUs."""
+
+from __future__ import annotations
+
+import pynvml
+import pytest
+
+from joulebench.measurement.accounting import compute_window
+from joulebench.measurement.nvml import NvmlSource, parse_visible_devices
+from joulebench.measurement.nvml_fake import FakeGpu, FakeNvml, ManualClock
+from joulebench.measurement.records import Component, Method
+from joulebench.measurement.series import ReadingLog
+
+UUIDS = ["GPU-aaaa1111-0000", "GPU-bbbb2222-0000", "GPU-cccc3333-0000"]
+
+
+def _drive(source: NvmlSource, clock: ManualClock, seconds: float, step_s: float = 0.02) -> ReadingLog:
+    """What the sampler does: counter every 100 ms, power every 20 ms, on the fake's clock."""
+    log = ReadingLog()
+    for meta in source.source_metas():
+        log.add_source(meta)
+    t_end = clock() + seconds
+    k = 0
+    while clock() < t_end - 1e-9:
+        if k % 5 == 0:
+            log.add(source.read())
+        log.add(source.read_power())
+        clock.advance(step_s)
+        k += 1
+    log.add(source.read())
+    return log
+
+
+def test_counter_repeats_between_100ms_updates() -> None:
+    clock = ManualClock()
+    fake = FakeNvml([FakeGpu(power_w=250.0)], clock=clock)
+    src = NvmlSource(fake, clock=clock)
+    assert src.probe().available
+    values = []
+    for _ in range(10):
+        values.append(src.read()[0].energy_j)
+        clock.advance(0.02)
+    assert len(set(values)) == 2  # 10 reads over 200 ms: the counter moved once, at the 100 ms update
+    assert values[5] - values[0] == pytest.approx(25.0)  # 250 W x 100 ms
+
+
+def test_window_energy_from_counter_matches_the_model() -> None:
+    clock = ManualClock()
+    fake = FakeNvml([FakeGpu(power_w=[(0.0, 100.0), (1.0, 400.0)])], clock=clock)
+    src = NvmlSource(fake, clock=clock)
+    src.probe()
+    log = _drive(src, clock, 3.0)
+    t0 = fake.start_s
+    result = compute_window(log, "w", t0 + 0.5, t0 + 2.5)
+    gpu0 = next(c for c in result.components if c.device == "gpu0")
+    expected = fake.gpus[0].energy_between(0.5, 2.5)  # 50 + 600 = 650 J
+    assert expected == pytest.approx(650.0)
+    # change points are stamped when first seen (up to one read late), and the step is smeared over
+    # one counter period: within 0.2 x 300 W x 0.1 s
+    assert gpu0.energy_j == pytest.approx(expected, abs=6.0)
+    assert gpu0.method is Method.COUNTER
+    assert gpu0.peak_power_w == pytest.approx(400.0)
+
+
+def test_old_gpu_without_counter_integrates_power_and_says_so() -> None:
+    clock = ManualClock()
+    fake = FakeNvml([FakeGpu(power_w=150.0, energy_counter=False, power_fields=False)], clock=clock)
+    src = NvmlSource(fake, clock=clock)
+    status = src.probe()
+    assert status.available and "power integrated on 1" in status.reason
+    log = _drive(src, clock, 3.0)
+    t0 = fake.start_s
+    row = next(c for c in compute_window(log, "w", t0 + 1.5, t0 + 2.5).components if c.device == "gpu0")
+    assert row.method is Method.INTEGRATED
+    assert "integrated-no-counter" in row.flags
+    assert row.energy_j == pytest.approx(150.0)  # nvmlDeviceGetPowerUsage's 1 s average is flat by then
+    info = src.device_info()[0]
+    assert info.attributes["energy_counter"] is False and info.attributes["power_field"] == "usage"
+
+
+def test_power_average_field_when_instant_is_missing() -> None:
+    clock = ManualClock()
+
+    class NoInstant(FakeNvml):
+        def nvmlDeviceGetFieldValues(self, handle, fieldIds):  # type: ignore[no-untyped-def]
+            values = super().nvmlDeviceGetFieldValues(handle, fieldIds)
+            for v in values:
+                if v.fieldId == pynvml.NVML_FI_DEV_POWER_INSTANT:
+                    v.nvmlReturn = pynvml.NVML_ERROR_NOT_SUPPORTED
+            return values
+
+    src = NvmlSource(NoInstant([FakeGpu(power_w=80.0)], clock=clock), clock=clock)
+    assert src.probe().reason.endswith("power via average")
+    clock.advance(2.0)
+    assert src.read_power()[0].power_w == pytest.approx(80.0)
+
+
+def test_no_driver_is_unavailable_with_a_reason() -> None:
+    status = NvmlSource(FakeNvml([], init_error=pynvml.NVML_ERROR_DRIVER_NOT_LOADED)).probe()
+    assert not status.available
+    assert "Driver Not Loaded" in status.reason
+
+
+def test_cuda_visible_devices_by_index_and_uuid() -> None:
+    assert parse_visible_devices(None, UUIDS) == [0, 1, 2]
+    assert parse_visible_devices("2,0", UUIDS) == [2, 0]
+    assert parse_visible_devices("GPU-bbbb,cccc3333", UUIDS) == [1, 2]
+    assert parse_visible_devices("1,7,0", UUIDS) == [1]  # CUDA stops at the first invalid entry
+    assert parse_visible_devices("", UUIDS) == []
+    assert parse_visible_devices("GPU-", UUIDS) == []  # ambiguous prefix
+
+
+def test_visible_devices_are_named_in_cuda_order_and_mapped_by_uuid() -> None:
+    fake = FakeNvml([FakeGpu(uuid=u, power_w=100.0 + i) for i, u in enumerate(UUIDS)])
+    src = NvmlSource(fake, visible_devices="GPU-cccc,0")
+    status = src.probe()
+    assert status.devices == ("gpu0", "gpu1")
+    infos = {d.device: d.attributes for d in src.device_info()}
+    assert infos["gpu0"]["uuid"] == UUIDS[2] and infos["gpu0"]["nvml_index"] == 2
+    assert infos["gpu1"]["uuid"] == UUIDS[0]
+    powers = {r.device: r.power_w for r in src.read_power()}
+    assert powers == {"gpu0": pytest.approx(102.0), "gpu1": pytest.approx(100.0)}
+    src.close()
+    assert fake.calls["nvmlShutdown"] == 1
+
+
+def test_gpu_indices_select_and_validate() -> None:
+    fake = FakeNvml([FakeGpu(uuid=u) for u in UUIDS])
+    assert NvmlSource(fake, gpu_indices=[1], visible_devices=None).probe().devices == ("gpu1",)
+    status = NvmlSource(FakeNvml([FakeGpu()]), gpu_indices=[3]).probe()
+    assert not status.available and "index [3]" in status.reason
+
+
+def test_device_info_records_name_driver_limit_clock_temperature() -> None:
+    src = NvmlSource(FakeNvml([FakeGpu(power_limit_w=500.0, sm_clock_mhz=1755, temperature_c=41)]))
+    src.probe()
+    (info,) = src.device_info()
+    assert info.component is Component.GPU and info.name == "NVIDIA H100 80GB HBM3"
+    a = info.attributes
+    assert (a["driver"], a["power_limit_w"], a["sm_clock_mhz"], a["temperature_c"]) == (
+        "550.54.15",
+        500.0,
+        1755,
+        41,
+    )
+
+
+def test_fake_refuses_calls_before_init_like_nvml() -> None:
+    with pytest.raises(pynvml.NVMLError_Uninitialized):
+        FakeNvml([FakeGpu()]).nvmlDeviceGetCount()

@@ -1,0 +1,122 @@
+"""RAPL through a fake powercap tree: zones, wraparound, the polling bound, an unreadable zone."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from joulebench.measurement.accounting import compute_window
+from joulebench.measurement.nvml_fake import ManualClock
+from joulebench.measurement.rapl import RaplSource, discover_zones, safe_interval_s
+from joulebench.measurement.rapl_fake import FakePowercap
+from joulebench.measurement.records import Component
+from joulebench.measurement.series import ReadingLog
+
+
+def test_zones_are_packages_dram_and_psys_only(tmp_path: Path) -> None:
+    FakePowercap(tmp_path)
+    zones = {(z.component, z.device, z.path.name) for z in discover_zones(tmp_path)}
+    assert zones == {
+        (Component.CPU, "package-0", "intel-rapl:0"),
+        (Component.CPU, "package-1", "intel-rapl:1"),
+        (Component.DRAM, "package-0", "intel-rapl:0:2"),
+        (Component.DRAM, "package-1", "intel-rapl:1:2"),
+        (Component.PLATFORM, "psys", "intel-rapl:2"),
+    }  # core, uncore and the intel-rapl-mmio mirror are never read
+
+
+def test_cpu_energy_sums_packages_and_never_adds_core_or_psys(tmp_path: Path) -> None:
+    pc = FakePowercap(tmp_path)
+    clock = ManualClock()
+    src = RaplSource(tmp_path, clock=clock)
+    assert src.probe().available
+    log = ReadingLog()
+    for meta in src.source_metas():
+        log.add_source(meta)
+    for _ in range(11):  # 1 s at 100 ms
+        log.add(src.read())
+        for key, watts in {
+            "package-0": 60,
+            "package-1": 40,
+            "core-0": 35,
+            "dram-0": 4,
+            "dram-1": 3,
+            "psys": 150,
+        }.items():
+            pc.add_energy(key, watts * 0.1)
+        clock.advance(0.1)
+    log.add(src.read())
+    result = compute_window(log, "w", 1000.0, 1001.0)
+    cpu = result.energy_j(Component.CPU)
+    assert cpu == pytest.approx(100.0)  # 60 + 40 W for 1 s: core's 35 W is inside package-0, not added
+    assert result.energy_j(Component.DRAM) == pytest.approx(7.0)
+    assert result.energy_j(Component.PLATFORM) == pytest.approx(150.0)
+    assert all(c.component is not Component.OTHER for c in result.components)  # no node: no OTHER
+
+
+def test_wrap_inside_a_window_is_unwrapped(tmp_path: Path) -> None:
+    max_range = 300_000_000  # 300 J: the counter wraps every 3 s at 100 W
+    pc = FakePowercap(tmp_path, sockets=1, psys=False, max_range_uj=max_range, start_uj=250_000_000)
+    clock = ManualClock()
+    src = RaplSource(tmp_path, clock=clock)
+    src.probe()
+    log = ReadingLog()
+    raws = []
+    for _ in range(21):  # 2 s at 100 W: passes 300 J at 0.5 s
+        log.add(src.read())
+        raws.append(pc.energy_uj("package-0"))
+        pc.add_energy("package-0", 10.0)
+        clock.advance(0.1)
+    assert min(raws) < 250_000_000  # the raw counter did wrap inside the window
+    assert src.wraps == 1
+    result = compute_window(log, "w", 1000.0, 1002.0)
+    assert result.energy_j(Component.CPU, "package-0") == pytest.approx(200.0)
+
+
+def test_polling_interval_is_short_enough_to_see_every_wrap(tmp_path: Path) -> None:
+    assert safe_interval_s(262_143_328_850) == pytest.approx(131.07, rel=1e-3)  # 262 kJ at 1 kW, halved
+    FakePowercap(tmp_path, max_range_uj=100_000_000)  # 100 J: wraps in 0.1 s at 1 kW
+    src = RaplSource(tmp_path, interval_s=0.1)
+    src.probe()
+    assert src.interval_s == pytest.approx(0.05)
+
+
+def test_no_powercap_tree_is_unavailable(tmp_path: Path) -> None:
+    status = RaplSource(tmp_path / "missing").probe()
+    assert not status.available and "no powercap tree" in status.reason
+
+
+# Imports first, then (when root, which reads anything) become an ordinary user, as joulebench runs.
+_PROBE = """
+import os
+from joulebench.measurement.rapl import RaplSource
+if os.geteuid() == 0:
+    os.setgid(65534)
+    os.setuid(65534)
+s = RaplSource({root!r}).probe()
+print(s.available)
+print(s.reason)
+"""
+
+
+def test_root_only_energy_file_makes_the_source_unavailable_with_a_fix() -> None:
+    # tmp_path is private to the test user: build where an unprivileged user can look
+    root = Path(tempfile.mkdtemp(prefix="joulebench-powercap-"))
+    try:
+        os.chmod(root, 0o755)
+        pc = FakePowercap(root / "powercap")
+        pc.make_unreadable("package-1")
+        code = _PROBE.format(root=str(root / "powercap"))
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        available, reason = out.splitlines()[:2]
+        assert available == "False"
+        assert "intel-rapl:1/energy_uj is not readable" in reason
+        assert "chmod o+r" in reason and "udev" in reason
+    finally:
+        shutil.rmtree(root)

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from joulebench.errors import UsageError
+from joulebench.report.advisor import J_PER_KWH, Advice, advise
+from joulebench.report.summary import summarize_metrics
+from joulebench.store.frames import load_frames, trial_metrics
+from tests.report.resultsdb import ResultsWriter
+
+# From tests/report/resultsdb.py: setup (measured total) and J/token of each engine.
+SETUP_J = {"transformers": 650 + 850 + 95, "vllm": 8000 + 13500 + 1100}
+PER_TOKEN_J = {"transformers": (1440 + 1540 + 1640) / 3 / 400, "vllm": 390 / 400}
+
+
+def _advise(db: Path, runs: str | None = None, **kw: Any) -> Advice:
+    metrics = trial_metrics(load_frames(db, runs))
+    return advise(summarize_metrics(metrics), metrics, **kw)
+
+
+def test_ranking_and_crossover_match_the_hand_computation(sample_db: Path) -> None:
+    advice = _advise(sample_db, requests_per_day=1000, cold_starts_per_day=1)
+    assert advice.load.tokens_per_request == 100  # measured mean output tokens per response
+    assert advice.load.tokens_measured
+    assert [d.engine for d in advice.ranking] == ["vllm", "transformers"]
+    vllm = advice.ranking[0]
+    assert vllm.energy_j == pytest.approx(SETUP_J["vllm"] + PER_TOKEN_J["vllm"] * 100_000)
+    by_var = {c.variable: c for c in advice.crossovers}
+    # S_t K + p_t N T = S_v K + p_v N T  =>  N* = K (S_v - S_t) / (T (p_t - p_v)) = 21005 / 287.5
+    n_star = (SETUP_J["vllm"] - SETUP_J["transformers"]) / (
+        100 * (PER_TOKEN_J["transformers"] - PER_TOKEN_J["vllm"])
+    )
+    assert by_var["requests_per_day"].value == pytest.approx(n_star)
+    assert n_star == pytest.approx(73.06, abs=0.01)
+    assert by_var["requests_per_day"].cheaper_below == "transformers"
+    assert by_var["requests_per_day"].cheaper_above == "vllm"
+    assert by_var["requests_per_day"].low < n_star < by_var["requests_per_day"].high
+    assert by_var["cold_starts_per_day"].value == pytest.approx(1000 / n_star)
+    assert by_var["cold_starts_per_day"].cheaper_above == "transformers"
+
+
+def test_the_ranking_flips_across_the_crossover(sample_db: Path) -> None:
+    below = _advise(sample_db, requests_per_day=70, cold_starts_per_day=1)
+    above = _advise(sample_db, requests_per_day=76, cold_starts_per_day=1)
+    assert below.ranking[0].engine == "transformers"
+    assert above.ranking[0].engine == "vllm"
+    many_starts = _advise(sample_db, requests_per_day=1000, cold_starts_per_day=14)
+    assert many_starts.ranking[0].engine == "transformers"
+
+
+def test_given_tokens_carbon_and_cost(sample_db: Path) -> None:
+    advice = _advise(
+        sample_db, requests_per_day=10, cold_starts_per_day=2, tokens_per_request=50,
+        grid_gco2_per_kwh=400, price_per_kwh=0.25,
+    )  # fmt: skip
+    assert not advice.load.tokens_measured
+    tf = next(d for d in advice.ranking if d.engine == "transformers")
+    energy = 2 * SETUP_J["transformers"] + PER_TOKEN_J["transformers"] * 500
+    assert tf.energy_j == pytest.approx(energy)
+    assert tf.gco2 == pytest.approx(energy / J_PER_KWH * 400)
+    assert tf.cost == pytest.approx(energy / J_PER_KWH * 0.25)
+    assert tf.energy_half_width_j is not None and tf.energy_half_width_j > 0
+    assert advice.to_dict()["ranking"][0]["kwh"] == pytest.approx(advice.ranking[0].kwh)
+
+
+def test_no_crossover_when_one_engine_dominates(sample_db: Path, tmp_path: Path) -> None:
+    w = ResultsWriter(tmp_path / "dom.db")
+    for engine, setup_j, gen_j in (("a", 100.0, 10.0), ("b", 200.0, 20.0)):
+        run = w.run(engine, "m", workload="w")
+        for i in range(2):
+            w.window(w.trial(run, "setup", i), "setup", 1.0, {"gpu": setup_j + i})
+            trial = w.trial(run, "generation", i, output_tokens=10, n_requests=1)
+            w.window(trial, "generate", 1.0, {"gpu": gen_j + i})
+    w.close()
+    advice = _advise(tmp_path / "dom.db", requests_per_day=5, cold_starts_per_day=5)
+    assert advice.crossovers == ()
+    assert advice.dominance == (("a", "b"),)
+
+
+def test_engine_without_setup_is_not_ranked(tmp_path: Path) -> None:
+    w = ResultsWriter(tmp_path / "nosetup.db")
+    for engine in ("a", "b"):
+        run = w.run(engine, "m", workload="w")
+        if engine == "a":
+            w.window(w.trial(run, "setup"), "setup", 1.0, {"gpu": 100.0})
+        w.window(w.trial(run, "generation", output_tokens=10, n_requests=1), "generate", 1.0, {"gpu": 5.0})
+    w.close()
+    advice = _advise(tmp_path / "nosetup.db", requests_per_day=1, cold_starts_per_day=1)
+    assert [d.engine for d in advice.ranking] == ["a"]
+    assert [e for e, _ in advice.excluded] == ["b"]
+    assert math.isclose(advice.ranking[0].energy_j, 100 + 0.5 * 10)
+
+
+def test_several_models_need_a_choice(sample_db: Path, tmp_path: Path) -> None:
+    w = ResultsWriter(tmp_path / "two.db")
+    for model in ("m1", "m2"):
+        run = w.run("a", model, workload="w")
+        w.window(w.trial(run, "setup"), "setup", 1.0, {"gpu": 100.0})
+        w.window(w.trial(run, "generation", output_tokens=10, n_requests=1), "generate", 1.0, {"gpu": 5.0})
+    w.close()
+    with pytest.raises(UsageError, match=r"several models measured \(m1, m2\)"):
+        _advise(tmp_path / "two.db", requests_per_day=1, cold_starts_per_day=1)
+    assert _advise(tmp_path / "two.db", requests_per_day=1, cold_starts_per_day=1, model="m2").model == "m2"
+    with pytest.raises(UsageError, match="must be a number >= 0"):
+        _advise(sample_db, requests_per_day=-1, cold_starts_per_day=1)

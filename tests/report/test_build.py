@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from joulebench.report.build import ReportFiles, build_report
+from joulebench.report.figures import iso_power_levels
+from joulebench.report.timeline import join_trials, power_series
+
+FIGURES = {
+    "fig1_heatmap_j_per_token",
+    "fig2_components_per_token",
+    "fig3_components_per_response",
+    "fig4_components_per_second",
+    "fig5_efficiency_throughput",
+    "timeline_run",
+}
+
+
+@pytest.fixture(scope="module")
+def report(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> ReportFiles:
+    return build_report(sample_db, tmp_path_factory.mktemp("report"))
+
+
+def test_every_figure_is_written_as_png_and_svg(report: ReportFiles) -> None:
+    assert {f.name for f in report.figures} == FIGURES
+    for f in report.figures:
+        assert f.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "<svg" in f.svg.read_text()[:2000]
+
+
+def test_html_is_self_contained_and_embeds_every_figure(report: ReportFiles) -> None:
+    html = report.html.read_text()
+    assert len(re.findall(r'<img class="report-figure"[^>]*src="data:image/png;base64,', html)) == len(
+        FIGURES
+    )
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    assert "<link" not in html and "<script" not in html
+    assert "3.85 ± 0.62" in html  # transformers J/token with its CI
+
+
+def test_exports_hold_the_tidy_tables(report: ReportFiles) -> None:
+    import pandas as pd
+
+    out = report.html.parent
+    assert {p.name for p in report.exports} == {
+        f"{name}.{fmt}" for name in ("runs", "trial_metrics", "summary") for fmt in ("csv", "json", "parquet")
+    }
+    summary = pd.read_parquet(out / "summary.parquet")
+    row = summary[
+        (summary["engine"] == "vllm")
+        & (summary["component"] == "total")
+        & (summary["metric"] == "j_per_token")
+    ]
+    assert float(row["mean"].iloc[0]) == pytest.approx(0.975)
+    from_csv = pd.read_csv(out / "trial_metrics.csv")
+    assert len(from_csv) == len(pd.read_parquet(out / "trial_metrics.parquet"))
+    records = json.loads((out / "summary.json").read_text())
+    assert {"engine", "metric", "mean", "ci_low", "ci_high", "n", "estimated"} <= set(records[0])
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs["engine"]) == ["transformers", "vllm"]
+
+
+def test_power_from_power_values_and_counter_differences() -> None:
+    records = [
+        {"t_s": 0.0, "source": "nvml", "component": "gpu", "device": "gpu0", "power_w": 100.0},
+        {"t_s": 0.0, "source": "rapl", "component": "cpu", "device": "package-0", "energy_j": 10.0},
+        {"t_s": 0.5, "source": "rapl", "component": "cpu", "device": "package-0", "energy_j": 40.0},
+        {"t_s": 1.0, "source": "rapl", "component": "cpu", "device": "package-0", "energy_j": 5.0},  # reset
+        {"t_s": 2.0, "source": "rapl", "component": "cpu", "device": "package-0", "energy_j": 25.0},
+    ]
+    series = power_series(records)
+    assert series["gpu gpu0 (nvml)"] == ([0.0], [100.0])
+    assert series["cpu package-0 (rapl)"] == ([0.25, 1.5], [60.0, 20.0])
+    joined = join_trials([series, series])
+    ts, ps = joined["gpu gpu0 (nvml)"]
+    assert ts == [0.0, 0.0, 0.0] and ps[0] == 100.0 and ps[1] != ps[1] and ps[2] == 100.0  # NaN between
+
+
+def test_iso_power_levels_span_the_measured_powers() -> None:
+    assert iso_power_levels([154.0, 195.0]) == [100, 200]
+    levels = iso_power_levels([3.0, 3000.0])
+    assert len(levels) <= 4 and min(levels) <= 10 and max(levels) >= 1000
+
+
+def test_estimated_only_results_still_draw_labelled_figures(tmp_path: Path) -> None:
+    from tests.report.resultsdb import ResultsWriter
+
+    w = ResultsWriter(tmp_path / "est.db")
+    run = w.run("transformers", "m", workload="w")
+    for i in range(2):
+        trial = w.trial(run, "generation", i, output_tokens=10, n_requests=1)
+        w.window(trial, "generate", 1.0, {"cpu": 50.0 + i, "dram": 5.0}, estimated=("cpu", "dram"))
+    w.close()
+    files = build_report(tmp_path / "est.db", tmp_path / "out")
+    assert {f.name for f in files.figures} == FIGURES - {"timeline_run"}
+    html = files.html.read_text()
+    assert "n/a (not measured)" in html and "(est.)" in html
+
+
+def test_report_of_one_engine_without_traces(tmp_path: Path) -> None:
+    from tests.report.resultsdb import build_sample_db
+
+    db = build_sample_db(tmp_path / "nt.db", traces=False)
+    files = build_report(db, tmp_path / "out", runs="engine=vllm")
+    assert {f.name for f in files.figures} == FIGURES - {"timeline_run"}
+    html = files.html.read_text()
+    assert "Runs: engine=vllm" in html and "transformers" not in html

@@ -1,0 +1,123 @@
+"""The runner's reliability on a real engine (transformers, tiny Llama): a worker killed mid-run, Ctrl-C,
+one engine start serving several workloads."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from joulebench.runner.config import RunConfig
+from joulebench.runner.run import execute, execute_many
+from joulebench.runner.worker import FAULT_ENV
+from joulebench.store.db import ResultsDB
+
+
+def _config(model: Path, **over: object) -> RunConfig:
+    base: dict[str, object] = dict(
+        engine="transformers",
+        model=str(model),
+        workload="smoke",
+        batch_size=2,
+        output_tokens=8,
+        length_mode="fixed",
+        device="cpu",
+        setup_repeats=0,
+        idle_s=0.0,
+        trial_timeout_s=300.0,
+    )
+    base.update(over)
+    return RunConfig(**base)  # type: ignore[arg-type]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_killed_worker_keeps_finished_trials_and_restarts(
+    tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(FAULT_ENV, "repeat-1:kill")  # the worker SIGKILLs itself when repeat 1 arrives
+    result = execute(_config(tiny_llama, repeats=3, estimate=True), tmp_path / "r.db")
+    assert result.status == "partial"
+    with ResultsDB(tmp_path / "r.db") as db:
+        assert db.run(result.run_id)["status"] == "partial"
+        trials = db.trials(result.run_id)
+        assert [(t["repeat_index"], t["status"]) for t in trials] == [(0, "ok"), (1, "failed"), (2, "ok")]
+        assert "worker killed by SIGKILL" in trials[1]["error"]
+        # repeat 2 ran in a fresh worker, warmed up again
+        assert trials[0]["details"]["worker_start"] == 1 and trials[2]["details"]["worker_start"] == 2
+        assert trials[0]["details"]["worker_pid"] != trials[2]["details"]["worker_pid"]
+        assert "warmup_duration_s" in trials[2]["details"]
+        for t in (trials[0], trials[2]):
+            assert t["output_tokens"] == 16 and len(db.requests(t["id"])) == 2
+            rows = db.stage_energy(t["id"])
+            # --estimate: the estimated components are labelled as such
+            estimated = [r for r in rows if r["estimated"]]
+            assert estimated and all(r["method"] == "estimated" for r in estimated)
+            assert t["details"]["metrics"]["j_per_token.total_incl_estimated"] > 0
+            assert "j_per_token.total" not in t["details"]["metrics"]  # nothing measured: no measured total
+    failures = result.summary["failures"]
+    assert [(f["kind"], f["repeat_index"]) for f in failures] == [("generation", 1)]
+    assert result.summary["generation"]["metrics"]["output_tokens"]["n"] == 2
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_trials(tiny_llama: Path, tmp_path: Path) -> None:
+    db_path = tmp_path / "r.db"
+    cmd = [
+        sys.executable, "-m", "joulebench", "run", "--model", str(tiny_llama), "--batch-size", "2",
+        "--output-tokens", "8", "--length-mode", "fixed", "--repeats", "3", "--setup-repeats", "0",
+        "--device", "cpu", "--idle-s", "0", "--db", str(db_path), "--json",
+    ]  # fmt: skip
+    # Repeat 1 hangs, so the interrupt lands at a known point: after repeat 0 was written.
+    env = {**os.environ, FAULT_ENV: "repeat-1:hang"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            if db_path.exists():
+                with ResultsDB(db_path) as db:
+                    runs = db.runs()
+                    if runs and db.trials(runs[0]["id"]):
+                        break
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        time.sleep(1.0)  # let repeat 1 start and hang
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == [f"joulebench: interrupted; finished trials are kept in {db_path}"]
+    with ResultsDB(db_path) as db:
+        (run,) = db.runs()
+        assert run["status"] == "interrupted" and run["finished_unix_s"] is not None
+        trials = db.trials(run["id"])
+        assert [(t["repeat_index"], t["status"]) for t in trials] == [(0, "ok")]
+        assert _gone(trials[0]["details"]["worker_pid"])  # the hung worker was killed, not orphaned
+
+
+def test_execute_many_shares_one_engine_start(tiny_llama: Path, tmp_path: Path) -> None:
+    configs = [
+        _config(tiny_llama, repeats=1, warmup=False, output_tokens=4),
+        _config(tiny_llama, repeats=1, warmup=False, output_tokens=6, batch_size=3),
+    ]
+    results = execute_many(configs, tmp_path / "r.db")
+    assert [r.status for r in results] == ["ok", "ok"]
+    with ResultsDB(tmp_path / "r.db") as db:
+        runs = db.runs()
+        assert [(r["batch_size"], r["output_tokens"]) for r in runs] == [(2, 4), (3, 6)]
+        (a,) = db.trials(runs[0]["id"])
+        (b,) = db.trials(runs[1]["id"])
+        assert a["details"]["worker_pid"] == b["details"]["worker_pid"]  # one worker served both
+        assert (a["output_tokens"], b["output_tokens"]) == (8, 18)

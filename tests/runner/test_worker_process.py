@@ -1,0 +1,58 @@
+"""The real worker process under the manager's control: crashes, hangs and errors become WorkerFailed,
+and the worker is gone afterwards. Faults are injected where the worker reaches ``setup``, before an
+engine is imported, so these tests take seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from joulebench.engines.base import EngineConfig
+from joulebench.runner.process import WorkerFailed, WorkerProcess
+from joulebench.runner.setup_trial import worker_spec
+from joulebench.runner.worker import FAULT_ENV
+
+
+def _worker(tmp_path: Path, fault: str | None, engine: str = "transformers") -> WorkerProcess:
+    env = {FAULT_ENV: fault} if fault else {FAULT_ENV: ""}
+    spec = worker_spec(engine, EngineConfig(model=str(tmp_path / "no-model"), device="cpu"))
+    return WorkerProcess(spec, log_dir=tmp_path, name="w", env=env)
+
+
+def test_hang_times_out_and_is_killed(tmp_path: Path) -> None:
+    w = _worker(tmp_path, "setup:hang")
+    w.start()
+    with pytest.raises(WorkerFailed) as info:
+        w.wait_for("ready", timeout_s=3.0)
+    assert info.value.timed_out
+    assert str(info.value).startswith("timed out")
+    assert w.proc is not None and w.proc.poll() is not None
+    assert w.started_s is not None and w.spawn_s is not None and w.started_s > w.spawn_s
+
+
+def test_sigkill_is_reported(tmp_path: Path) -> None:
+    w = _worker(tmp_path, "setup:kill")
+    w.start()
+    with pytest.raises(WorkerFailed, match="worker killed by SIGKILL") as info:
+        w.wait_for("ready", timeout_s=60.0)
+    assert not info.value.timed_out
+
+
+def test_exception_carries_the_stderr_tail(tmp_path: Path) -> None:
+    w = _worker(tmp_path, "setup:raise")
+    w.start()
+    with pytest.raises(WorkerFailed) as info:
+        w.wait_for("ready", timeout_s=60.0)
+    text = str(info.value)
+    assert text.splitlines()[0] == "setup: RuntimeError: injected fault at setup"
+    assert "Traceback" in text  # the last lines of the worker's stderr follow
+    assert info.value.usage is None
+
+
+def test_bad_input_found_in_the_worker_is_a_usage_error(tmp_path: Path) -> None:
+    w = _worker(tmp_path, None, engine="no-such-engine")
+    w.start()
+    with pytest.raises(WorkerFailed) as info:
+        w.wait_for("ready", timeout_s=60.0)
+    assert info.value.usage is not None and "unknown engine 'no-such-engine'" in info.value.usage

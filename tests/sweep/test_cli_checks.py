@@ -1,0 +1,109 @@
+"""`joulebench sweep` refuses a bad plan before running anything, and --dry-run shows what would run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from joulebench.sweep.dryrun import COLUMNS
+from tests.sweep.conftest import WORKLOADS, joulebench, write_plan
+
+
+def test_every_problem_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "no-config").mkdir()
+    plan = write_plan(
+        tmp_path,
+        repeats=1,
+        device="cpu",
+        engines=["warpdrive", {"name": "tensorrt-llm"}, {"name": "transformers", "colour": "red"}],
+        models=["./missing-model", "./no-config"],
+        workloads=["nosuch", {"name": "smoke", "batch_size": -1}],
+    )
+    result = joulebench("sweep", str(plan), "--db", str(tmp_path / "r.db"))
+    assert result.rc == 2, result.err
+    lines = result.err.strip().splitlines()
+    assert all(line.startswith("joulebench: error: ") for line in lines), lines
+    assert "Traceback" not in result.err
+    # the plan's own keys first (nothing else is checked while the file itself is wrong)
+    assert len(lines) == 2, lines
+    assert "engines[2]: unknown key 'colour'" in lines[0]
+    assert "workloads[1].batch_size: must not be negative" in lines[1]
+    assert not (tmp_path / "r.db").exists()
+
+    plan = write_plan(
+        tmp_path,
+        repeats=1,
+        device="cpu",
+        engines=["warpdrive", {"name": "tensorrt-llm"}, "transformers"],
+        models=["./missing-model", "./no-config"],
+        workloads=["nosuch", "smoke"],
+    )
+    result = joulebench("sweep", str(plan), "--db", str(tmp_path / "r.db"))
+    assert result.rc == 2
+    errors = result.err
+    expected = [
+        "engines[0] (warpdrive): unknown engine 'warpdrive'",
+        "engines[1] (tensorrt-llm): tensorrt-llm needs a GPU but device is cpu",
+        f"model '{tmp_path / 'missing-model'}': model",
+        f"model '{tmp_path / 'no-config'}': {tmp_path / 'no-config'} is not a model folder (no config.json)",
+        "workload 'nosuch': unknown workload 'nosuch'",
+    ]
+    for fragment in expected:
+        assert f"joulebench: error: {fragment}" in errors, (fragment, errors)
+    assert "Traceback" not in errors
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_gpu_resources_are_checked_against_the_visible_gpus(tmp_path: Path, tiny_llama: Path) -> None:
+    plan = write_plan(
+        tmp_path,
+        engines=[{"name": "vllm", "tensor_parallel": 2, "device": "cuda"}],
+        models=[str(tiny_llama)],
+        workloads=["smoke"],
+    )
+    one = joulebench("sweep", str(plan), "--dry-run", env={"CUDA_VISIBLE_DEVICES": "0"})
+    assert one.rc == 2
+    assert "engines[0] (vllm): tensor_parallel 2 needs 2 GPUs on one node, 1 visible" in one.err
+    none = joulebench("sweep", str(plan), "--dry-run", env={"CUDA_VISIBLE_DEVICES": ""})
+    assert none.rc == 2
+    assert "engines[0] (vllm): device is cuda but no GPU is visible" in none.err
+    two = joulebench("sweep", str(plan), "--dry-run", env={"CUDA_VISIBLE_DEVICES": "0,1"})
+    assert two.rc == 0, two.err
+
+
+def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
+    plan = tmp_path / "p.yaml"
+    for args, message in [
+        ([str(tmp_path / "none.yaml")], "plan file not found"),
+        ([str(plan), "--executor", "slurm"], "--executor must be one of local, ray"),
+        ([str(plan), "--max-retries", "-1"], "--max-retries must not be negative"),
+        ([str(plan), "--ray-address", "auto"], "--ray-address needs --executor ray"),
+    ]:
+        result = joulebench("sweep", *args)
+        assert result.rc == 2, (args, result.err)
+        assert result.err.startswith(f"joulebench: error: {message}"), result.err
+        assert result.err.count("\n") == 1
+
+
+def test_dry_run_lists_cells_and_default_estimates(tmp_path: Path, tiny_llama: Path) -> None:
+    plan = write_plan(
+        tmp_path,
+        repeats=2,
+        setup_repeats=1,
+        device="cpu",
+        defaults={"idle_s": 0},
+        engines=["transformers", {"name": "transformers", "variant": "eager", "options": {"compile": False}}],
+        models=[str(tiny_llama)],
+        workloads=WORKLOADS,
+    )
+    result = joulebench("sweep", str(plan), "--dry-run", "--db", str(tmp_path / "r.db"))
+    assert result.rc == 0, result.err
+    header, *rows, total = result.out.strip().splitlines()
+    assert tuple(header.split()) == COLUMNS
+    assert [r.split()[0] for r in rows] == ["transformers"] * 2 + ["transformers:eager"] * 2
+    assert all(r.split()[-1] == "pending" and r.split()[8] == "default" for r in rows)
+    # per cell: 1 setup (30 s) + 3 repeats incl. warm-up (20 s each); plus one engine start (30 s) per group
+    assert [r.split()[7] for r in rows] == ["2m00s", "1m30s", "2m00s", "1m30s"]
+    assert total == (
+        "4 cells (4 to run) in 2 engine start(s): 4 setup trial(s), 8 generation repeat(s); estimated 7m00s"
+    )
+    assert not (tmp_path / "r.db").exists()  # a dry run creates nothing

@@ -1,0 +1,144 @@
+"""Sweeps through the real runner and the real Transformers engine on CPU, with the local executor."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from joulebench.sweep.cells import expand
+from joulebench.sweep.plan import load_plan
+from tests.sweep.conftest import SHAPES, WORKLOADS, cells_in, cpu_plan, joulebench
+
+pytestmark = pytest.mark.slow  # real engine workers
+
+
+def test_every_cell_runs_once_with_its_key(local_sweep: dict[str, Any]) -> None:
+    assert local_sweep["rc"] == 0, local_sweep["out"]
+    keys = [c.key for c in expand(load_plan(local_sweep["plan"]), gpus=0)]
+    cells = cells_in(local_sweep["db"])
+    assert sorted(cells) == sorted(keys)
+    for key in keys:
+        (run,) = cells[key]
+        assert run["status"] == "ok" and run["engine"] == "transformers" and run["device"] == "cpu"
+        assert run["config"]["sweep_key"] == key
+        assert [(t["kind"], t["status"]) for t in run["trials"]] == [
+            ("setup", "ok"),
+            ("generation", "ok"),
+            ("generation", "ok"),
+        ]
+        batch, out = run["batch_size"], run["output_tokens"]
+        for t in run["trials"][1:]:  # fixed length: every request gives exactly output_tokens
+            assert t["request_tokens"] == [out] * batch and t["output_tokens"] == batch * out
+    assert {(r["batch_size"], r["output_tokens"]) for runs in cells.values() for r in runs} == SHAPES
+    summary = local_sweep["out"].strip().splitlines()[-1]
+    assert summary.startswith("sweep cpu-tiny: 2 ok, 0 failed, 0 skipped")
+
+
+def test_cells_of_one_engine_and_model_share_one_engine_start(local_sweep: dict[str, Any]) -> None:
+    (call,) = local_sweep["calls"]
+    assert [(c.batch_size, c.output_tokens) for c in call] == [(2, 4), (3, 6)]
+
+
+def test_dry_run_estimates_from_history_and_resume_skips_finished(local_sweep: dict[str, Any]) -> None:
+    plan, db = str(local_sweep["plan"]), str(local_sweep["db"])
+    again = joulebench("sweep", plan, "--dry-run", "--db", db)
+    assert again.rc == 0, again.err
+    rows = again.out.strip().splitlines()[1:-1]
+    assert len(rows) == 2 and all(r.split()[8] == "history" and r.split()[-1] == "pending" for r in rows)
+    resumed = joulebench("sweep", plan, "--dry-run", "--resume", "--db", db)
+    assert [r.split()[-1] for r in resumed.out.strip().splitlines()[1:-1]] == ["done", "done"]
+    assert resumed.out.strip().endswith("2 cells (0 to run) in 0 engine start(s): 0 setup trial(s), "
+                                        "0 generation repeat(s); estimated 0s")  # fmt: skip
+    before = cells_in(local_sweep["db"])
+    result = joulebench("sweep", plan, "--resume", "--db", db)
+    assert result.rc == 0, result.err
+    assert sum(line.startswith("skipped ") for line in result.out.splitlines()) == 2
+    assert cells_in(local_sweep["db"]) == before  # nothing ran again
+
+
+def test_failed_cells_are_retried_then_recorded_and_the_sweep_goes_on(
+    tmp_path: Path, tiny_llama: Path
+) -> None:
+    broken_config = tmp_path / "broken-config"  # fails in the runner's checks: no run row of its own
+    shutil.copytree(tiny_llama, broken_config)
+    (broken_config / "config.json").write_text("{not json")
+    broken_weights = tmp_path / "broken-weights"  # fails in the engine worker: the runner records it
+    shutil.copytree(tiny_llama, broken_weights)
+    (broken_weights / "model.safetensors").write_bytes(b"\0" * 64)
+    plan = cpu_plan(
+        tmp_path,
+        tiny_llama,
+        repeats=1,
+        setup_repeats=0,
+        models=[str(broken_config), str(broken_weights), str(tiny_llama)],
+        workloads=WORKLOADS[:1],
+    )
+    result = joulebench("sweep", str(plan), "--db", str(tmp_path / "r.db"), "--max-retries", "1")
+    assert result.rc == 1, result.err
+    key_of = {Path(c.config.model).name: c.key for c in expand(load_plan(plan), gpus=0)}
+    cells = cells_in(tmp_path / "r.db")
+    (recorded,) = cells[key_of["broken-config"]]  # two attempts, one failed run written by the sweep
+    assert recorded["status"] == "failed" and recorded["trials"] == []
+    assert recorded["config"]["sweep"]["attempts"] == 2
+    assert "not a valid JSON" in recorded["config"]["sweep"]["error"]
+    attempts = cells[key_of["broken-weights"]]
+    assert [r["status"] for r in attempts] == ["failed", "failed"]
+    assert all(t["status"] == "failed" for r in attempts for t in r["trials"])
+    assert [r["status"] for r in cells[key_of["tiny-llama0"]]] == ["ok"]  # the sweep went on
+    lines = result.out.splitlines()
+    assert sum(line.startswith("failed ") and "after 2 attempt(s)" in line for line in lines) == 2
+    assert "1 ok, 2 failed, 0 skipped" in lines[-1]
+
+
+def _ok_runs(db: Path) -> list[tuple[int, str]]:
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return conn.execute("SELECT id, sweep_key FROM runs WHERE status = 'ok' ORDER BY id").fetchall()
+    except sqlite3.OperationalError:  # the schema is being created
+        return []
+    finally:
+        conn.close()
+
+
+def test_resume_after_a_killed_sweep_runs_only_the_rest(tmp_path: Path, tiny_llama: Path) -> None:
+    workloads = [*WORKLOADS, {"name": "smoke", "batch_size": 1, "output_tokens": 5, "length_mode": "fixed"}]
+    plan = cpu_plan(tmp_path, tiny_llama, repeats=1, workloads=workloads)
+    db = tmp_path / "r.db"
+    # its own session, so that the kill takes the engine workers with it, as a closed terminal would
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "joulebench", "sweep", str(plan), "--db", str(db)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not _ok_runs(db) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    finished = _ok_runs(db)
+    assert len(finished) == 1, f"the kill should land after the first cell, before the last: {finished}"
+    keys = [c.key for c in expand(load_plan(plan), gpus=0)]
+
+    result = joulebench("sweep", str(plan), "--resume", "--db", str(db))
+    assert result.rc == 0, result.err
+    assert "2 ok, 0 failed, 1 skipped" in result.out
+    after = _ok_runs(db)
+    assert after[0] == finished[0]  # the finished cell kept its run and was not redone
+    assert sorted(k for _, k in after) == sorted(keys)  # one ok run per cell
+    cells = cells_in(db)
+    cut = [r for runs in cells.values() for r in runs if r["status"] != "ok"]
+    assert len(cut) <= 1 and all(r["status"] == "running" for r in cut)  # the run the kill interrupted
