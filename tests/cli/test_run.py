@@ -142,3 +142,38 @@ def test_run_vllm_cpu_through_the_cli(tiny_llama: Path, tmp_path: Path) -> None:
     # vLLM reports per-request first-token and finish times: the steady window exists or says why not.
     gen = summary["generation"]
     assert "steady.tokens_per_s" in gen["metrics"] or gen["steady_unavailable"]
+
+
+@pytest.mark.slow
+def test_run_openai_with_a_server_command(tiny_llama: Path, tmp_path: Path) -> None:
+    pytest.importorskip("vllm")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = (
+        f"{sys.executable} -m vllm.entrypoints.openai.api_server --model {tiny_llama} --port {port}"
+        " --max-model-len 512 --dtype bfloat16"
+    )
+    db = tmp_path / "results.db"
+    proc = _joulebench(
+        "run", "--engine", "openai", "--model", str(tiny_llama), "--server-cmd", server,
+        "--endpoint", f"http://127.0.0.1:{port}/v1", "--batch-size", "2", "--output-tokens", "8",
+        "--length-mode", "fixed", "--repeats", "2", "--setup-repeats", "1", "--max-concurrency", "2",
+        "--idle-s", "0", "--timeout-s", "900", "--db", str(db), "--json",
+        env={"VLLM_CPU_KVCACHE_SPACE": "1"},
+        timeout=2400,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["status"] == "ok" and summary["engine"] == "openai"
+    with ResultsDB(db) as store:
+        (run,) = store.runs()
+        trials = store.trials(run["id"])
+        (setup,) = [t for t in trials if t["kind"] == "setup"]
+        assert {"import", "first_token", "setup"} <= {r["stage"] for r in store.stage_energy(setup["id"])}
+        for t in (t for t in trials if t["kind"] == "generation"):
+            assert t["status"] == "ok" and t["output_tokens"] == 16
+            reqs = store.requests(t["id"])
+            assert all(r["ttft_s"] is not None and r["itl_s"] for r in reqs)  # streamed

@@ -15,6 +15,23 @@ PROMPTS = (
 )
 
 
+def _cuda_present() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    gpu_items = [i for i in items if i.get_closest_marker("gpu") and here in Path(str(i.fspath)).parents]
+    if gpu_items and not _cuda_present():
+        skip = pytest.mark.skip(reason="needs an NVIDIA GPU (torch sees no CUDA device)")
+        for item in gpu_items:
+            item.add_marker(skip)
+
+
 def requests(n: int = len(PROMPTS)) -> list[Request]:
     return [Request(index=i, prompt=PROMPTS[i % len(PROMPTS)]) for i in range(n)]
 

@@ -66,6 +66,8 @@ def test_killed_worker_keeps_finished_trials_and_restarts(
             assert estimated and all(r["method"] == "estimated" for r in estimated)
             assert t["details"]["metrics"]["j_per_token.total_incl_estimated"] > 0
             assert "j_per_token.total" not in t["details"]["metrics"]  # nothing measured: no measured total
+            trace = db.trace(t["id"])  # the estimate's readings over the trial's window
+            assert trace and any("t_s" in line for line in trace)
     failures = result.summary["failures"]
     assert [(f["kind"], f["repeat_index"]) for f in failures] == [("generation", 1)]
     assert result.summary["generation"]["metrics"]["output_tokens"]["n"] == 2

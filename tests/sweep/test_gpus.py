@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import os
 
+import pynvml
 import pytest
 
+from joulebench.measurement.nvml_fake import FakeGpu, FakeNvml
 from joulebench.sweep.gpus import CUDA_VISIBLE_DEVICES, pinned, visible_gpu_ids
 
 
@@ -36,7 +38,28 @@ def test_pinned_takes_the_first_gpus_and_restores_the_environment(monkeypatch: p
 
 def test_pinned_unsets_what_it_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(CUDA_VISIBLE_DEVICES, raising=False)
-    monkeypatch.setattr("joulebench.sweep.gpus._nvml_count", lambda: 4)  # the NVML seam: 4 GPUs present
-    with pinned(1) as ids:
+    fake = FakeNvml([FakeGpu(), FakeGpu(), FakeGpu(), FakeGpu()])  # the NVML seam: 4 GPUs, no variable
+    with pinned(1, nvml=fake) as ids:
         assert ids == ["0"] and os.environ[CUDA_VISIBLE_DEVICES] == "0"
     assert CUDA_VISIBLE_DEVICES not in os.environ
+
+
+def test_no_driver_means_no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CUDA_VISIBLE_DEVICES, raising=False)
+    no_driver = FakeNvml([FakeGpu()], init_error=pynvml.NVML_ERROR_DRIVER_NOT_LOADED)
+    assert visible_gpu_ids(no_driver) == []
+
+
+def test_a_pinned_cell_measures_only_its_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner's NVML source reads CUDA_VISIBLE_DEVICES when it is made, inside the cell's pin."""
+    from joulebench.measurement.nvml import NvmlSource
+
+    fake = FakeNvml([FakeGpu(power_w=100.0), FakeGpu(power_w=200.0), FakeGpu(power_w=300.0)])
+    monkeypatch.delenv(CUDA_VISIBLE_DEVICES, raising=False)
+    with pinned(2, nvml=fake):
+        two = NvmlSource(fake).probe()
+    assert two.available and two.devices == ("gpu0", "gpu1")
+    with pinned(0, nvml=fake):
+        none = NvmlSource(fake).probe()
+    assert not none.available and "hides all" in none.reason
+    assert NvmlSource(fake).probe().devices == ("gpu0", "gpu1", "gpu2")  # unpinned again: every GPU

@@ -99,6 +99,26 @@ def test_failed_cells_are_retried_then_recorded_and_the_sweep_goes_on(
     assert "1 ok, 2 failed, 0 skipped" in lines[-1]
 
 
+def test_a_retry_runs_cells_one_by_one_so_a_bad_one_cannot_fail_its_group(
+    tmp_path: Path, tiny_llama: Path
+) -> None:
+    bad_prompts = tmp_path / "bad.jsonl"  # passes the plan checks, rejected when the runner loads it
+    bad_prompts.write_text('{"text": "no prompt field"}\n')
+    bad = {**WORKLOADS[0], "dataset": f"prompts:{bad_prompts}"}
+    plan = cpu_plan(tmp_path, tiny_llama, repeats=1, setup_repeats=0, workloads=[WORKLOADS[0], bad])
+    result = joulebench("sweep", str(plan), "--db", str(tmp_path / "r.db"), "--max-retries", "1")
+    assert result.rc == 1, result.err
+    good_key, bad_key = (c.key for c in expand(load_plan(plan), gpus=0))
+    cells = cells_in(tmp_path / "r.db")
+    # attempt 1 ran the group together and the runner refused it whole; attempt 2 ran each cell alone
+    assert [r["status"] for r in cells[good_key]] == ["ok"]
+    (recorded,) = cells[bad_key]
+    assert recorded["status"] == "failed" and "'prompt' is missing" in recorded["config"]["sweep"]["error"]
+    lines = result.out.splitlines()
+    assert any(line.startswith("ok ") and good_key in line and "(attempt 2)" in line for line in lines)
+    assert any(line.startswith("failed ") and bad_key in line for line in lines)
+
+
 def _ok_runs(db: Path) -> list[tuple[int, str]]:
     if not db.exists():
         return []

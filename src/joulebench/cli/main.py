@@ -45,7 +45,8 @@ def _register() -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    print(f"joulebench: error: {message}", file=sys.stderr)
+    for line in message.splitlines() or [""]:
+        print(f"joulebench: error: {line}", file=sys.stderr)
     sys.exit(code)
 
 
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except JoulebenchError as exc:
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, exc.exit_code)
+        # A message may list several problems, one self-contained line each (e.g. a plan's validation).
+        _fail(str(exc) or type(exc).__name__, exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     sys.exit(rc if isinstance(rc, int) else 0)

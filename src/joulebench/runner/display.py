@@ -61,7 +61,9 @@ class LiveProgress:
                 self.failed += 1
                 first = (event.get("error") or "").strip().splitlines()[:1]
                 self.console.print(
-                    f"{event['kind']} {event['index'] + 1} failed: {first[0] if first else ''}", markup=False
+                    f"{event['kind']} {event['index'] + 1} failed: {first[0] if first else ''}",
+                    markup=False,
+                    highlight=False,
                 )
             metrics = event.get("metrics") or {}
             if metrics.get("tokens_per_s") is not None:

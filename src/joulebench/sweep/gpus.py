@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 
 
-def visible_gpu_ids() -> list[str]:
-    """The GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` when set, else every GPU NVML lists."""
+def visible_gpu_ids(nvml: Any | None = None) -> list[str]:
+    """The GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` when set, else every GPU NVML lists.
+    ``nvml`` is the pynvml module or an object with its names (default: pynvml itself)."""
     env = os.environ.get(CUDA_VISIBLE_DEVICES)
     if env is not None:
         ids = [d.strip() for d in env.split(",") if d.strip()]
@@ -21,30 +23,31 @@ def visible_gpu_ids() -> list[str]:
                 break
             valid.append(d)
         return valid
-    return [str(i) for i in range(_nvml_count())]
+    return [str(i) for i in range(_nvml_count(nvml))]
 
 
-def _nvml_count() -> int:
+def _nvml_count(nvml: Any | None) -> int:
+    if nvml is None:
+        try:
+            import pynvml as nvml
+        except ImportError:
+            return 0
     try:
-        import pynvml
-    except ImportError:
+        nvml.nvmlInit()
+    except Exception:  # NVMLError: no driver or library, so no GPU to plan for
         return 0
     try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError:
-        return 0  # no driver: no GPU to plan for
-    try:
-        return int(pynvml.nvmlDeviceGetCount())
+        return int(nvml.nvmlDeviceGetCount())
     finally:
-        pynvml.nvmlShutdown()
+        nvml.nvmlShutdown()
 
 
 @contextmanager
-def pinned(num_gpus: int) -> Iterator[list[str]]:
+def pinned(num_gpus: int, nvml: Any | None = None) -> Iterator[list[str]]:
     """Restrict everything a cell starts (engine workers, the runner's monitor) to the first ``num_gpus``
     visible GPUs, so that its energy counts only the GPUs it uses; a CPU cell (``num_gpus=0``) sees none,
     as a Ray task without GPUs does."""
-    ids = visible_gpu_ids()[: max(num_gpus, 0)]
+    ids = visible_gpu_ids(nvml)[: max(num_gpus, 0)]
     before = os.environ.get(CUDA_VISIBLE_DEVICES)
     os.environ[CUDA_VISIBLE_DEVICES] = ",".join(ids)
     try:

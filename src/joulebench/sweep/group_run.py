@@ -15,18 +15,23 @@ from joulebench.runner.config import RunConfig
 log = logging.getLogger(__name__)
 
 
-def run_group(configs: list[RunConfig], db: Any) -> str | None:
-    """Run ``configs`` (equal but for the workload) in one engine start where the runner allows it.
-    Returns the error that stopped the group, or ``None``."""
+def run_group(configs: list[RunConfig], db: Any, *, together: bool = True) -> str | None:
+    """Run ``configs`` (equal but for the workload) in one engine start, or with ``together=False`` one
+    run after another, so that a cell the runner rejects cannot take the others down with it (retries do
+    this). Returns the last error met, or ``None``."""
     from joulebench.runner import run as runner
 
+    if together and len(configs) > 1:
+        return _guarded(runner.execute_many, configs, db)
+    errors = [_guarded(runner.execute, config, db) for config in configs]
+    return next((e for e in reversed(errors) if e), None)
+
+
+def _guarded(call: Any, *args: Any) -> str | None:
     try:
-        if len(configs) > 1 and hasattr(runner, "execute_many"):
-            runner.execute_many(configs, db)
-        else:
-            for config in configs:
-                runner.execute(config, db)
+        call(*args)
     except Exception as exc:  # the sweep goes on; the cells' statuses in the database tell what failed
-        log.debug("group failed:\n%s", traceback.format_exc())
-        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+        log.debug("runner failed:\n%s", traceback.format_exc())
+        text = str(exc).strip()
+        return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
     return None

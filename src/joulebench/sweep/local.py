@@ -8,7 +8,7 @@ from typing import Any
 from joulebench.sweep.cells import Group
 from joulebench.sweep.gpus import pinned, visible_gpu_ids
 from joulebench.sweep.group_run import run_group
-from joulebench.sweep.outcome import Outcome, Say, describe, settle
+from joulebench.sweep.outcome import Outcome, Say, describe, settle, starting
 
 
 class LocalExecutor:
@@ -25,8 +25,10 @@ class LocalExecutor:
             attempt = 0
             while pending:
                 attempt += 1
+                say(starting(pending, attempt))
                 with pinned(group.num_gpus):
-                    error = run_group([c.config for c in pending], db)
+                    # a retry runs cells one by one: a cell rejected at start cannot fail its neighbours
+                    error = run_group([c.config for c in pending], db, together=attempt == 1)
                 settled = settle(db, pending, attempt, max_retries, error, started)
                 for outcome in settled.outcomes:
                     say(describe(outcome))

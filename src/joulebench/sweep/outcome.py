@@ -73,6 +73,14 @@ def short_model(model: str) -> str:
     return Path(model).name if Path(model).is_absolute() else model
 
 
+def starting(cells: list[Cell], attempt: int, where: str = "") -> str:
+    """The line printed when a group (one engine start) begins, so that a long cell shows it is running."""
+    first = cells[0]
+    workloads = ", ".join(c.workload.label for c in cells)
+    again = f", attempt {attempt}" if attempt > 1 else ""
+    return f"start   {first.engine.label} {short_model(first.config.model)}: {workloads}{where}{again}"
+
+
 def describe(outcome: Outcome) -> str:
     c = outcome.cell
     what = f"{c.engine.label} {short_model(c.config.model)} {c.workload.label} [{c.key}]"

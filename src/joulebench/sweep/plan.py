@@ -7,7 +7,7 @@ user fixes a plan in one pass; :class:`PlanError` carries them one line each.
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -273,7 +273,3 @@ def _describe(hint: Any) -> str:
     if args and typing.get_origin(hint) is not dict:
         return " or ".join(_describe(a) for a in args)
     return "none" if hint is type(None) else getattr(hint, "__name__", str(hint))
-
-
-def run_config_field_names() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(RunConfig))

@@ -8,6 +8,7 @@ already returned and ``--resume`` runs only the rest.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import tempfile
@@ -18,20 +19,24 @@ from typing import Any
 from joulebench.errors import UsageError, require
 from joulebench.runner.config import RunConfig
 from joulebench.sweep.cells import Cell, Group
+from joulebench.sweep.gpus import pinned
 from joulebench.sweep.group_run import run_group
-from joulebench.sweep.outcome import Outcome, Say, describe, settle
+from joulebench.sweep.outcome import Outcome, Say, describe, settle, starting
 from joulebench.sweep.transfer import export_runs, import_runs
 
 
-def run_group_on_node(config_dicts: list[dict[str, Any]]) -> dict[str, Any]:
-    """The body of a Ray task: run one group on this node and return its rows (picklable, no handles)."""
+def run_group_on_node(configs: list[dict[str, Any]], num_gpus: int, together: bool = True) -> dict[str, Any]:
+    """The body of a Ray task: run one group on this node and return its rows (picklable, no handles).
+    Ray has set ``CUDA_VISIBLE_DEVICES`` to the GPUs it gave the task; a CPU task is shown none, as the
+    local executor does, so that no GPU's idle power is counted in a CPU cell."""
     from joulebench.store.db import ResultsDB
 
-    configs = [RunConfig(**d) for d in config_dicts]
-    with tempfile.TemporaryDirectory(prefix="joulebench-node-") as tmp:
+    run_configs = [RunConfig(**d) for d in configs]
+    hide_gpus = pinned(0) if num_gpus == 0 else contextlib.nullcontext()
+    with hide_gpus, tempfile.TemporaryDirectory(prefix="joulebench-node-") as tmp:
         db = ResultsDB(Path(tmp) / "node.db")
         try:
-            error = run_group(configs, db)
+            error = run_group(run_configs, db, together=together)
             runs = export_runs(db)
         finally:
             db.close()
@@ -64,7 +69,10 @@ class RayExecutor:
             task = remote.options(
                 num_gpus=group.num_gpus, num_cpus=group.engine.num_cpus, max_retries=0, name=_task_name(group)
             )
-            in_flight[task.remote([c.config.to_dict() for c in cells])] = (group, cells, attempt)
+            # a retry runs cells one by one: a cell rejected at start cannot fail its neighbours
+            ref = task.remote([c.config.to_dict() for c in cells], group.num_gpus, together=attempt == 1)
+            in_flight[ref] = (group, cells, attempt)
+            say(starting(cells, attempt, " (queued on Ray)"))
 
         for group in groups:
             submit(group, list(group.cells), 1)
