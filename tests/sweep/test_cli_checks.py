@@ -101,9 +101,11 @@ def test_dry_run_lists_cells_and_default_estimates(tmp_path: Path, tiny_llama: P
     assert tuple(header.split()) == COLUMNS
     assert [r.split()[0] for r in rows] == ["transformers"] * 2 + ["transformers:eager"] * 2
     assert all(r.split()[-1] == "pending" and r.split()[8] == "default" for r in rows)
-    # per cell: 1 setup (30 s) + 3 repeats incl. warm-up (20 s each); plus one engine start (30 s) per group
-    assert [r.split()[7] for r in rows] == ["2m00s", "1m30s", "2m00s", "1m30s"]
+    # per cell: 3 repeats incl. warm-up (20 s each), plus 1 setup trial (30 s) with the first workload of
+    # each engine and model only; plus one engine start (30 s) per group
+    assert [r.split()[7] for r in rows] == ["2m00s", "1m00s", "2m00s", "1m00s"]
+    assert [r.split()[5] for r in rows] == ["1", "0", "1", "0"]
     assert total == (
-        "4 cells (4 to run) in 2 engine start(s): 4 setup trial(s), 8 generation repeat(s); estimated 7m00s"
+        "4 cells (4 to run) in 2 engine start(s): 2 setup trial(s), 8 generation repeat(s); estimated 6m00s"
     )
     assert not (tmp_path / "r.db").exists()  # a dry run creates nothing

@@ -13,9 +13,11 @@ Options (``EngineConfig.options``):
 
 * ``attn_implementation``: ``eager``, ``sdpa`` or ``flash_attention_2`` (needs the flash-attn package).
 * ``compile``: ``True`` for the static-cache compiled variant: ``cache_implementation="static"`` and
-  ``torch.compile`` of the model's forward (``compile_mode``: ``reduce-overhead`` on CUDA, PyTorch's
-  ``default`` on CPU). Compilation is lazy: it happens in the first ``generate`` of each new shape, so it
-  falls in the setup trial's first-token stage and the warm-up, not in ``setup()``.
+  ``torch.compile`` of the model's forward through ``generate``'s own compilation (``CompileConfig``),
+  which compiles the decoding step and runs the prefill eagerly (``compile_mode``: ``reduce-overhead``,
+  i.e. CUDA graphs, on CUDA; PyTorch's ``default`` on CPU). Compilation is lazy: it happens in the first
+  ``generate`` of each new shape, so it falls in the setup trial's first-token stage and the warm-up, not
+  in ``setup()``.
 * ``tp_plan``: ``"auto"`` for transformers' own tensor parallelism; the process must be one of
   ``tensor_parallel`` ranks started by ``torchrun``.
 
@@ -192,15 +194,24 @@ class TransformersEngine(Engine):
         return {"tp_plan": plan}
 
     def _compile(self, model: Any) -> None:
-        """The transformers recipe: a static KV cache (fixed shapes) and a compiled forward."""
-        import torch
+        """A static KV cache (fixed shapes) and a compiled forward, the way transformers does it."""
+        import transformers
 
         default_mode = "reduce-overhead" if self.config.device == "cuda" else "default"
         mode = self.config.options.get("compile_mode", default_mode)
-        model.forward = torch.compile(model.forward, mode=mode, fullgraph=True)
-        if hasattr(model.generation_config, "disable_compile"):
-            # generate() would otherwise compile the model a second time on its own
-            model.generation_config.disable_compile = True
+        model.generation_config.cache_implementation = "static"
+        compile_config = getattr(transformers, "CompileConfig", None)
+        if compile_config is None:  # transformers < 4.48: the older documented recipe
+            import torch
+
+            model.forward = torch.compile(model.forward, mode=mode, fullgraph=True)
+            return
+        # generate() compiles the decoding step itself when the cache is static. (Compiling model.forward
+        # as well, the older recipe, breaks with CUDA graphs: outputs get overwritten by the next replay.)
+        config = compile_config(mode=mode)
+        if self.config.device != "cuda":
+            config._compile_all_devices = True  # generate() compiles only on accelerators unless told
+        model.generation_config.compile_config = config
 
     def generate(self, requests: Sequence[Request], sampling: SamplingSpec) -> list[Response]:
         from joulebench.engines.hf_generate import generate_batch

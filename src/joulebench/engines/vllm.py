@@ -69,7 +69,7 @@ class VllmEngine(Engine):
         cfg = self.config
         with marked(self.marks, STAGE_IMPORT):
             vllm = require("vllm", extra=self.extra)
-            from vllm import LLM
+            from vllm import LLM, SamplingParams  # noqa: F401 - generate() uses it; its import cost is here
             from vllm.platforms import current_platform
 
         on_cpu = current_platform.device_type == "cpu"
@@ -108,6 +108,8 @@ class VllmEngine(Engine):
                 "model_load_end": self.plan.model_load_end,
                 "vllm_events_seen": list(self.plan.seen),
                 "vllm_events_missing": list(self.plan.missing),
+                # False under VLLM_CONFIGURE_LOGGING=0: vLLM then refuses a logging config, so no events
+                "vllm_log_hook": self._hook.enabled,
             },
         )
 

@@ -59,7 +59,8 @@ def sweep_key(config: RunConfig, variant: str | None) -> str:
 
 
 def group_key(config: RunConfig, variant: str | None) -> str:
-    engine_start = {k: v for k, v in config.to_dict().items() if k not in (*WORKLOAD_FIELDS, "sweep_key")}
+    per_cell = (*WORKLOAD_FIELDS, "sweep_key", "setup_repeats")
+    engine_start = {k: v for k, v in config.to_dict().items() if k not in per_cell}
     return _digest(engine_start, variant)
 
 
@@ -90,16 +91,20 @@ def expand(plan: Plan, gpus: int) -> list[Cell]:
     cells: list[Cell] = []
     for engine in plan.engines:
         for model in plan.models:
-            for workload in plan.workloads:
-                cells.append(_cell(plan, engine, model, workload, gpus))
+            for i, workload in enumerate(plan.workloads):
+                cells.append(_cell(plan, engine, model, workload, gpus, setup=i == 0))
     return cells
 
 
-def _cell(plan: Plan, engine: EngineEntry, model: str, workload: WorkloadEntry, gpus: int) -> Cell:
+def _cell(
+    plan: Plan, engine: EngineEntry, model: str, workload: WorkloadEntry, gpus: int, *, setup: bool
+) -> Cell:
+    # Setup energy belongs to (engine, model), not to a workload: its trials run with the first workload only.
+    setup_repeats = plan.setup_repeats if engine.setup_repeats is None else engine.setup_repeats
     settings: dict[str, Any] = {
         **plan.defaults,
-        "repeats": plan.repeats,
-        "setup_repeats": plan.setup_repeats,
+        "repeats": plan.repeats if engine.repeats is None else engine.repeats,
+        "setup_repeats": setup_repeats if setup else 0,
         "device": resolve_device(engine.device or plan.device, gpus),
         "dtype": engine.dtype or plan.dtype,
         "engine": engine.name,

@@ -23,8 +23,10 @@ TOP_KEYS = frozenset(
     {"name", "description", "engines", "models", "workloads", "repeats", "setup_repeats", "device"}
     | {"dtype", "defaults"}
 )
-ENGINE_RUN_FIELDS = ("tensor_parallel", "device", "dtype")
-ENGINE_KEYS = frozenset({"name", "variant", "options", "tensor_parallel", "device", "dtype", "num_cpus"})
+ENGINE_RUN_FIELDS = ("tensor_parallel", "device", "dtype", "repeats", "setup_repeats")
+ENGINE_KEYS = frozenset(
+    {"name", "variant", "options", "tensor_parallel", "device", "dtype", "num_cpus", "repeats", "setup_repeats"}
+)
 WORKLOAD_KEYS = frozenset({"name", *WORKLOAD_FIELDS[1:]})
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -46,6 +48,8 @@ class EngineEntry:
     device: str | None = None  # None: the plan's
     dtype: str | None = None  # None: the plan's
     num_cpus: float = 1.0  # CPU cores a Ray task of this engine reserves
+    repeats: int | None = None  # None: the plan's
+    setup_repeats: int | None = None  # None: the plan's (a slow-starting engine may want fewer)
 
     @property
     def label(self) -> str:
@@ -189,6 +193,8 @@ def _engine(raw: Any, where: str, problems: list[str]) -> EngineEntry | None:
         device=raw.get("device"),
         dtype=raw.get("dtype"),
         num_cpus=float(num_cpus),
+        repeats=raw.get("repeats"),
+        setup_repeats=raw.get("setup_repeats"),
     )
 
 
