@@ -2,8 +2,9 @@
 
     python benchmarks/gpu_study/build_report.py docs/results/h200-2026-11-26
 
-Reads every ``raw/*.db.gz`` in the folder (each a database written by ``run_part.sh`` or ``joulebench run``
-on the GPU machine, gzip-compressed as it came back: per-token timestamps compress 50x), merges their runs into ``study.db`` with the same writer the Ray executor uses, and writes the
+Reads every ``raw/*.db.gz`` in the folder (each a database written by ``run_part.sh`` or
+``joulebench run`` on the GPU machine, gzip-compressed as it came back: per-token timestamps compress
+50x), merges their runs into ``study.db`` with the same writer the Ray executor uses, and writes the
 HTML report, figures and exports into ``report/``.
 """
 

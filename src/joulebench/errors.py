@@ -6,6 +6,8 @@ The CLI turns every :class:`JoulebenchError` into one line on stderr and an exit
 
 from __future__ import annotations
 
+from types import ModuleType
+
 
 class JoulebenchError(Exception):
     """Base of every error joulebench raises on purpose."""
@@ -55,7 +57,7 @@ class JoulebenchWarning(UserWarning):
     """Warnings about result quality (too few repeats, high variation, short windows)."""
 
 
-def require(module: str, extra: str | None = None, package: str | None = None):  # noqa: ANN201
+def require(module: str, extra: str | None = None, package: str | None = None) -> ModuleType:
     """Import ``module`` or raise :class:`MissingDependency` with the install hint."""
     import importlib
 

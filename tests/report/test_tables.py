@@ -107,3 +107,21 @@ def test_format_stat() -> None:
     assert format_stat(Stat(22600.0, None, 1, False, "node")) == "22600 (n=1, no CI)"
     assert format_stat(Stat(0.1234567, 0.0123, 3, False, "")) == "0.123 ± 0.012"
     assert format_stat(Stat(5.0, 1e-17, 3, True, "")) == "5 ± 0 (est.)"
+
+
+def test_a_stage_in_several_spans_sums_their_durations_and_energies(tmp_path: Path) -> None:
+    # vLLM initialises before and after it reads the weights: engine_init comes as two spans with
+    # model_load between them; the gap must not count as initialisation.
+    w = ResultsWriter(tmp_path / "spans.db")
+    run = w.run("vllm", "m", workload="w")
+    trial = w.trial(run, "setup", 0)
+    w.window(trial, "engine_init", 2.0, {"gpu": 200.0}, start_s=100.0)
+    w.window(trial, "model_load", 5.0, {"gpu": 600.0}, start_s=102.0)
+    w.window(trial, "engine_init", 3.0, {"gpu": 450.0}, start_s=107.0)
+    w.close()
+    metrics = trial_metrics(load_frames(tmp_path / "spans.db"))
+    init = metrics[(metrics.stage == "engine_init") & (metrics.component.isin(["", "gpu"]))]
+    values = {(r.component, r.metric): r.value for r in init.itertuples()}
+    assert values[("", "duration_s")] == pytest.approx(5.0)  # 2 + 3, not 10 (100 -> 110)
+    assert values[("gpu", "energy_j")] == pytest.approx(650.0)
+    assert values[("gpu", "power_w")] == pytest.approx(130.0)

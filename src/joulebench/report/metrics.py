@@ -127,7 +127,10 @@ def _stage_rows(
     trial: dict[str, object],
     requests: list[dict[str, object]],
 ) -> list[dict[str, object]]:
-    duration_s = float(max(_f(r["end_s"]) for r in rows) - min(_f(r["start_s"]) for r in rows))
+    # A stage may come in several spans (vLLM initialises before and after it reads the weights): its
+    # duration is the sum of its spans, as its energy is, not the interval that covers them.
+    spans = {(_f(r["start_s"]), _f(r["end_s"])) for r in rows}
+    duration_s = float(sum(end - start for start, end in spans))
     energies = _component_energies(rows)
     energies.update(_totals(energies))
     out = [_row(base, stage, "", False, "", "duration_s", duration_s)]

@@ -167,6 +167,9 @@ class _Run:
 
     def generation_trials(self, session: GenerationSession) -> None:
         p, n, timeout = self.p, self.config.repeats, self.config.trial_timeout_s
+        if session.alive and session.engine_info and session.engine_info.get("version"):
+            # a session shared across runs (execute_many) started before this run existed
+            self.db.update_run(self.run_id, engine_version=session.engine_info["version"])
         k = 0
         while k < n:
             if not session.alive:

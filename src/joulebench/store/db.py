@@ -242,7 +242,9 @@ class ResultsDB:
                         _clean(r.ttft_s),
                         _clean(r.tpot_s),
                         _clean(r.e2e_s),
-                        _json(_clean([round(x, 6) for x in r.itl_s])) if r.itl_s else None,  # µs: plenty, 2.5x smaller
+                        _json(_clean([round(x, 6) for x in r.itl_s]))
+                        if r.itl_s
+                        else None,  # µs: plenty, 2.5x smaller
                         r.error,
                     )
                     for r in requests

@@ -25,7 +25,17 @@ TOP_KEYS = frozenset(
 )
 ENGINE_RUN_FIELDS = ("tensor_parallel", "device", "dtype", "repeats", "setup_repeats")
 ENGINE_KEYS = frozenset(
-    {"name", "variant", "options", "tensor_parallel", "device", "dtype", "num_cpus", "repeats", "setup_repeats"}
+    {
+        "name",
+        "variant",
+        "options",
+        "tensor_parallel",
+        "device",
+        "dtype",
+        "num_cpus",
+        "repeats",
+        "setup_repeats",
+    }
 )
 WORKLOAD_KEYS = frozenset({"name", *WORKLOAD_FIELDS[1:]})
 DEVICES = ("auto", "cpu", "cuda")
