@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -32,8 +33,25 @@ def main(folder: Path) -> None:
                 shutil.copyfileobj(src, dst)
             ids = import_runs(target, export_runs(ResultsDB(db)))
         print(f"{raw.name}: runs {ids}")
+    _repository_relative_models(merged)
     files = build_report(merged, folder / "report")
     print(f"report: {files.html}")
+
+
+def _repository_relative_models(db: Path) -> None:
+    """Model folders made by run_part.sh are recorded with the GPU machine's absolute path; the published
+    report names them relative to the repository, where run_part.sh puts them."""
+    conn = sqlite3.connect(db)
+    with conn:
+        for run_id, model, config in conn.execute("SELECT id, model, config_json FROM runs").fetchall():
+            marker = model.find("benchmarks/gpu_study/models/")
+            if model.startswith("/") and marker > 0:
+                relative = model[marker:]
+                conn.execute(
+                    "UPDATE runs SET model = ?, config_json = ? WHERE id = ?",
+                    (relative, config.replace(model, relative), run_id),
+                )
+    conn.close()
 
 
 if __name__ == "__main__":
