@@ -134,7 +134,12 @@ def _ok_runs(db: Path) -> list[tuple[int, str]]:
 
 
 def test_resume_after_a_killed_sweep_runs_only_the_rest(tmp_path: Path, tiny_llama: Path) -> None:
-    workloads = [*WORKLOADS, {"name": "smoke", "batch_size": 1, "output_tokens": 5, "length_mode": "fixed"}]
+    # the second cell is long enough (no setup trial of its own, 400 tokens) for the kill to land inside it
+    workloads = [
+        WORKLOADS[0],
+        {"name": "smoke", "batch_size": 3, "output_tokens": 400, "length_mode": "fixed"},
+        {"name": "smoke", "batch_size": 1, "output_tokens": 5, "length_mode": "fixed"},
+    ]
     plan = cpu_plan(tmp_path, tiny_llama, repeats=1, workloads=workloads)
     db = tmp_path / "r.db"
     # its own session, so that the kill takes the engine workers with it, as a closed terminal would
@@ -147,7 +152,7 @@ def test_resume_after_a_killed_sweep_runs_only_the_rest(tmp_path: Path, tiny_lla
     try:
         deadline = time.monotonic() + 300
         while not _ok_runs(db) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
+            time.sleep(0.02)
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
