@@ -103,3 +103,33 @@ def test_unreadable_files_are_usage_errors(tmp_path: Path) -> None:
     bad.write_text("engines: [vllm\nmodels: x\n")
     with pytest.raises(UsageError, match="not valid YAML"):
         load_plan(bad)
+
+
+def test_engine_entries_override_repeats_and_monitoring_and_setup_runs_once_per_engine_and_model(
+    tmp_path: Path,
+) -> None:
+    from joulebench.sweep.cells import expand, group
+
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "plan.yaml").write_text(
+        GOOD.replace("setup_repeats: 0", "setup_repeats: 4").replace(
+            "  - transformers\n",
+            "  - {name: transformers, repeats: 5, setup_repeats: 1}\n"
+            "  - {name: transformers, variant: unmonitored, monitor: false}\n",
+        )
+    )
+    plan = load_plan(tmp_path / "plan.yaml")
+    assert plan.engines[0] == EngineEntry("transformers", repeats=5, setup_repeats=1)
+    assert plan.engines[1].monitor is False
+    cells = [c for c in expand(plan, gpus=0) if c.engine.variant in (None, "unmonitored")]
+    cells = [c for c in cells if c.engine.name == "transformers"]
+    by_entry = {(c.engine.label, c.config.model, c.workload.label): c.config for c in cells}
+    tiny = str((tmp_path / "tiny").resolve())
+    first = by_entry[("transformers", tiny, "smoke")]
+    second = by_entry[("transformers", tiny, "smoke[batch_size=3,output_tokens=8]")]
+    assert (first.repeats, first.setup_repeats, first.monitor) == (5, 1, True)
+    assert (second.repeats, second.setup_repeats) == (5, 0)  # setup belongs to the engine and model
+    unmonitored = by_entry[("transformers:unmonitored", tiny, "smoke")]
+    assert (unmonitored.monitor, unmonitored.setup_repeats, unmonitored.repeats) == (False, 4, 2)
+    # the two workloads of one entry and model still share one engine start
+    assert len({g.key for g in group(cells)}) == 4

@@ -85,7 +85,7 @@ def energy_sources_note(monitor: Any) -> str | None:
     if any(s.available for s in statuses):
         return None
     reasons = "; ".join(f"{s.name}: {s.reason}" for s in statuses) or "no source probed"
-    return f"no energy source ({reasons})"
+    return f"no energy source ({reasons}); --estimate adds labelled estimates of CPU and DRAM"
 
 
 def trace_bytes(monitor: Any, start_s: float, end_s: float) -> bytes | None:

@@ -114,6 +114,8 @@ def _cell(
         "workload": local_path(workload.name, plan.base_dir),
         **workload.overrides,
     }
+    if engine.monitor is not None:
+        settings["monitor"] = engine.monitor
     config = RunConfig(**settings)
     keyed = replace(config, sweep_key=sweep_key(config, engine.variant))
     return Cell(config=keyed, engine=engine, workload=workload)

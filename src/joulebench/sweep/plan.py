@@ -23,20 +23,8 @@ TOP_KEYS = frozenset(
     {"name", "description", "engines", "models", "workloads", "repeats", "setup_repeats", "device"}
     | {"dtype", "defaults"}
 )
-ENGINE_RUN_FIELDS = ("tensor_parallel", "device", "dtype", "repeats", "setup_repeats")
-ENGINE_KEYS = frozenset(
-    {
-        "name",
-        "variant",
-        "options",
-        "tensor_parallel",
-        "device",
-        "dtype",
-        "num_cpus",
-        "repeats",
-        "setup_repeats",
-    }
-)
+ENGINE_RUN_FIELDS = ("tensor_parallel", "device", "dtype", "repeats", "setup_repeats", "monitor")
+ENGINE_KEYS = frozenset({"name", "variant", "options", "num_cpus", *ENGINE_RUN_FIELDS})
 WORKLOAD_KEYS = frozenset({"name", *WORKLOAD_FIELDS[1:]})
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -60,6 +48,7 @@ class EngineEntry:
     num_cpus: float = 1.0  # CPU cores a Ray task of this engine reserves
     repeats: int | None = None  # None: the plan's
     setup_repeats: int | None = None  # None: the plan's (a slow-starting engine may want fewer)
+    monitor: bool | None = None  # False: an unmonitored twin of an entry, to measure the monitor's cost
 
     @property
     def label(self) -> str:
@@ -205,6 +194,7 @@ def _engine(raw: Any, where: str, problems: list[str]) -> EngineEntry | None:
         num_cpus=float(num_cpus),
         repeats=raw.get("repeats"),
         setup_repeats=raw.get("setup_repeats"),
+        monitor=raw.get("monitor"),
     )
 
 
