@@ -36,6 +36,7 @@ FORMATS: dict[str, tuple[str, tuple[object, ...]]] = {
 MESSAGES = {key: template % args for key, (template, args) in FORMATS.items()}
 # Older releases' wording of the same events.
 OLD_MESSAGES = {
+    "load_start": "Loading model from scratch...",  # vLLM 0.26's v2 GPU model runner
     "load_done": "Model loading took 2.3185 GiB and 3.500000 seconds",
     "compile_done": "torch.compile takes 11.02 s in total",
 }
@@ -188,3 +189,16 @@ def test_logging_config_keeps_vllms_console_and_adds_the_stage_handler(tmp_path:
     )
     built.handle(logging.makeLogRecord({"msg": "Loading weights took %.2f seconds", "args": (1.0,)}))
     assert [e.key for e in read_events(tmp_path / "e")] == ["weights_loaded"]
+
+
+def test_without_a_start_record_the_load_starts_where_vllms_stated_duration_says() -> None:
+    # vLLM 0.26 on an H200 logged no start record through its v2 model runner; "Model loading took ...
+    # and 2.5 seconds" still places the load's start
+    events = [seen("weights_loaded", 14.0, 1.5), seen("load_done", 14.5, 2.5), seen("init_engine_done", 40.0)]
+    plan = plan_stages(events, 10.0, 41.0, expect_gpu=True)
+    assert plan.spans[:3] == (
+        ("engine_init", 10.0, 12.0),
+        ("model_load", 12.0, 14.5),
+        ("engine_init", 14.5, 41.0),
+    )
+    assert "load_start" in plan.missing  # still said: the start came from the stated duration

@@ -62,10 +62,11 @@ def _event(key: str, pattern: str, stage: str, edge: str, source: str) -> LogEve
 EVENTS: tuple[LogEvent, ...] = (
     _event(
         "load_start",
-        r"Starting to load model",
+        r"Starting to load model|Loading model from scratch",
         STAGE_MODEL_LOAD,
         "begin",
-        "v1/worker/gpu_model_runner.py:5040, v1/worker/cpu_model_runner.py:68",
+        "v1/worker/gpu_model_runner.py:5040, v1/worker/cpu_model_runner.py:68; the v2 GPU model runner"
+        " (v1/worker/gpu/model_runner.py, the default on Hopper in 0.26) says 'Loading model from scratch'",
     ),
     _event(
         "weights_loaded",
@@ -204,8 +205,9 @@ def plan_stages(events: Iterable[SeenEvent], start_s: float, end_s: float, *, ex
 
     ``engine_init`` is everything of ``LLM(...)`` that is not ``model_load``: it comes in two pieces, before
     the load starts and after it ends. Several processes may report an event (one per rank): a begin is
-    the earliest report, an end the latest. Without both load events, ``engine_init`` is the whole call
-    and no ``model_load`` is reported (nothing is guessed).
+    the earliest report, an end the latest. Without a start record, the load's start is the end record's
+    time less the duration vLLM states in it. Without either, ``engine_init`` is the whole call and no
+    ``model_load`` is reported (nothing is guessed).
     """
     events = list(events)
     by_key: dict[str, list[SeenEvent]] = {}
@@ -222,6 +224,11 @@ def plan_stages(events: Iterable[SeenEvent], start_s: float, end_s: float, *, ex
     load_start = first("load_start")
     load_end_key = next((k for k in ("load_done", "weights_loaded") if k in by_key), None)
     load_end = last(load_end_key) if load_end_key else None
+    if load_start is None and load_end_key == "load_done":
+        # vLLM times the whole load itself ("Model loading took ... and X seconds", perf_counter around
+        # load_model): its own start, when the start record is missing
+        stated = [e.t_s - e.seconds for e in by_key["load_done"] if e.seconds is not None]
+        load_start = min(stated, default=None)
     if load_start is not None and load_end is not None and start_s <= load_start <= load_end <= end_s:
         spans += [(STAGE_ENGINE_INIT, start_s, load_start), (STAGE_MODEL_LOAD, load_start, load_end)]
         spans.append((STAGE_ENGINE_INIT, load_end, end_s))
