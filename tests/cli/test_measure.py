@@ -132,3 +132,48 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], messa
     assert message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["measure", "--interval-ms", "inf", "--", "true"], "--interval-ms must be positive"),
+        (["measure", "--gpu-power-interval-ms", "nan", "--", "true"], "--gpu-power-interval-ms must be"),
+        (["measure", "--cpu-tdp-w", "inf", "--estimate", "--", "true"], "--cpu-tdp-w must be"),
+    ],
+)
+def test_non_finite_numbers_are_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = _run(args, _env(tmp_path))
+    assert proc.returncode == 2
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unwritable_output_is_refused_before_the_command_runs(tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    (tmp_path / "out.json").mkdir()
+    for option in (["-o", str(tmp_path / "out.json")], ["--trace", str(tmp_path / "no" / "t.jsonl")]):
+        proc = _run(["measure", *option, "--", "touch", str(ran)], _env(tmp_path))
+        assert proc.returncode == 2, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+        assert not ran.exists()  # refused before anything ran
+
+
+def test_a_trace_that_cannot_be_written_never_loses_the_result(tmp_path: Path) -> None:
+    trace = tmp_path / "run.jsonl"
+    (tmp_path / "run.jsonl.partial").mkdir()  # the trace's temporary file cannot be created
+    proc = _run(["measure", "--json", "--trace", str(trace), "--", "sh", "-c", "exit 5"], _env(tmp_path))
+    assert proc.returncode == 5, proc.stderr
+    assert "Traceback" not in proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["exit_code"] == 5 and doc["trace"] is None
+    assert any("trace not written" in w for w in doc["warnings"])
+
+
+def test_a_report_file_that_cannot_be_written_is_printed_instead(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    proc = _run(
+        ["measure", "--json", "-o", str(out), "--", "sh", "-c", f"mkdir {out}; exit 4"], _env(tmp_path)
+    )
+    assert proc.returncode == 4, proc.stderr  # still the command's exit code
+    assert f"cannot write {out}" in proc.stderr and "Traceback" not in proc.stderr
+    assert json.loads(proc.stdout)["exit_code"] == 4

@@ -74,3 +74,58 @@ def test_follower_reads_only_complete_lines(tmp_path: Path) -> None:
     assert follower.poll() == 1
     assert rec.marks == [("begin", "a", 1.0), ("end", "a", 2.0)]
     assert len(follower.errors) == 1
+
+
+def test_concurrent_polls_pass_each_line_on_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sampler thread and Monitor.stop() may poll at the same instant: no mark may arrive twice."""
+    import builtins
+    import threading
+
+    from joulebench.measurement import stagefile
+
+    path = tmp_path / "stages"
+    path.write_text("begin load mono=1.0\nend load mono=2.0\n")
+
+    class SlowFile:
+        """Reads, then waits: both threads have read the same bytes before either moves the offset."""
+
+        def __init__(self, fh):  # type: ignore[no-untyped-def]
+            self.fh = fh
+
+        def __enter__(self):  # type: ignore[no-untyped-def]
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.fh.close()
+
+        def seek(self, offset: int) -> None:
+            self.fh.seek(offset)
+
+        def read(self) -> bytes:
+            data = self.fh.read()
+            time.sleep(0.05)
+            return data
+
+    def slow_open(*args, **kwargs):  # type: ignore[no-untyped-def]
+        return SlowFile(builtins.open(*args, **kwargs))
+
+    monkeypatch.setattr(stagefile, "open", slow_open, raising=False)
+    marks: list[tuple[str, str, float | None]] = []
+
+    class Marks:
+        def begin(self, name: str, t_s: float | None = None) -> None:
+            marks.append(("begin", name, t_s))
+
+        def end(self, name: str, t_s: float | None = None) -> None:
+            marks.append(("end", name, t_s))
+
+        def span(self, name: str, start_s: float, end_s: float) -> None:
+            raise AssertionError
+
+    follower = StageFileFollower(path, Marks())
+    threads = [threading.Thread(target=follower.poll) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert marks == [("begin", "load", 1.0), ("end", "load", 2.0)]

@@ -148,3 +148,20 @@ def test_device_info_records_name_driver_limit_clock_temperature() -> None:
 def test_fake_refuses_calls_before_init_like_nvml() -> None:
     with pytest.raises(pynvml.NVMLError_Uninitialized):
         FakeNvml([FakeGpu()]).nvmlDeviceGetCount()
+
+
+def test_gpu_without_counter_is_sampled_at_the_power_interval_its_windows_are_flagged_against() -> None:
+    clock = ManualClock()
+    fake = FakeNvml([FakeGpu(power_w=150.0, energy_counter=False, power_fields=False)], clock=clock)
+    src = NvmlSource(fake, clock=clock)
+    assert src.probe().available
+    clock.advance(2.0)
+    assert [r.power_w for r in src.read_power()] == [pytest.approx(150.0)]  # the 20 ms path
+    t0 = clock()
+    log = _drive(src, clock, 3.0)
+    timeline = log.channels[("nvml", Component.GPU, "gpu0")].power
+    assert timeline is not None
+    inside = [t for t in timeline.t_s if t0 + 1.0 <= t <= t0 + 2.0]
+    assert len(inside) >= 45  # every 20 ms, not every 100 ms
+    row = next(c for c in compute_window(log, "w", t0 + 1.5, t0 + 1.51).components if c.device == "gpu0")
+    assert "shorter-than-sample-period" in row.flags

@@ -34,3 +34,15 @@ def test_power_series_stays_bounded_keeps_peaks_and_integral() -> None:
 def test_power_series_rejects_tiny_bounds() -> None:
     with pytest.raises(ValueError):
         PowerSeries(max_points=2)
+
+
+def test_two_counter_values_at_one_instant_keep_the_later_and_never_divide_by_zero() -> None:
+    from joulebench.measurement.accounting import counter_energy_at
+
+    c = CounterSeries()
+    for t, e in [(1.0, 10.0), (2.0, 20.0), (2.0, 21.0)]:
+        c.add(t, e)
+    assert list(c.t_s) == [1.0, 2.0]
+    assert list(c.energy_j) == [10.0, 21.0]
+    result = counter_energy_at(c, 3.0)
+    assert result is not None and result[0] == pytest.approx(32.0)

@@ -150,3 +150,48 @@ def test_bad_traces_are_usage_errors(tmp_path: Path, name: str, content: str, me
     path.write_text(content)
     with pytest.raises(UsageError, match=message):
         read_trace(path)
+
+
+def _corrupt_gzip(text: str) -> bytes:
+    data = gzip.compress(text.encode())
+    return data[:20] + bytes(b ^ 0x5A for b in data[20:-8]) + data[-8:]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"t_s": NaN, "source": "x", "component": "cpu", "device": "p", "energy_j": 1}', "finite"),
+        ('{"t_s": 1, "source": "x", "component": "cpu", "device": "p", "power_w": "inf"}', "finite"),
+        ('{"type": "stage", "name": "a", "start_s": "nan", "end_s": 2}', "finite"),
+        ('{"t_s": 1, "source": "x", "component": "other", "device": "all", "power_w": 1}', "derived"),
+        ('{"t_s": 1, "source": "x", "component": "cpu", "device": "all", "power_w": 1}', "'all'"),
+        (
+            '{"type": "header", "format": "joulebench-trace", "version": 1, '
+            '"sources": [{"name": "x", "interval_s": "soon"}]}',
+            "line 1",
+        ),
+    ],
+)
+def test_non_finite_numbers_and_derived_rows_are_refused(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(line + "\n" + HAND_JSONL.splitlines()[-1] + "\n")
+    with pytest.raises(UsageError, match=message):
+        read_trace(path)
+
+
+def test_corrupt_gzip_stream_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl.gz"
+    path.write_bytes(_corrupt_gzip(HAND_JSONL * 50))
+    with pytest.raises(UsageError, match="cannot read trace"):
+        read_trace(path)
+
+
+def test_a_stage_unfinished_at_stop_stays_flagged_after_replay(tmp_path: Path) -> None:
+    hand = tmp_path / "hand.jsonl"
+    hand.write_text(HAND_JSONL)
+    original = Monitor.from_trace(hand)
+    original._done.append(("never_ended", 2.0, 3.5, True))  # what Monitor.stop() leaves for an open stage
+    again = Monitor.from_trace(original.write_trace(tmp_path / "t.jsonl"))
+    assert again.stages() == original.stages()
+    (stage,) = [s for s in again.stages() if s.name == "never_ended"]
+    assert all("unfinished" in c.flags for c in stage.components)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -53,6 +54,8 @@ def measure(
     """
     from joulebench.measurement.trace import trace_kind
 
+    if output is not None:
+        _check_writable("--output", output)
     if replay is not None:
         if command:
             raise UsageError("--replay computes from a trace: give no command with it")
@@ -60,16 +63,17 @@ def measure(
         return
     if not command:
         raise UsageError(f"no command given: {USAGE}")
-    if not interval_ms > 0:
-        raise UsageError(f"--interval-ms must be positive, got {interval_ms:g}")
-    if not gpu_power_interval_ms > 0:
-        raise UsageError(f"--gpu-power-interval-ms must be positive, got {gpu_power_interval_ms:g}")
-    if cpu_tdp_w is not None and not cpu_tdp_w > 0:
-        raise UsageError(f"--cpu-tdp-w must be positive, got {cpu_tdp_w:g}")
+    if not (interval_ms > 0 and math.isfinite(interval_ms)):
+        raise UsageError(f"--interval-ms must be positive and finite, got {interval_ms:g}")
+    if not (gpu_power_interval_ms > 0 and math.isfinite(gpu_power_interval_ms)):
+        raise UsageError(
+            f"--gpu-power-interval-ms must be positive and finite, got {gpu_power_interval_ms:g}"
+        )
+    if cpu_tdp_w is not None and not (cpu_tdp_w > 0 and math.isfinite(cpu_tdp_w)):
+        raise UsageError(f"--cpu-tdp-w must be positive and finite, got {cpu_tdp_w:g}")
     if trace is not None:
         trace_kind(trace)
-        if not trace.parent.is_dir():
-            raise UsageError(f"--trace: folder {trace.parent} does not exist")
+        _check_writable("--trace", trace)
     doc, text, rc = _run(
         command,
         interval_s=interval_ms / 1000.0,
@@ -83,14 +87,27 @@ def measure(
     raise typer.Exit(rc)
 
 
+def _check_writable(option: str, path: Path) -> None:
+    """Refuse before anything runs a file that could not be written afterwards."""
+    if path.is_dir():
+        raise UsageError(f"{option}: {path} is a folder")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"{option}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{option}: folder {folder} is not writable")
+
+
 def _finish(doc: dict, text: str, *, as_json: bool, output: Path | None) -> None:
     body = json.dumps(doc, indent=2) if as_json else text
     if output is not None:
         try:
             output.write_text(body + "\n")
+            return
         except OSError as exc:
-            raise UsageError(f"cannot write {output}: {exc}") from exc
-    elif as_json:
+            # the command has run: never lose its result, print it where it would go without -o
+            print(f"joulebench: error: cannot write {output}: {exc}; the report follows", file=sys.stderr)
+    if as_json:
         print(body)
     else:
         # stderr, like time(1): the command's own stdout stays clean for pipes
@@ -173,7 +190,10 @@ def _run(
     warnings = monitor.stage_file_errors()
     trace_path = None
     if trace is not None:
-        trace_path = str(monitor.write_trace(trace, t0, t1))
+        try:
+            trace_path = str(monitor.write_trace(trace, t0, t1))
+        except OSError as exc:  # the command has run: report its energy anyway, and say why no trace
+            warnings.append(f"trace not written to {trace}: {exc}")
     statuses = monitor.statuses()
     doc = build_document(
         total=total,

@@ -332,12 +332,14 @@ class Monitor:
                 raise JoulebenchError("nothing was measured: no trace to write")
             a = span[0] if a is None else a
             b = span[1] if b is None else b
-        stages = [(n, s, e) for n, s, e, _ in self._done if e >= a and s <= b]
+        kept = [(n, s, e, u) for n, s, e, u in self._done if e >= a and s <= b]
+        stages = [(n, s, e) for n, s, e, _ in kept]
         trace = Trace(
             sources=list(self.log.sources.values()),
             statuses=self.statuses(),
             readings=self.log.readings(a, b, pad=True),
             stages=stages,
+            unfinished={(n, s, e) for n, s, e, u in kept if u},
             idle=self._idle_window,
             idle_power_w=dict(self._idle),
             start_s=a,
@@ -360,7 +362,7 @@ class Monitor:
         mon.log.add(src.read())
         mon._sources = [src]
         mon._statuses = [*trace.statuses, src.probe()]
-        mon._done = [(n, a, b, False) for n, a, b in trace.stages]
+        mon._done = [(n, a, b, (n, a, b) in trace.unfinished) for n, a, b in trace.stages]
         mon._idle = dict(trace.idle_power_w)
         mon._idle_window = trace.idle
         span = mon.log.time_range()

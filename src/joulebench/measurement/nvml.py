@@ -229,17 +229,13 @@ class NvmlSource(PowerSource):
                 mj = nv.nvmlDeviceGetTotalEnergyConsumption(self._handles[i])
                 t = (before + self._clock()) / 2  # a read takes milliseconds: stamp its middle
                 out.append(Reading(t, NAME, Component.GPU, gpu.device, energy_j=mj / 1000.0))
-            else:
-                power = self._power_w(i)
-                if power is not None:
-                    out.append(Reading(self._clock(), NAME, Component.GPU, gpu.device, power_w=power))
+            # a GPU without the counter is integrated from read_power()'s timeline (power_interval_s),
+            # the sampling period its windows are flagged against
         return out
 
     def read_power(self) -> list[Reading]:
         out: list[Reading] = []
         for i, gpu in enumerate(self._gpus):
-            if not self._has_counter[i]:
-                continue  # its power is already read at the source interval by read()
             power = self._power_w(i)
             if power is not None:
                 out.append(Reading(self._clock(), NAME, Component.GPU, gpu.device, power_w=power))

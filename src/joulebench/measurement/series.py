@@ -48,6 +48,9 @@ class CounterSeries:
         self.last_read_s = t_s
         if self.energy_j and energy_j == self.energy_j[-1]:
             return
+        if self.t_s and t_s == self.t_s[-1]:
+            self.energy_j[-1] = energy_j  # two values at one instant: the later read wins (no 0 s segment)
+            return
         self.t_s.append(t_s)
         self.energy_j.append(energy_j)
 

@@ -4,6 +4,7 @@ process appends ``begin NAME [mono=T|unix=T]`` / ``end NAME [...]`` lines to, an
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -47,9 +48,15 @@ class StageFileFollower:
         self.errors: list[str] = []
         self._offset = 0
         self._partial = b""
+        # the sampler thread polls while Monitor.stop() polls one last time: never read a line twice
+        self._lock = threading.Lock()
 
     def poll(self) -> int:
         """Process what was appended since the last poll; returns the number of marks passed on."""
+        with self._lock:
+            return self._poll()
+
+    def _poll(self) -> int:
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self._offset)

@@ -8,10 +8,13 @@ unwrapped cumulative joules). Everything else (header, stages, idle window) is a
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import json
+import math
 import os
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -36,6 +39,8 @@ class Trace:
     statuses: list[SourceStatus] = field(default_factory=list)
     readings: list[Reading] = field(default_factory=list)
     stages: list[tuple[str, float, float]] = field(default_factory=list)
+    #: stages still open when the measurement stopped (closed then, and flagged ``unfinished``)
+    unfinished: set[tuple[str, float, float]] = field(default_factory=set)
     idle: tuple[float, float] | None = None
     idle_power_w: dict[tuple[Component, str], float] = field(default_factory=dict)
     start_s: float | None = None
@@ -93,7 +98,11 @@ def _meta_records(trace: Trace) -> list[dict[str, Any]]:
                 ],
             }
         )
-    out.extend({"type": "stage", "name": n, "start_s": a, "end_s": b} for n, a, b in trace.stages)
+    for n, a, b in trace.stages:
+        rec: dict[str, Any] = {"type": "stage", "name": n, "start_s": a, "end_s": b}
+        if (n, a, b) in trace.unfinished:
+            rec["unfinished"] = True
+        out.append(rec)
     return out
 
 
@@ -112,6 +121,17 @@ def write_trace(path: str | os.PathLike[str], trace: Trace) -> Path:
     path = Path(path)
     kind, gz = trace_kind(path)
     tmp = path.with_name(path.name + ".partial")
+    try:
+        _write(tmp, kind, gz, trace)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write(tmp: Path, kind: str, gz: bool, trace: Trace) -> None:
     with _open(tmp, "w", gz) as fh:
         if kind == "jsonl":
             for rec in _meta_records(trace):
@@ -134,27 +154,55 @@ def write_trace(path: str | os.PathLike[str], trace: Trace) -> Path:
                         "" if r.energy_j is None else repr(r.energy_j),
                     ]
                 )
-    os.replace(tmp, path)
-    return path
 
 
 def _float(value: Any) -> float | None:
     if value is None or value == "":
         return None
-    return float(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
+
+
+def _number(value: Any) -> float:
+    number = _float(value)
+    if number is None:
+        raise ValueError("a number is missing")
+    return number
+
+
+#: ``other`` (like a ``device: "all"`` row) is computed from readings, never stored as a reading
+_DERIVED = (Component.OTHER,)
 
 
 def _reading(d: dict[str, Any]) -> Reading:
     power, energy = _float(d.get("power_w")), _float(d.get("energy_j"))
     if power is None and energy is None:
         raise ValueError("a reading needs power_w or energy_j")
+    component = Component(d["component"])
+    if component in _DERIVED:
+        raise ValueError(f"component {component.value!r} is derived from readings, never a reading itself")
+    device = str(d["device"])
+    if device == "all":
+        raise ValueError("device 'all' is the sum of devices, never a reading itself")
     return Reading(
-        t_s=float(d["t_s"]),
+        t_s=_number(d["t_s"]),
         source=str(d["source"]),
-        component=Component(d["component"]),
-        device=str(d["device"]),
+        component=component,
+        device=device,
         power_w=power,
         energy_j=energy,
+    )
+
+
+def _source_meta(m: dict[str, Any]) -> SourceMeta:
+    return SourceMeta(
+        name=str(m["name"]),
+        interval_s=_number(m.get("interval_s", 0.0)),
+        counter_period_s=_float(m.get("counter_period_s")),
+        power_interval_s=_float(m.get("power_interval_s")),
+        estimated=bool(m.get("estimated", False)),
     )
 
 
@@ -168,7 +216,7 @@ def _apply_meta(trace: Trace, rec: dict[str, Any]) -> None:
                 f"trace version {rec['version']} is newer than this joulebench reads ({VERSION})"
             )
         trace.start_s, trace.end_s = _float(rec.get("start_s")), _float(rec.get("end_s"))
-        trace.sources = [SourceMeta(**m) for m in rec.get("sources", [])]
+        trace.sources = [_source_meta(m) for m in rec.get("sources", [])]
         trace.statuses = [
             SourceStatus(
                 name=s["name"],
@@ -181,11 +229,15 @@ def _apply_meta(trace: Trace, rec: dict[str, Any]) -> None:
             for s in rec.get("statuses", [])
         ]
     elif kind == "stage":
-        trace.stages.append((str(rec["name"]), float(rec["start_s"]), float(rec["end_s"])))
+        stage = (str(rec["name"]), _number(rec["start_s"]), _number(rec["end_s"]))
+        trace.stages.append(stage)
+        if rec.get("unfinished") is True:
+            trace.unfinished.add(stage)
     elif kind == "idle":
-        trace.idle = (float(rec["start_s"]), float(rec["end_s"]))
+        trace.idle = (_number(rec["start_s"]), _number(rec["end_s"]))
         trace.idle_power_w = {
-            (Component(p["component"]), str(p["device"])): float(p["power_w"]) for p in rec.get("power_w", [])
+            (Component(p["component"]), str(p["device"])): _number(p["power_w"])
+            for p in rec.get("power_w", [])
         }
     # unknown record types are skipped: newer writers may add some
 
@@ -229,7 +281,7 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
             _parse_lines(fh, kind, trace)
     except UsageError as exc:
         raise UsageError(f"trace {path}: {exc}") from exc
-    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read trace {path}: {exc}") from exc
     if not trace.readings and not trace.stages:
         raise UsageError(f"trace {path} holds no readings")
