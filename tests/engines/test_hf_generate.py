@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from joulebench.engines.hf_generate import count_output, generation_kwargs
 from joulebench.workloads.spec import SamplingSpec
 
@@ -36,3 +38,28 @@ def test_natural_mode_greedy_and_static_cache() -> None:
     assert "min_new_tokens" not in kwargs
     assert kwargs["do_sample"] is False
     assert kwargs["cache_implementation"] == "static"
+
+
+def test_sampling_is_top_p_only_without_the_default_top_k() -> None:
+    # generate() adds top-k 50 when sampling unless told otherwise; vLLM and the others sample top-p only
+    kwargs = generation_kwargs(SamplingSpec(max_output_tokens=4), static_cache=False)
+    assert kwargs["top_k"] == 0
+
+
+def test_generate_builds_no_top_k_warper(tiny_llama: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.generation.logits_process import TopKLogitsWarper
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval()
+    config, _ = model._prepare_generation_config(
+        None, **generation_kwargs(SamplingSpec(max_output_tokens=4), static_cache=False)
+    )
+    processors = model._get_logits_processor(
+        generation_config=config,
+        input_ids_seq_length=1,
+        encoder_input_ids=torch.ones(1, 1, dtype=torch.long),
+        prefix_allowed_tokens_fn=None,
+        logits_processor=None,
+    )
+    assert not any(isinstance(p, TopKLogitsWarper) for p in processors)

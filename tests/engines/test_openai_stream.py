@@ -142,3 +142,13 @@ def test_bad_options_are_usage_errors(options: dict[str, Any], message: str) -> 
 def test_root_strips_the_api_version() -> None:
     assert OpenAIOptions(endpoint="http://h:8000/v1/").root == "http://h:8000"
     assert OpenAIOptions(endpoint="http://h:8000").root == "http://h:8000"
+
+
+def test_server_load_start_from_either_gpu_model_runner() -> None:
+    from joulebench.engines.openai import VLLM_LOG_EVENTS
+    from joulebench.engines.server import LogLine, first_times
+
+    v1 = "(EngineCore_DP0 pid=7) INFO [gpu_model_runner.py:5251] Starting to load model /m..."
+    v2 = "(EngineCore_DP0 pid=7) INFO [model_runner.py:284] Loading model from scratch..."
+    for text in (v1, v2):
+        assert first_times([LogLine(1.5, text)], VLLM_LOG_EVENTS) == {"load_start": 1.5}

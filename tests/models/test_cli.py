@@ -49,6 +49,13 @@ def test_existing_folder_needs_force(tmp_path: Path) -> None:
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_out_dir_under_a_file(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    _one_error_line(
+        joulebench("model", "create", "llama-3.2-1b", str(tmp_path / "a-file" / "m")), "cannot create"
+    )
+
+
 def test_missing_tokenizer_package(tmp_path: Path) -> None:
     # Python's -c with a hidden llama_models: the package is absent as far as the import system can tell
     code = (

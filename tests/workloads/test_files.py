@@ -113,3 +113,19 @@ def test_not_utf8(tmp_path: Path) -> None:
     path.write_bytes(b'{"prompt": "caf\xe9"}\n')
     with pytest.raises(DatasetError, match="not UTF-8"):
         load_prompts(str(path))
+
+
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path: Path) -> None:
+    # JSON allows U+2028/U+2029/U+0085 unescaped in strings; only "\n" ends a JSON Lines record
+    records = [{"instruction": "Split\u2028here\u0085and\u2029there.", "input": ""}, RECORDS[1]]
+    path = tmp_path / "alpaca.jsonl"
+    path.write_text("\r\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
+    assert load_prompts(str(path)) == [("0", format_prompt(records[0]["instruction"])), EXPECTED[1]]
+
+
+def test_jsonl_line_numbers_count_newlines_only(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    good = json.dumps({"instruction": "a\u2028b"}, ensure_ascii=False)
+    path.write_text(f"{good}\n{{broken\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"bad\.jsonl line 2: invalid JSON"):
+        load_prompts(str(path))

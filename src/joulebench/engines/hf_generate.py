@@ -76,11 +76,14 @@ def generation_kwargs(sampling: SamplingSpec, static_cache: bool) -> dict[str, A
 
     Fixed mode sets ``min_new_tokens = max_new_tokens``: the EOS logit is suppressed until the last step,
     so every sequence has exactly ``max_output_tokens`` tokens.
+
+    Sampling is temperature and top-p only, as in the other engines: ``top_k=0`` turns off the top-k 50
+    that ``generate`` otherwise adds by default whenever it samples.
     """
     n = sampling.max_output_tokens
     kwargs: dict[str, Any] = {"max_new_tokens": n}
     if sampling.temperature > 0:
-        kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
+        kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
     else:
         kwargs.update(do_sample=False, temperature=None, top_p=None)
     if sampling.ignore_eos:

@@ -52,7 +52,8 @@ APIS = ("completions", "chat")
 
 # vLLM's log records, in the order it writes them (the first line containing any marker counts).
 VLLM_LOG_EVENTS: dict[str, tuple[str, ...]] = {
-    "load_start": ("Starting to load model",),
+    # the v2 GPU model runner (the default on Hopper in vLLM 0.26) says "Loading model from scratch"
+    "load_start": ("Starting to load model", "Loading model from scratch"),
     "weights_loaded": ("Model loading took", "Loading weights took"),
     "engine_ready": ("init engine (profile, create kv cache, warmup model) took",),
     "app_ready": ("Application startup complete",),

@@ -26,6 +26,9 @@ Options: ``gpu_memory_utilization`` (on CPU builds, the share of RAM for the eng
 ``kv_cache_space_gib`` (CPU builds: sets ``VLLM_CPU_KVCACHE_SPACE`` for the engine's processes),
 ``enforce_eager``; any other option is passed to ``LLM(...)`` as a keyword argument.
 
+Sampling: temperature, top-p, ``max_tokens`` and ``ignore_eos`` (fixed mode) per request; the seed is
+the engine's (``LLM(seed=...)``), never a per-request one (see :func:`sampling_params_kwargs`).
+
 Per-request times are vLLM's request metrics (``first_token_ts``/``last_token_ts``, monotonic in the
 engine core; ``arrival_time``, wall clock, converted), which vLLM fills when stats logging is on.
 """
@@ -141,14 +144,7 @@ class VllmEngine(Engine):
 
         if self.llm is None:
             raise UsageError("generate() before setup()")
-        params = SamplingParams(
-            n=1,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
-            max_tokens=sampling.max_output_tokens,
-            ignore_eos=sampling.ignore_eos,
-            seed=sampling.seed,
-        )
+        params = SamplingParams(**sampling_params_kwargs(sampling))
         submit_s = time.monotonic()
         outputs = self.llm.generate([r.prompt for r in requests], params, use_tqdm=False)
         return [to_response(r, o, submit_s) for r, o in zip(requests, outputs, strict=True)]
@@ -166,6 +162,23 @@ class VllmEngine(Engine):
         import gc
 
         gc.collect()
+
+
+def sampling_params_kwargs(sampling: SamplingSpec) -> dict[str, Any]:
+    """``SamplingParams(...)`` arguments for a :class:`SamplingSpec`.
+
+    No per-request ``seed``: vLLM samples a request that has its own seed with its own generator, which
+    takes it off the batched FlashInfer top-p kernel onto a full-vocabulary sort at every step (both GPU
+    model runners of 0.26), a cost the benchmark would measure as the engine's. The run is seeded once,
+    through ``LLM(seed=...)``.
+    """
+    return {
+        "n": 1,
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p if sampling.temperature > 0 else 1.0,
+        "max_tokens": sampling.max_output_tokens,
+        "ignore_eos": sampling.ignore_eos,
+    }
 
 
 def wall_to_monotonic(t_wall: float) -> float:

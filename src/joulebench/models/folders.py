@@ -36,10 +36,13 @@ def check_free_space(parent: Path, needed_bytes: int) -> None:
 def build_into(out_dir: Path, build: Callable[[Path], None], *, force: bool) -> None:
     """Run ``build(tmp)`` on a fresh sibling folder, then put it at ``out_dir`` (replacing it if forced)."""
     check_destination(out_dir, force=force)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    except OSError as exc:  # a file in the way, no permission, a read-only file system
+        raise ModelError(f"cannot create {out_dir}: {exc.strerror or exc}") from exc
     try:
         build(tmp)
         if out_dir.exists():

@@ -35,7 +35,9 @@ def _read_text(path: Path) -> str:
 
 def _read_jsonl(path: Path) -> list[tuple[str, Any]]:
     records: list[tuple[str, Any]] = []
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    # JSON Lines are separated by "\n" only: str.splitlines() would also split inside a string at the
+    # U+2028, U+2029 or U+0085 that JSON allows unescaped (and that ensure_ascii=False writes).
+    for number, line in enumerate(_read_text(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:
