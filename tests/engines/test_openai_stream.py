@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from joulebench.engines.openai import OpenAIOptions
+from joulebench.engines.base import EngineConfig
+from joulebench.engines.openai import OpenAIEngine, OpenAIOptions
 from joulebench.engines.openai_stream import StreamState, request_body
 from joulebench.errors import UsageError
 from joulebench.workloads.spec import Request, SamplingSpec
@@ -152,3 +153,16 @@ def test_server_load_start_from_either_gpu_model_runner() -> None:
     v2 = "(EngineCore_DP0 pid=7) INFO [model_runner.py:284] Loading model from scratch..."
     for text in (v1, v2):
         assert first_times([LogLine(1.5, text)], VLLM_LOG_EVENTS) == {"load_start": 1.5}
+
+
+@pytest.mark.parametrize(("request_seed", "sent"), [(False, None), (True, 7)])
+def test_the_runs_seed_goes_to_the_server_per_request_only_when_asked(
+    request_seed: bool, sent: int | None
+) -> None:
+    # vLLM samples seeded requests one by one on a slower path: sending the seed would be measured as the
+    # server's own cost, so the run's seed stays out of the requests unless the user asks for it
+    engine = OpenAIEngine(EngineConfig(model="m", options={"request_seed": request_seed}), marks=None)  # type: ignore[arg-type]
+    engine.served_model = "m"
+    body = engine.body(Request(0, "Hi"), SamplingSpec(max_output_tokens=4, seed=7))
+    assert body.get("seed") == sent
+    assert body["temperature"] == 0.8 and body["top_p"] == 0.95 and body["max_tokens"] == 4

@@ -95,6 +95,16 @@ def test_repeats_needed_meets_the_target_width() -> None:
     assert n == 18  # (1.96 * 0.1 / 0.05)^2 = 15.4, iterated with t: 18
 
 
+@pytest.mark.parametrize("cv", [0.005, 0.025, 0.04, 0.05, 0.06, 0.075, 0.1, 0.15, 0.3])
+def test_repeats_needed_is_the_smallest_n_meeting_the_target(cv: float) -> None:
+    # At CV 5 % the fixed-point iteration alternates between 6 and 7; the answer is 7.
+    n = repeats_needed(1.0, cv)
+    assert t_quantile(0.975, n - 1) * cv / math.sqrt(n) <= 0.05
+    assert n == 2 or t_quantile(0.975, n - 2) * cv / math.sqrt(n - 1) > 0.05
+    if cv == 0.05:
+        assert n == 7
+
+
 def test_to_dict_carries_the_half_width() -> None:
     d = summarize([1.0, 2.0, 3.0]).to_dict()
     assert d["ci_half_width"] == pytest.approx(d["ci_high"] - d["mean"])

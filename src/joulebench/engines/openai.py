@@ -19,7 +19,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -77,6 +77,9 @@ class OpenAIOptions:
     startup_timeout_s: float = 1800.0
     request_timeout_s: float = 600.0
     return_token_ids: bool | None = None  # None: ask for them when the server is vLLM
+    # A per-request seed sends vLLM (and others) down a slower per-request sampling path, which would be
+    # measured as the server's own cost: off by default; the server's own seed still applies.
+    request_seed: bool = False
     extra_body: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -275,10 +278,20 @@ class OpenAIEngine(Engine):
             )
         return [r for r, _ in responses]
 
+    def body(self, request: Request, sampling: SamplingSpec) -> dict[str, Any]:
+        """The JSON body of one streamed request."""
+        assert self.served_model is not None
+        return request_body(
+            self.options.api,
+            self.served_model,
+            request.prompt,
+            sampling if self.options.request_seed else replace(sampling, seed=None),
+            self.return_token_ids,
+            self.options.extra_body,
+        )
+
     def first_token(self, request: Request, sampling: SamplingSpec) -> Response:
         """One request with one output token, sent at once whatever the request rate."""
-        from dataclasses import replace
-
         if self._loop is None or self._client is None:
             raise EngineError("first_token() called before setup()")
         one = replace(sampling, max_output_tokens=1, length_mode="fixed")
@@ -321,14 +334,7 @@ class OpenAIEngine(Engine):
             await asyncio.sleep(delay_s)
         path = "chat/completions" if self.options.api == "chat" else "completions"
         url = f"{self.options.endpoint.rstrip('/')}/{path}"
-        body = request_body(
-            self.options.api,
-            self.served_model,
-            request.prompt,
-            sampling,
-            self.return_token_ids,
-            self.options.extra_body,
-        )
+        body = self.body(request, sampling)
         async with limit:
             state = StreamState(submit_s=time.monotonic())
             try:

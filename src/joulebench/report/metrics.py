@@ -136,13 +136,16 @@ def _stage_rows(
     out = [_row(base, stage, "", False, "", "duration_s", duration_s)]
     per_token = per_response = None
     if stage == GENERATE:
-        tokens = _num(trial.get("output_tokens"))
+        tokens = _num(trial.get("output_tokens"))  # the successful requests' tokens
         n_req = _num(trial.get("n_requests"))
         if n_req is None and requests:
             n_req = float(len(requests))
+        # Per response means per successful response, as in the runner's summary: failed requests
+        # produced no response and their tokens are not in the trial's count.
+        n_ok = float(len([r for r in requests if _ok(r)])) if requests else n_req
         per_token = tokens if tokens else None
-        per_response = n_req if n_req else None
-        out += _generation_rows(base, tokens, n_req, duration_s, requests)
+        per_response = n_ok if n_ok else None
+        out += _generation_rows(base, tokens, n_req, n_ok, duration_s, requests)
     for component, e in energies.items():
         values = {"energy_j": e.energy_j}
         if duration_s > 0:
@@ -160,15 +163,16 @@ def _generation_rows(
     base: dict[str, object],
     tokens: float | None,
     n_req: float | None,
+    n_ok: float | None,
     duration_s: float,
     requests: list[dict[str, object]],
 ) -> list[dict[str, object]]:
     values: dict[str, float | None] = {"output_tokens": tokens, "n_requests": n_req}
     if tokens is not None and duration_s > 0:
         values["tokens_per_s"] = tokens / duration_s
-    if tokens is not None and n_req:
-        values["output_tokens_per_response"] = tokens / n_req
-    ok = [r for r in requests if not r.get("error") or _isnan(r.get("error"))]
+    if tokens is not None and n_ok:
+        values["output_tokens_per_response"] = tokens / n_ok
+    ok = [r for r in requests if _ok(r)]
     for metric in ("ttft_s", "tpot_s"):
         vals = [v for v in (_num(r.get(metric)) for r in ok) if v is not None]
         values[metric] = sum(vals) / len(vals) if vals else None
@@ -229,6 +233,11 @@ def _row(
         "unit": UNITS[metric],
         "value": float(value),
     }
+
+
+def _ok(request: dict[str, object]) -> bool:
+    error = request.get("error")
+    return not error or _isnan(error)
 
 
 def _isnan(value: object) -> bool:
