@@ -135,6 +135,9 @@ def test_setup_marks_server_stages_from_vllm_log(served: Served) -> None:
     assert m.first(STAGE_IMPORT) is not None
     assert init[0] == start and init[1] == load[0]
     assert start < init[1] < load[1] <= ready
+    # as the vllm adapter counts it: after the weights, KV cache, compile and the HTTP server are init again
+    inits = [(s, e) for n, s, e in m.spans if n == STAGE_ENGINE_INIT]
+    assert len(inits) == 2 and inits[1][0] == load[1] and inits[1][1] <= ready
     assert served.info.engine == "openai"
     assert served.info.version == vllm.__version__
     d = served.info.details

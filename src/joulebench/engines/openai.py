@@ -3,8 +3,11 @@ llama.cpp, ...), driven the way ``vllm bench serve`` drives it: streamed request
 requests in flight, and arrivals at a request rate (Poisson, or Gamma with a burstiness).
 
 With ``server_cmd`` the adapter starts the server itself and the whole time until it answers is the
-setup stage ``server_start``; a vLLM server's own log lines split it into ``engine_init`` and
-``model_load``. Without it, the server is already running and setup only checks that it answers.
+setup stage ``server_start``; a vLLM server's own log lines split it as the ``vllm`` adapter splits
+``LLM(...)``: ``engine_init`` from the spawn to "Starting to load model" (or "Loading model from scratch"),
+``model_load`` from there to the weights on the device ("Loading weights took" / "Model loading took"), and
+``engine_init`` again from there to "Application startup complete" (KV-cache profiling, compilation, CUDA
+graphs, the HTTP server). Without it, the server is already running and setup only checks that it answers.
 
 Token counts come from the server's ``usage.completion_tokens`` (its tokenizer's count); token arrival
 times from the streamed chunks (repeated per token when a chunk carries several token IDs).
@@ -205,7 +208,14 @@ class OpenAIEngine(Engine):
         load_s = min(load_s, ready_s)
         served_s = min(events.get("app_ready", ready_s), ready_s)
         self.marks.span(STAGE_ENGINE_INIT, spawn_s, load_s)
-        self.marks.span(STAGE_MODEL_LOAD, load_s, max(load_s, served_s))
+        loaded_s = events.get("weights_loaded")
+        if loaded_s is None or not load_s <= loaded_s <= served_s:
+            self.marks.span(STAGE_MODEL_LOAD, load_s, max(load_s, served_s))
+            return "engine_init and model_load (until the server answered) from the server log"
+        # As the vllm adapter counts it: loading ends with the weights on the device; KV-cache profiling,
+        # compilation and CUDA graphs after it are engine initialisation again.
+        self.marks.span(STAGE_MODEL_LOAD, load_s, loaded_s)
+        self.marks.span(STAGE_ENGINE_INIT, loaded_s, served_s)
         return "engine_init and model_load from the server log"
 
     def _list_models(self, httpx: Any, headers: dict[str, str]) -> list[dict[str, Any]]:
