@@ -69,6 +69,10 @@ def test_advise_text_names_the_flip(db: Path, tmp_path: Path) -> None:
             ["--requests-per-day", "5", "--cold-starts-per-day", "1", "--db", "absent.db"],
             "no results database",
         ),
+        (
+            ["--requests-per-day", "5", "--cold-starts-per-day", "1", "--tokens-per-request", "inf"],
+            "--tokens-per-request must be",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -98,6 +98,14 @@ def test_run_transformers_through_the_cli(tiny_llama: Path, tmp_path: Path) -> N
         (["--length-mode", "sometimes"], "--length-mode must be fixed or natural"),
         (["--workload", "no-such-workload"], "unknown workload"),
         (["--engine-opt", "novalue"], "expected KEY=VALUE"),
+        (["--idle-s", "nan"], "--idle-s must be"),
+        (["--idle-s", "inf"], "--idle-s must be"),
+        (["--timeout-s", "nan"], "--timeout-s must be"),
+        (
+            ["--engine", "openai", "--endpoint", "http://127.0.0.1:9", "--request-rate", "nan"],
+            "--request-rate",
+        ),
+        (["--request-rate", "4"], "--max-concurrency and --request-rate are for --engine openai"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:

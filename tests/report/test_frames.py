@@ -163,3 +163,22 @@ def test_load_trace_skips_non_reading_lines(sample_db: Path) -> None:
     assert trace and all("t_s" in r for r in trace)
     assert [r["t_s"] for r in trace] == sorted(r["t_s"] for r in trace)
     assert load_trace(sample_db, 10_000) == []
+
+
+def test_per_response_figures_count_successful_requests_as_the_runner_does(tmp_path: Path) -> None:
+    # 4 requests, one failed: its tokens are not in the trial's count, and it gave no response.
+    w = ResultsWriter(tmp_path / "f.db")
+    trial = w.trial(w.run("vllm", "m"), "generation", output_tokens=300, n_requests=4)
+    w.window(trial, "generate", 3.0, {"gpu": 600.0})
+    for r in range(3):
+        w.request(trial, r, 100, ttft_s=0.1, tpot_s=0.01)
+    w.conn.execute(
+        "INSERT INTO requests (trial_id, request_index, output_tokens, error) VALUES (?, 3, 0, 'boom')",
+        (trial,),
+    )
+    w.close()
+    metrics = trial_metrics(load_frames(tmp_path / "f.db"))
+    assert _value(metrics, trial, "generate", "total", "j_per_response") == pytest.approx(200.0)
+    assert _value(metrics, trial, "generate", "gpu", "j_per_token") == pytest.approx(2.0)
+    assert _value(metrics, trial, "generate", "", "output_tokens_per_response") == pytest.approx(100.0)
+    assert _value(metrics, trial, "generate", "", "n_requests") == 4

@@ -49,3 +49,37 @@ def test_summary_from_rows(tmp_path: Path) -> None:
     assert not any(w.startswith("tokens_per_s") for w in s["warnings"])  # identical values: stable
     assert s["failures"] == [{"kind": "generation", "repeat_index": 3, "error": "worker killed by SIGKILL"}]
     assert s["status"] == "partial"
+
+
+def _gpu_cpu(gpu: float, cpu: float | None) -> tuple[ComponentEnergy, ...]:
+    return (
+        ComponentEnergy(Component.GPU, "all", gpu, 1.0, None, None, Method.COUNTER),
+        ComponentEnergy(Component.CPU, "all", cpu, 1.0, None, None, Method.COUNTER),
+    )
+
+
+def test_a_stage_in_pieces_agrees_with_the_report(tmp_path: Path) -> None:
+    from joulebench.store.frames import load_frames, trial_metrics
+
+    # engine_init in two pieces; the CPU could not be measured in the second (too short for its counter)
+    with ResultsDB(tmp_path / "r.db") as db:
+        run_id = db.create_run(
+            engine="vllm", model="m", workload="w", batch_size=2, output_tokens=4, length_mode="fixed",
+            device="cuda", config={}, environment={},
+        )  # fmt: skip
+        stages = stage_rows(StageResult("engine_init", 0.0, 2.0, _gpu_cpu(20.0, 10.0)))
+        stages += stage_rows(StageResult("engine_init", 3.0, 7.0, _gpu_cpu(40.0, None)))
+        db.add_trial(run_id, TrialRow("setup", 0, "ok", 0.0, duration_s=7.0), stages)
+        s = summarize_run(db, run_id)
+
+    init = s["setup"]["stages"]["engine_init"]
+    # the CPU is left out (not measured over the whole stage), never its measured piece alone
+    assert set(init["energy_j"]) == {"gpu", "total"}
+    assert init["energy_j"]["total"]["mean"] == pytest.approx(60.0)
+    metrics = trial_metrics(load_frames(tmp_path / "r.db"))
+    energy = metrics[(metrics["stage"] == "engine_init") & (metrics["metric"] == "energy_j")]
+    assert dict(zip(energy["component"], energy["value"], strict=True)) == {
+        c: v["mean"] for c, v in init["energy_j"].items()
+    }
+    duration = metrics[(metrics["stage"] == "engine_init") & (metrics["metric"] == "duration_s")]
+    assert list(duration["value"]) == [pytest.approx(init["duration_s"]["mean"])] == [pytest.approx(6.0)]

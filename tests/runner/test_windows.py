@@ -34,7 +34,18 @@ def test_steady_window_counts_streamed_tokens_exactly() -> None:
     w = steady_window(rs)
     assert (w.start_s, w.end_s) == (2.0, 5.0)
     assert not w.tokens_interpolated
-    assert w.output_tokens == 8  # 2,3,4,5 of each
+    # tokens made inside (2, 5]: 3, 4, 5 of each (1 token/s each, over 3 s); the tokens at 2 were made
+    # before the window began
+    assert w.output_tokens == 6
+
+
+def test_streamed_and_interpolated_steady_counts_agree() -> None:
+    # A static batch: every request's first token at 1 s, its finish at 9 s, one token a second.
+    times = tuple(float(t) for t in range(1, 10))
+    streamed = steady_window([_resp(i, 1.0, 9.0, 9, times) for i in range(4)])
+    interpolated = steady_window([_resp(i, 1.0, 9.0, 9) for i in range(4)])
+    assert interpolated.output_tokens == pytest.approx(32.0)  # 8 tokens after the first, x 4
+    assert streamed.output_tokens == interpolated.output_tokens
 
 
 def test_steady_window_unavailable_without_timestamps_or_overlap() -> None:

@@ -109,7 +109,7 @@ def advise(
     ):
         if not value >= 0 or math.isinf(value):
             raise UsageError(f"{name} must be a number >= 0, got {value}")
-    if tokens_per_request is not None and not tokens_per_request > 0:
+    if tokens_per_request is not None and not (tokens_per_request > 0 and math.isfinite(tokens_per_request)):
         raise UsageError(f"--tokens-per-request must be > 0, got {tokens_per_request}")
     gen = summary[(summary["kind"] == "generation") & (summary["stage"] == "generate")]
     model = _choose("model", model, sorted(set(gen["model"])))

@@ -1,10 +1,10 @@
 """Per-trial metrics derived from stored windows: the tidy frame every table, figure and the advisor use.
 
 Definitions (docs/report.md): J/token = energy of the ``generate`` window / output tokens of the trial;
-J/response = that energy / requests; W = energy / window duration; tokens/s = output tokens / duration;
-TTFT and TPOT = means over the trial's requests. The *measured total* is the node when the node is
-measured, otherwise the sum of the measured gpu, cpu and dram; estimated components are never part of
-it and appear, labelled, only in ``total_incl_estimated``.
+J/response = that energy / successful requests; W = energy / window duration; tokens/s = output
+tokens / duration; TTFT and TPOT = means over the trial's requests. The *measured total* is the node
+when the node is measured, otherwise the sum of the measured gpu, cpu and dram; estimated components
+are never part of it and appear, labelled, only in ``total_incl_estimated``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ Bad input (an unknown engine, an engine that is not installed, a missing model, 
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,16 +52,19 @@ def check_config(config: RunConfig) -> None:
         raise UsageError(f"--device must be one of {', '.join(DEVICES)}, got {config.device!r}")
     if config.tensor_parallel < 1:
         raise UsageError(f"--tensor-parallel must be >= 1, got {config.tensor_parallel}")
-    if config.trial_timeout_s <= 0:
-        raise UsageError(f"--timeout-s must be > 0, got {config.trial_timeout_s}")
-    if config.idle_s < 0:
-        raise UsageError(f"--idle-s must be >= 0, got {config.idle_s}")
+    # Written as "not x > 0": NaN fails every comparison, so "x <= 0" would let it through.
+    if not config.trial_timeout_s > 0:  # inf: no timeout
+        raise UsageError(f"--timeout-s must be a number > 0, got {config.trial_timeout_s}")
+    if not (config.idle_s >= 0 and math.isfinite(config.idle_s)):
+        raise UsageError(f"--idle-s must be a finite number >= 0, got {config.idle_s}")
     if config.max_concurrency is not None and config.max_concurrency < 1:
         raise UsageError(f"--max-concurrency must be >= 1, got {config.max_concurrency}")
-    if config.request_rate is not None and config.request_rate <= 0:
-        raise UsageError(f"--request-rate must be > 0, got {config.request_rate}")
+    if config.request_rate is not None and not config.request_rate > 0:  # inf: all at once
+        raise UsageError(f"--request-rate must be a number > 0, got {config.request_rate}")
     if config.engine != "openai" and (config.endpoint or config.server_cmd):
         raise UsageError("--endpoint and --server-cmd are for --engine openai")
+    if config.engine != "openai" and (config.max_concurrency is not None or config.request_rate is not None):
+        raise UsageError("--max-concurrency and --request-rate are for --engine openai")
     if config.drop_caches:
         import os
 

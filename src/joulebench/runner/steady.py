@@ -47,7 +47,11 @@ def steady_window(responses: Sequence[Response]) -> SteadyWindow:
     interpolated = False
     for r in ok:
         if r.token_times_s:
-            tokens += sum(1 for t in r.token_times_s if start <= t <= end)
+            # A token arriving at t was produced by the step that ends at t: those in (start, end] were
+            # made inside the window. A token at exactly ``start`` (the last request's first token, or
+            # every first token of a static batch) was made before it; counting it would disagree with
+            # the interpolated count below, (n - 1) tokens between first token and finish.
+            tokens += sum(1 for t in r.token_times_s if start < t <= end)
         else:
             tokens += _interpolated_tokens(r, start, end)
             interpolated = True

@@ -34,19 +34,16 @@ def _setup(db: ResultsDB, trials: list[dict[str, Any]]) -> dict[str, Any]:
         for row in db.stage_energy(t["id"]):
             by_stage[row["stage"]].append(row)
         for stage, rows in by_stage.items():
-            # An engine may report one stage in pieces (vLLM's engine_init): each piece is a window.
-            pieces: dict[tuple[float, float], list[dict[str, Any]]] = defaultdict(list)
-            for row in rows:
-                pieces[(row["start_s"], row["end_s"])].append(row)
-            durations[stage].append(sum(end - start for start, end in pieces))
-            totals: dict[str, float] = defaultdict(float)
-            for piece in pieces.values():
-                for comp, (energy, est) in component_energies(row_items(piece)).items():
-                    totals[comp] += energy
-                    if est:
-                        estimated.add(comp)
-            for comp, energy in totals.items():
+            # An engine may report one stage in pieces (vLLM's engine_init): each piece is a window, and
+            # the stage's duration and energies are the sums over its pieces (as in the report). A
+            # component unmeasured in any piece is left out of the stage rather than undercounted.
+            durations[stage].append(
+                sum(end - start for start, end in {(r["start_s"], r["end_s"]) for r in rows})
+            )
+            for comp, (energy, est) in component_energies(row_items(rows)).items():
                 energies[stage][comp].append(energy)
+                if est:
+                    estimated.add(comp)
     return {
         "trials": len(trials),
         "ok": len(ok),
