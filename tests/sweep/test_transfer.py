@@ -37,7 +37,7 @@ def _without(row: dict, *keys: str) -> dict:
 
 
 def _content(db: ResultsDB) -> list[dict]:
-    """Everything but ids and the driver-side timestamps, which an import gives anew."""
+    """Everything but ids, the run times and the status (checked apart)."""
     out = []
     for run in db.runs():
         trials = []
@@ -66,6 +66,13 @@ def test_runs_move_between_databases_unchanged(tmp_path: Path) -> None:
         assert len(new_ids) == 3 and 1 not in new_ids
         assert [r["status"] for r in main.runs()] == ["ok", "ok", "failed", "interrupted"]
         assert _content(main)[1:] == _content(node)
+        # a finished run keeps its own times and the version that measured it; a cut-off one ends now
+        node_runs, main_runs = node.runs(), main.runs()[1:]
+        for before, after in zip(node_runs, main_runs, strict=True):
+            assert after["created_unix_s"] == before["created_unix_s"]
+            assert after["joulebench_version"] == before["joulebench_version"]
+        assert [r["finished_unix_s"] for r in main_runs[:2]] == [r["finished_unix_s"] for r in node_runs[:2]]
+        assert main_runs[2]["finished_unix_s"] is not None
         moved = main.trials(new_ids[0], "generation")[0]
         assert main.trace(moved["id"]) == [json.loads(line) for line in TRACE.decode().splitlines()]
         assert main.stage_energy(moved["id"])[1]["flags"] == "a,b"

@@ -122,8 +122,12 @@ class ResultsDB:
         engine_version: str | None = None,
         model_label: str | None = None,
         sweep_key: str | None = None,
+        created_unix_s: float | None = None,
+        joulebench_version: str | None = None,
     ) -> int:
-        """Insert a run with status ``running``; returns its id."""
+        """Insert a run with status ``running``; returns its id. ``created_unix_s`` and
+        ``joulebench_version`` default to now and this version; a run moved from another database keeps
+        its own."""
         from joulebench import __version__
 
         with self._transaction() as c:
@@ -133,7 +137,7 @@ class ResultsDB:
                 " joulebench_version, sweep_key, config_json, environment_json)"
                 " VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    time.time(),
+                    time.time() if created_unix_s is None else created_unix_s,
                     engine,
                     engine_version,
                     model,
@@ -144,7 +148,7 @@ class ResultsDB:
                     length_mode,
                     device,
                     tensor_parallel,
-                    __version__,
+                    joulebench_version or __version__,
                     sweep_key,
                     _json(_clean(dict(config))),
                     _json(_clean(dict(environment))),
@@ -166,12 +170,13 @@ class ResultsDB:
         with self._transaction() as c:
             c.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*sets.values(), run_id))
 
-    def finish_run(self, run_id: int, status: str) -> None:
+    def finish_run(self, run_id: int, status: str, finished_unix_s: float | None = None) -> None:
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}")
+        finished = time.time() if finished_unix_s is None else finished_unix_s
         with self._transaction() as c:
             c.execute(
-                "UPDATE runs SET status = ?, finished_unix_s = ? WHERE id = ?", (status, time.time(), run_id)
+                "UPDATE runs SET status = ?, finished_unix_s = ? WHERE id = ?", (status, finished, run_id)
             )
 
     def add_trial(

@@ -4,7 +4,7 @@ A Ray task measures on its node into a node-local database, then returns each of
 plain values: the arguments of :meth:`ResultsDB.create_run`, its final status, and per trial the fields
 of :class:`TrialRow`, :class:`StageEnergyRow` and :class:`RequestRow` plus the trace bytes. The driver
 alone writes the main database, through the same ``ResultsDB`` writers the runner uses, so its rows get
-fresh ids there and keep every measured value.
+fresh ids there and keep every measured value, their times and the joulebench version that measured them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ ExportedRun = dict[str, Any]
 
 _RUN_ARGS = (
     "engine", "model", "workload", "batch_size", "output_tokens", "length_mode", "device", "config",
-    "environment", "tensor_parallel", "engine_version", "model_label", "sweep_key",
+    "environment", "tensor_parallel", "engine_version", "model_label", "sweep_key", "created_unix_s",
+    "joulebench_version",
 )  # fmt: skip
 # A run still "running" in a node's database was cut off when its task ended.
 _CUT_OFF = {"running": "interrupted"}
@@ -43,7 +44,14 @@ def export_runs(db: ResultsDB) -> list[ExportedRun]:
                     "trace": _trace_bytes(db, trial["id"]),
                 }
             )
-        out.append({"run": {k: run[k] for k in _RUN_ARGS}, "status": run["status"], "trials": trials})
+        out.append(
+            {
+                "run": {k: run[k] for k in _RUN_ARGS},
+                "status": run["status"],
+                "finished_unix_s": run["finished_unix_s"],
+                "trials": trials,
+            }
+        )
     return out
 
 
@@ -60,7 +68,10 @@ def import_runs(db: ResultsDB, runs: list[ExportedRun]) -> list[int]:
                 [_request(r) for r in t["requests"]],
                 t["trace"],
             )
-        db.finish_run(run_id, _CUT_OFF.get(exported["status"], exported["status"]))
+        status = exported["status"]
+        # a run cut off on its node finishes now; a finished one keeps its own time
+        finished = None if status in _CUT_OFF else exported.get("finished_unix_s")
+        db.finish_run(run_id, _CUT_OFF.get(status, status), finished)
         ids.append(run_id)
     return ids
 
