@@ -126,3 +126,19 @@ def test_window_beyond_the_data_is_flagged_extrapolated() -> None:
 def test_window_that_ends_before_it_starts_is_refused() -> None:
     with pytest.raises(ValueError):
         compute_window(_nvml_log(), "bad", 1.0, 0.5)
+
+
+def test_a_counter_that_never_moves_is_a_measured_zero_not_missing() -> None:
+    # some machines expose a RAPL dram zone whose counter stays at 0: read after read, the same value
+    log = ReadingLog()
+    log.add_source(SourceMeta("rapl", interval_s=0.1, counter_period_s=0.001))
+    log.add([Reading(k * 0.1, "rapl", DRAM, "package-0", energy_j=0.0) for k in range(11)])
+    row = _row(compute_window(log, "w", 0.25, 0.75), DRAM, "package-0")
+    assert row.energy_j == 0.0 and row.method is Method.COUNTER
+    assert row.avg_power_w == 0.0 and row.peak_power_w == 0.0
+    assert "no-samples" not in row.flags and "extrapolated" not in row.flags
+    # a counter read only once says nothing about any window
+    single = ReadingLog()
+    single.add_source(SourceMeta("rapl", interval_s=0.1, counter_period_s=0.001))
+    single.add([Reading(0.0, "rapl", DRAM, "package-0", energy_j=0.0)])
+    assert _row(compute_window(single, "w", 0.25, 0.75), DRAM, "package-0").energy_j is None

@@ -34,11 +34,14 @@ def counter_energy_at(series: CounterSeries, t_s: float) -> tuple[float, float] 
     outside what was read (0 inside; reads after the last change count as read: the counter held)."""
     ts, es = series.t_s, series.energy_j
     n = len(ts)
+    last_read = max(series.last_read_s or ts[-1], ts[-1]) if n else 0.0
+    if n == 1 and last_read > ts[0]:
+        # read again and again without a change (a DRAM zone at 0 on some machines): it held, 0 J
+        return es[0], max(ts[0] - t_s, t_s - last_read, 0.0)
     if n < 2:
         return None
     i = min(max(bisect_right(ts, t_s), 1), n - 1)
     t0, t1, e0, e1 = ts[i - 1], ts[i], es[i - 1], es[i]
-    last_read = max(series.last_read_s or ts[-1], ts[-1])
     outside = max(ts[0] - t_s, t_s - last_read, 0.0)
     return e0 + (e1 - e0) * (t_s - t0) / (t1 - t0), outside
 
@@ -104,7 +107,8 @@ def channel_energy(
     method = Method.ESTIMATED if estimated else Method.COUNTER
     # holding a value across one polling interval is what sampling means; beyond that, say so
     tolerance = meta.interval_s if meta is not None else 0.0
-    if ch.counter is not None and len(ch.counter) >= 2:
+    held = ch.counter is not None and counter_energy_at(ch.counter, start_s) is not None
+    if ch.counter is not None and held:
         a = counter_energy_at(ch.counter, start_s)
         b = counter_energy_at(ch.counter, end_s)
         assert a is not None and b is not None
@@ -118,6 +122,8 @@ def channel_energy(
             peak = integrated[1] if integrated else None
         else:
             peak = _segment_peak_w(ch.counter, start_s, end_s, tolerance / 2)
+            if peak is None and energy == 0.0:
+                peak = 0.0  # a counter that never moved
     elif ch.power is not None and len(ch.power):
         integrated = integrate_power(ch.power, start_s, end_s)
         assert integrated is not None
