@@ -1,19 +1,13 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from joulebench.cli.main import main
 from joulebench.store.schema import SCHEMA_VERSION
+from tests.cli.helpers import joulebench
 from tests.report.resultsdb import ResultsWriter, build_sample_db
-
-
-def joulebench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "joulebench", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=300, check=False)
 
 
 @pytest.fixture(scope="module")
