@@ -57,7 +57,8 @@ def test_log_lines_are_stamped_when_the_server_writes_them(tmp_path: Path) -> No
         ready = wait_for_line(server, "ready")
     finally:
         server.stop()
-    times = first_times(server.lines(), {"load": ("loading",), "up": ("ready",), "never": ("absent",)})
+    names = {"loading": "load", "ready": "up", "absent": "never"}
+    times = first_times(server.lines(), names.get)
     assert set(times) == {"load", "up"}
     assert times["up"] == ready.t_s
     assert spawn_s < times["load"] < times["up"]

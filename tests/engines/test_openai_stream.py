@@ -146,13 +146,13 @@ def test_root_strips_the_api_version() -> None:
 
 
 def test_server_load_start_from_either_gpu_model_runner() -> None:
-    from joulebench.engines.openai import VLLM_LOG_EVENTS
+    from joulebench.engines.openai import vllm_log_event
     from joulebench.engines.server import LogLine, first_times
 
     v1 = "(EngineCore_DP0 pid=7) INFO [gpu_model_runner.py:5251] Starting to load model /m..."
     v2 = "(EngineCore_DP0 pid=7) INFO [model_runner.py:284] Loading model from scratch..."
     for text in (v1, v2):
-        assert first_times([LogLine(1.5, text)], VLLM_LOG_EVENTS) == {"load_start": 1.5}
+        assert first_times([LogLine(1.5, text)], vllm_log_event) == {"load_start": 1.5}
 
 
 @pytest.mark.parametrize(("request_seed", "sent"), [(False, None), (True, 7)])

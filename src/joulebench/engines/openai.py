@@ -36,6 +36,7 @@ from joulebench.engines.base import (
 )
 from joulebench.engines.openai_stream import StreamState, request_body
 from joulebench.engines.server import ServerProcess, first_times, parse_command
+from joulebench.engines.vllm_events import match_event
 from joulebench.errors import EngineError, JoulebenchWarning, UsageError, require
 from joulebench.measurement.markers import marked
 
@@ -53,14 +54,17 @@ STAGE_SERVER_START = "server_start"
 DEFAULT_ENDPOINT = "http://127.0.0.1:8000/v1"
 APIS = ("completions", "chat")
 
-# vLLM's log records, in the order it writes them (the first line containing any marker counts).
-VLLM_LOG_EVENTS: dict[str, tuple[str, ...]] = {
-    # the v2 GPU model runner (the default on Hopper in vLLM 0.26) says "Loading model from scratch"
-    "load_start": ("Starting to load model", "Loading model from scratch"),
-    "weights_loaded": ("Model loading took", "Loading weights took"),
-    "engine_ready": ("init engine (profile, create kv cache, warmup model) took",),
-    "app_ready": ("Application startup complete",),
-}
+# The HTTP server's own last word before it answers; every other event is vllm_events.EVENTS, the one
+# table of vLLM's log messages, shared with the vllm adapter.
+APP_READY = "Application startup complete"
+
+
+def vllm_log_event(text: str) -> str | None:
+    """The event key of one line of a vLLM server's log, or None."""
+    found = match_event(text)
+    if found is not None:
+        return found[0].key
+    return "app_ready" if APP_READY in text else None
 
 
 @dataclass(frozen=True)
@@ -199,7 +203,7 @@ class OpenAIEngine(Engine):
 
         ready_s = self.server.wait_until(answers, o.startup_timeout_s)
         self.marks.span(STAGE_SERVER_START, spawn_s, ready_s)
-        events = first_times(self.server.stop_tailing(), VLLM_LOG_EVENTS)
+        events = first_times(self.server.stop_tailing(), vllm_log_event)
         self.server_log_events_s = {k: round(t - spawn_s, 3) for k, t in events.items()}
         load_s = events.get("load_start")
         if load_s is None:
@@ -208,7 +212,7 @@ class OpenAIEngine(Engine):
         load_s = min(load_s, ready_s)
         served_s = min(events.get("app_ready", ready_s), ready_s)
         self.marks.span(STAGE_ENGINE_INIT, spawn_s, load_s)
-        loaded_s = events.get("weights_loaded")
+        loaded_s = events.get("load_done", events.get("weights_loaded"))  # as the vllm adapter ends it
         if loaded_s is None or not load_s <= loaded_s <= served_s:
             self.marks.span(STAGE_MODEL_LOAD, load_s, max(load_s, served_s))
             return "engine_init and model_load (until the server answered) from the server log"

@@ -43,13 +43,13 @@ def parse_command(command: str) -> list[str]:
     return argv
 
 
-def first_times(lines: Iterable[LogLine], events: Mapping[str, Sequence[str]]) -> dict[str, float]:
-    """For each event, the read instant of the first line containing one of its marker strings."""
+def first_times(lines: Iterable[LogLine], classify: Callable[[str], str | None]) -> dict[str, float]:
+    """For each event name ``classify`` gives a line, the read instant of its first line."""
     found: dict[str, float] = {}
     for line in lines:
-        for name, markers in events.items():
-            if name not in found and any(m in line.text for m in markers):
-                found[name] = line.t_s
+        name = classify(line.text)
+        if name is not None:
+            found.setdefault(name, line.t_s)
     return found
 
 
