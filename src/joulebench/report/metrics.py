@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from joulebench.errors import require
+from joulebench.runner.metrics import TOTAL, TOTAL_INCL_ESTIMATED, component_energies
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
 
 PARTS = ("gpu", "cpu", "dram")
 COMPONENTS = ("gpu", "cpu", "dram", "other", "node", "platform")
-TOTAL = "total"
-TOTAL_INCL_ESTIMATED = "total_incl_estimated"
 SETUP_STAGES = ("import", "engine_init", "model_load", "first_token", "setup")
 GENERATE = "generate"
 
@@ -132,7 +131,6 @@ def _stage_rows(
     spans = {(_f(r["start_s"]), _f(r["end_s"])) for r in rows}
     duration_s = float(sum(end - start for start, end in spans))
     energies = _component_energies(rows)
-    energies.update(_totals(energies))
     out = [_row(base, stage, "", False, "", "duration_s", duration_s)]
     per_token = per_response = None
     if stage == GENERATE:
@@ -180,37 +178,21 @@ def _generation_rows(
 
 
 def _component_energies(rows: list[dict[str, object]]) -> dict[str, _Energy]:
-    by_comp: dict[str, list[dict[str, object]]] = defaultdict(list)
-    for r in rows:
-        by_comp[str(r["component"])].append(r)
+    """The runner's energies and totals (one definition for both), with how each was obtained."""
+    items = [(str(r["component"]), str(r["device"]), _num(r["energy_j"]), bool(r["estimated"])) for r in rows]
+    energies = component_energies(items)
+    measured = [c for c in PARTS if c in energies and not energies[c][1]]
     out: dict[str, _Energy] = {}
-    for comp, comp_rows in by_comp.items():
-        summed = [r for r in comp_rows if r["device"] == "all"]
-        # Without an explicit "all" row, the devices are summed here, but only when every one was measured.
-        use = summed or comp_rows
-        values = [_num(r["energy_j"]) for r in use]
-        if not use or any(v is None for v in values):
-            continue
-        estimated = any(bool(r["estimated"]) for r in use)
-        methods = sorted({str(r["method"]) for r in use})
-        out[comp] = _Energy(sum(v for v in values if v is not None), estimated, "+".join(methods))
-    return out
-
-
-def _totals(energies: dict[str, _Energy]) -> dict[str, _Energy]:
-    node = energies.get("node")
-    if node is not None and not node.estimated:
-        total = _Energy(node.energy_j, False, "node")
-        return {TOTAL: total}
-    measured = [c for c in PARTS if c in energies and not energies[c].estimated]
-    estimated = [c for c in PARTS if c in energies and energies[c].estimated]
-    out: dict[str, _Energy] = {}
-    if measured:
-        out[TOTAL] = _Energy(sum(energies[c].energy_j for c in measured), False, "+".join(measured))
-    if estimated:
-        parts = measured + estimated
-        energy = sum(energies[c].energy_j for c in parts)
-        out[TOTAL_INCL_ESTIMATED] = _Energy(energy, True, "+".join(parts))
+    for comp, (energy, estimated) in energies.items():
+        if comp == TOTAL:
+            method = "node" if "node" in energies and not energies["node"][1] else "+".join(measured)
+        elif comp == TOTAL_INCL_ESTIMATED:
+            method = "+".join(c for c in PARTS if c in energies)
+        else:
+            use = [r for r in rows if r["component"] == comp and r["device"] == "all"]
+            use = use or [r for r in rows if r["component"] == comp]
+            method = "+".join(sorted({str(r["method"]) for r in use}))
+        out[comp] = _Energy(energy, estimated, method)
     return out
 
 
