@@ -162,3 +162,16 @@ def test_read_errors_are_counted_in_the_status_not_raised() -> None:
         time.sleep(0.3)
     (status,) = mon.statuses()
     assert "read error" in status.reason and "GPU is lost" in status.reason
+
+
+def test_a_sampler_with_nothing_to_poll_sleeps_instead_of_spinning() -> None:
+    # the sampler runs inside the windows it measures: an idle loop that spins would be its own load
+    from joulebench.measurement.sampler import Sampler
+    from joulebench.measurement.series import ReadingLog
+
+    sampler = Sampler([], ReadingLog())
+    before = time.process_time()
+    sampler.start()
+    time.sleep(0.5)
+    sampler.stop()
+    assert time.process_time() - before < 0.1

@@ -106,8 +106,11 @@ class Sampler:
                     with self._errors_lock:
                         count, _ = self.errors.get("stage-file", (0, ""))
                         self.errors["stage-file"] = (count + 1, str(exc))
-            due = min([t.due_s for t in tasks] + [next_tick])
-            self._stop.wait(max(due - time.monotonic(), 0.0))
+            dues = [t.due_s for t in tasks] + ([next_tick] if self.on_tick is not None else [])
+            if not dues:  # nothing to poll here (only blocking sources): sleep until stopped
+                self._stop.wait()
+                return
+            self._stop.wait(max(min(dues) - time.monotonic(), 0.0))
 
     def _run_blocking(self, source: PowerSource) -> None:
         due = time.monotonic()
