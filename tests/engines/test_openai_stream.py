@@ -133,6 +133,8 @@ def test_a_cut_stream_keeps_the_tokens_it_streamed() -> None:
         ({"burstiness": -1.0}, "burstiness must be > 0"),
         ({"server_cmd": "vllm serve 'x"}, "cannot parse the server command"),
         ({"max_inflight": 2}, "unknown openai engine option"),
+        ({"request_seed": "yes"}, "request_seed must be true or false"),
+        ({"return_token_ids": 1}, "return_token_ids must be true or false"),
     ],
 )
 def test_bad_options_are_usage_errors(options: dict[str, Any], message: str) -> None:

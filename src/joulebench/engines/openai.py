@@ -114,6 +114,10 @@ class OpenAIOptions:
             raise UsageError(f"burstiness must be > 0, got {o.burstiness!r}")
         if not (o.startup_timeout_s > 0 and o.request_timeout_s > 0):
             raise UsageError("startup_timeout_s and request_timeout_s must be > 0")
+        if not isinstance(o.request_seed, bool):
+            raise UsageError(f"request_seed must be true or false, got {o.request_seed!r}")
+        if o.return_token_ids is not None and not isinstance(o.return_token_ids, bool):
+            raise UsageError(f"return_token_ids must be true or false, got {o.return_token_ids!r}")
         if o.server_cmd is not None:
             parse_command(o.server_cmd)
         return o
