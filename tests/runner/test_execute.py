@@ -123,3 +123,12 @@ def test_execute_many_shares_one_engine_start(tiny_llama: Path, tmp_path: Path) 
         (b,) = db.trials(runs[1]["id"])
         assert a["details"]["worker_pid"] == b["details"]["worker_pid"]  # one worker served both
         assert (a["output_tokens"], b["output_tokens"]) == (8, 18)
+
+
+def test_a_short_warm_up_keeps_the_batch_and_cuts_its_output(tiny_llama: Path, tmp_path: Path) -> None:
+    result = execute(_config(tiny_llama, repeats=1, output_tokens=8, warmup_tokens=3), tmp_path / "r.db")
+    assert result.status == "ok"
+    with ResultsDB(tmp_path / "r.db") as db:
+        (trial,) = db.trials(result.run_id, "generation")
+        assert trial["output_tokens"] == 16  # the measured batch keeps its length
+        assert trial["details"]["warmup_output_tokens"] == 6  # 2 requests x 3 tokens

@@ -57,6 +57,7 @@ def test_every_problem_is_listed_one_per_line() -> None:
     data["workloads"][1]["batch"] = 4
     data["defaults"]["engine"] = "vllm"
     data["defaults"]["idle_s"] = "long"
+    data["engines"][1]["warmup_tokens"] = 0
     with pytest.raises(PlanError) as err:
         parse_plan(data, Path("."), source="p.yaml")
     problems = err.value.problems
@@ -70,6 +71,7 @@ def test_every_problem_is_listed_one_per_line() -> None:
         "workloads[1]: unknown key 'batch'",
         "defaults.engine is set per engine",
         "defaults.idle_s: 'long' is not a valid value",
+        "engines[1].warmup_tokens: must be at least 1",
     ]
     for fragment in expected:
         assert any(fragment in p for p in problems), (fragment, problems)
@@ -115,7 +117,7 @@ def test_engine_entries_override_repeats_and_monitoring_and_setup_runs_once_per_
         GOOD.replace("setup_repeats: 0", "setup_repeats: 4").replace(
             "  - transformers\n",
             "  - {name: transformers, repeats: 5, setup_repeats: 1}\n"
-            "  - {name: transformers, variant: unmonitored, monitor: false}\n",
+            "  - {name: transformers, variant: unmonitored, monitor: false, warmup_tokens: 2}\n",
         )
     )
     plan = load_plan(tmp_path / "plan.yaml")
@@ -131,5 +133,6 @@ def test_engine_entries_override_repeats_and_monitoring_and_setup_runs_once_per_
     assert (second.repeats, second.setup_repeats) == (5, 0)  # setup belongs to the engine and model
     unmonitored = by_entry[("transformers:unmonitored", tiny, "smoke")]
     assert (unmonitored.monitor, unmonitored.setup_repeats, unmonitored.repeats) == (False, 4, 2)
+    assert (unmonitored.warmup_tokens, first.warmup_tokens) == (2, None)
     # the two workloads of one entry and model still share one engine start
     assert len({g.key for g in group(cells)}) == 4

@@ -22,6 +22,9 @@ class RunConfig:
     repeats: int = 3  # token-generation repeats in one warm engine
     setup_repeats: int = 1  # setup trials, each in a fresh process; 0 skips them
     warmup: bool = True  # one warm-up batch of the measured shape before timing
+    # Output tokens of that warm-up batch; None: as many as measured. A short warm-up (same prompts and batch
+    # size) saves minutes on slow eager engines; engines that compile per length want the full one.
+    warmup_tokens: int | None = None
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "auto"
     tensor_parallel: int = 1

@@ -9,7 +9,7 @@ remaining repeats; if the replacement cannot start, the remaining repeats are re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,15 +91,22 @@ class GenerationSession:
         return Batch(float(msg["begin_s"]), float(msg["end_s"]), responses)
 
     def warm_up(
-        self, requests: tuple[Request, ...], sampling: SamplingSpec, timeout_s: float
-    ) -> float | None:
-        """One unmeasured batch of the measured shape (once per shape per worker); its duration."""
+        self,
+        requests: tuple[Request, ...],
+        sampling: SamplingSpec,
+        timeout_s: float,
+        max_tokens: int | None = None,
+    ) -> Batch | None:
+        """One unmeasured batch of the measured shape (once per shape per worker), its output cut to
+        ``max_tokens`` where given; None when this shape was already warmed up."""
+        if max_tokens is not None and max_tokens < sampling.max_output_tokens:
+            sampling = replace(sampling, max_output_tokens=max_tokens)
         shape = (len(requests), sampling.max_output_tokens, sampling.length_mode)
         if shape in self.warmed:
             return None
         batch = self.generate("warmup", requests, sampling, timeout_s)
         self.warmed.add(shape)
-        return batch.end_s - batch.begin_s
+        return batch
 
     def close(self) -> None:
         """Let the worker release its engine and exit (killed if it does not)."""

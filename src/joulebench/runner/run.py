@@ -194,9 +194,10 @@ class _Run:
             try:
                 if self.config.warmup:
                     _notify(self.progress, "phase", phase="warmup", index=k, total=n)
-                    warm = session.warm_up(p.requests, p.sampling, timeout)
+                    warm = session.warm_up(p.requests, p.sampling, timeout, self.config.warmup_tokens)
                     if warm is not None:
-                        extra["warmup_duration_s"] = warm
+                        extra["warmup_duration_s"] = warm.end_s - warm.begin_s
+                        extra["warmup_output_tokens"] = sum(r.output_tokens for r in warm.responses)
                 _notify(self.progress, "phase", phase="generate", index=k, total=n)
                 started, t0 = time.time(), time.monotonic()
                 batch = session.generate(f"repeat-{k}", p.requests, p.sampling, timeout)

@@ -116,6 +116,8 @@ def _cell(
     }
     if engine.monitor is not None:
         settings["monitor"] = engine.monitor
+    if engine.warmup_tokens is not None:
+        settings["warmup_tokens"] = engine.warmup_tokens
     config = RunConfig(**settings)
     keyed = replace(config, sweep_key=sweep_key(config, engine.variant))
     return Cell(config=keyed, engine=engine, workload=workload)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from joulebench.runner.config import RunConfig
 from joulebench.sweep.stored import workload_columns
+from joulebench.workloads.presets import PRESETS
 
 if TYPE_CHECKING:
     from joulebench.store.db import ResultsDB
@@ -49,7 +50,13 @@ def trial_times(db: ResultsDB | None, config: RunConfig) -> TrialTimes:
 def cell_estimate(times: TrialTimes, config: RunConfig, engine_start: bool) -> CellEstimate:
     """``engine_start``: this cell is the first of its group, so it pays the engine start the group's
     generation trials share."""
-    generations = config.repeats + (1 if config.warmup else 0)
+    generations = float(config.repeats)
+    if config.warmup:
+        # a warm-up cut short takes about its share of the measured output
+        preset = PRESETS.get(config.workload)
+        full = config.output_tokens or (preset.output_tokens if preset else None)
+        cut = config.warmup_tokens
+        generations += min(1.0, cut / full) if cut is not None and full else 1.0
     duration = config.setup_repeats * times.setup_s + generations * times.generate_s + config.idle_s
     if engine_start:
         duration += times.setup_s

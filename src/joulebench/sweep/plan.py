@@ -23,7 +23,9 @@ TOP_KEYS = frozenset(
     {"name", "description", "engines", "models", "workloads", "repeats", "setup_repeats", "device"}
     | {"dtype", "defaults"}
 )
-ENGINE_RUN_FIELDS = ("tensor_parallel", "device", "dtype", "repeats", "setup_repeats", "monitor")
+ENGINE_RUN_FIELDS = (
+    "tensor_parallel", "device", "dtype", "repeats", "setup_repeats", "monitor", "warmup_tokens"
+)  # fmt: skip
 ENGINE_KEYS = frozenset({"name", "variant", "options", "num_cpus", *ENGINE_RUN_FIELDS})
 WORKLOAD_KEYS = frozenset({"name", *WORKLOAD_FIELDS[1:]})
 DEVICES = ("auto", "cpu", "cuda")
@@ -49,6 +51,7 @@ class EngineEntry:
     repeats: int | None = None  # None: the plan's
     setup_repeats: int | None = None  # None: the plan's (a slow-starting engine may want fewer)
     monitor: bool | None = None  # False: an unmonitored twin of an entry, to measure the monitor's cost
+    warmup_tokens: int | None = None  # None: the plan's defaults
 
     @property
     def label(self) -> str:
@@ -195,6 +198,7 @@ def _engine(raw: Any, where: str, problems: list[str]) -> EngineEntry | None:
         repeats=raw.get("repeats"),
         setup_repeats=raw.get("setup_repeats"),
         monitor=raw.get("monitor"),
+        warmup_tokens=raw.get("warmup_tokens"),
     )
 
 
@@ -238,7 +242,7 @@ def check_field(name: str, value: Any, where: str, problems: list[str]) -> bool:
     if not _fits(value, hints[name]):
         problems.append(f"{where}: {value!r} is not a valid value (expected {_describe(hints[name])})")
         return False
-    if name in ("repeats", "tensor_parallel") and value < 1:
+    if name in ("repeats", "tensor_parallel", "warmup_tokens") and value is not None and value < 1:
         problems.append(f"{where}: must be at least 1")
         return False
     if name in ("setup_repeats", "batch_size", "output_tokens") and value is not None and value < 0:
