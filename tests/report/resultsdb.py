@@ -34,14 +34,17 @@ class ResultsWriter:
         output_tokens: int = 100,
         model_label: str | None = None,
         status: str = "ok",
+        tensor_parallel: int = 1,
+        config: dict[str, object] | None = None,
     ) -> int:
         cur = self.conn.execute(
             "INSERT INTO runs (created_unix_s, finished_unix_s, status, engine, engine_version, model,"
-            " model_label, workload, batch_size, output_tokens, length_mode, device, joulebench_version,"
-            " config_json, environment_json)"
-            " VALUES (?, ?, ?, ?, '1.0', ?, ?, ?, ?, ?, 'fixed', 'cuda', '0.1.0', '{}', '{}')",
-            (1.7e9, 1.7e9 + 60, status, engine, model, model_label, workload, batch_size, output_tokens),
-        )
+            " model_label, workload, batch_size, output_tokens, length_mode, device, tensor_parallel,"
+            " joulebench_version, config_json, environment_json)"
+            " VALUES (?, ?, ?, ?, '1.0', ?, ?, ?, ?, ?, 'fixed', 'cuda', ?, '0.1.0', ?, '{}')",
+            (1.7e9, 1.7e9 + 60, status, engine, model, model_label, workload, batch_size, output_tokens,
+             tensor_parallel, json.dumps(config or {})),
+        )  # fmt: skip
         return int(cur.lastrowid)  # type: ignore[arg-type]
 
     def trial(
@@ -52,12 +55,16 @@ class ResultsWriter:
         status: str = "ok",
         output_tokens: int | None = None,
         n_requests: int | None = None,
+        details: dict[str, object] | None = None,
+        cache_state: str | None = None,
+        compile_cache: str | None = None,
     ) -> int:
         cur = self.conn.execute(
             "INSERT INTO trials (run_id, kind, repeat_index, status, started_unix_s, n_requests,"
-            " output_tokens) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (run_id, kind, repeat_index, status, 1.7e9, n_requests, output_tokens),
-        )
+            " output_tokens, details_json, cache_state, compile_cache) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, kind, repeat_index, status, 1.7e9, n_requests, output_tokens,
+             None if details is None else json.dumps(details), cache_state, compile_cache),
+        )  # fmt: skip
         return int(cur.lastrowid)  # type: ignore[arg-type]
 
     def window(
@@ -129,6 +136,8 @@ GENERATE = {  # engine -> (duration s, {component: energies J per repeat}); 4 re
     "transformers": (10.0, {"gpu": [1000, 1100, 1200], "cpu": [400, 400, 400], "dram": [40, 40, 40]}),
     "vllm": (2.0, {"gpu": [300, 300, 300], "cpu": [80, 80, 80], "dram": [10, 10, 10]}),
 }
+# transformers only: the steady-state window (every request decoding), 8 s and 320 of the 400 tokens
+STEADY = (8.0, 320, {"gpu": [800, 880, 960], "cpu": [320, 320, 320], "dram": [32, 32, 32]})
 REQUESTS, TOKENS_PER_REQUEST = 4, 100
 TTFT_S = {"transformers": 0.5, "vllm": 0.1}
 
@@ -152,10 +161,21 @@ def build_sample_db(path: Path, traces: bool = True) -> Path:
             w.clock_s += 5
         duration, energies = GENERATE[engine]
         for i in range(3):
+            steady = engine == "transformers"
+            details = {"metrics": {"steady.output_tokens": STEADY[1]}} if steady else None
             trial = w.trial(
-                run, "generation", i, output_tokens=REQUESTS * TOKENS_PER_REQUEST, n_requests=REQUESTS
+                run,
+                "generation",
+                i,
+                output_tokens=REQUESTS * TOKENS_PER_REQUEST,
+                n_requests=REQUESTS,
+                details=details,
             )
             start, end = w.window(trial, "generate", duration, {c: e[i] for c, e in energies.items()})
+            if steady:
+                w.window(
+                    trial, "steady", STEADY[0], {c: e[i] for c, e in STEADY[2].items()}, start_s=start + 1
+                )
             for r in range(REQUESTS):
                 w.request(
                     trial, r, TOKENS_PER_REQUEST, ttft_s=TTFT_S[engine] * (1 + 0.1 * (r - 1.5)), tpot_s=0.01

@@ -95,6 +95,19 @@ def test_engine_without_setup_is_not_ranked(tmp_path: Path) -> None:
     assert math.isclose(advice.ranking[0].energy_j, 100 + 0.5 * 10)
 
 
+def test_restarts_cost_the_warm_cache_setup_where_cold_and_warm_were_measured(tmp_path: Path) -> None:
+    w = ResultsWriter(tmp_path / "caches.db")
+    run = w.run("vllm", "m", workload="w")
+    for i, (cache, energy) in enumerate((("cold", 9000.0), ("warm", 3000.0), ("warm", 3200.0))):
+        w.window(w.trial(run, "setup", i, compile_cache=cache), "setup", 10.0, {"gpu": energy})
+    w.window(w.trial(run, "generation", output_tokens=10, n_requests=1), "generate", 1.0, {"gpu": 5.0})
+    w.close()
+    advice = _advise(tmp_path / "caches.db", requests_per_day=1, cold_starts_per_day=1)
+    (day,) = advice.ranking
+    assert day.engine == "vllm" and day.setup_energy_j == 3100.0  # the warm trials' mean, not the cold one
+    assert day.setup_from == "vllm (warm compile cache)"
+
+
 def test_several_models_need_a_choice(sample_db: Path, tmp_path: Path) -> None:
     w = ResultsWriter(tmp_path / "two.db")
     for model in ("m1", "m2"):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from joulebench.errors import StoreError, UsageError
+from joulebench.report.build import runs_table
 from joulebench.store.frames import RunFilter, load_frames, load_trace, parse_run_filter, trial_metrics
 from joulebench.store.schema import SCHEMA_VERSION
 from tests.report.resultsdb import ResultsWriter
@@ -154,6 +155,48 @@ def test_devices_are_summed_when_no_all_row(tmp_path: Path) -> None:
     metrics = trial_metrics(load_frames(tmp_path / "d.db"))
     gpu = metrics[(metrics["component"] == "gpu") & (metrics["metric"] == "j_per_token")]
     assert list(gpu["value"]) == [pytest.approx(4.2)]
+
+
+def test_runs_of_one_engine_set_up_differently_keep_apart(tmp_path: Path) -> None:
+    w = ResultsWriter(tmp_path / "l.db")
+    runs = {
+        "vllm": w.run("vllm", "m"),
+        "vllm:tp2": w.run("vllm", "m", tensor_parallel=2),
+        "vllm:unmonitored": w.run("vllm", "m", config={"monitor": False}),
+        "transformers:compile=True": w.run("transformers", "m", config={"engine_options": {"compile": True}}),
+        "transformers:eager": w.run("transformers", "m", config={"label": "eager", "monitor": False}),
+    }
+    for run_id in runs.values():
+        trial = w.trial(run_id, "generation", output_tokens=10, n_requests=1)
+        w.conn.execute(
+            "INSERT INTO stage_energy (trial_id, stage, component, device, start_s, end_s, energy_j, method,"
+            " estimated) VALUES (?, 'generate', 'gpu', 'all', 0, 2, 5.0, 'counter', 0)",
+            (trial,),
+        )
+    w.close()
+    frames = load_frames(tmp_path / "l.db")
+    metrics = trial_metrics(frames)
+    assert dict(zip(metrics["run_id"], metrics["engine"], strict=True)) == {v: k for k, v in runs.items()}
+    assert [row[1] for row in runs_table(frames).rows] == list(runs)
+
+
+def test_setup_trials_with_cold_and_warm_caches_keep_apart(tmp_path: Path) -> None:
+    w = ResultsWriter(tmp_path / "c.db")
+    vllm, hf = w.run("vllm", "m"), w.run("transformers", "m")
+    trials = {
+        w.trial(vllm, "setup", 0, cache_state="warm", compile_cache="cold"): "vllm (cold compile cache)",
+        w.trial(vllm, "setup", 1, cache_state="warm", compile_cache="warm"): "vllm (warm compile cache)",
+        w.trial(vllm, "setup", 2, cache_state="warm", compile_cache="warm"): "vllm (warm compile cache)",
+        w.trial(hf, "setup", 0, cache_state="cold", compile_cache="none"): "transformers (cold page cache)",
+        w.trial(hf, "setup", 1, cache_state="warm", compile_cache="none"): "transformers (warm page cache)",
+    }
+    for trial in trials:
+        w.window(trial, "setup", 10.0, {"gpu": 1000.0})
+    generation = w.trial(vllm, "generation", output_tokens=10, n_requests=1)
+    w.window(generation, "generate", 1.0, {"gpu": 5.0})
+    w.close()
+    metrics = trial_metrics(load_frames(tmp_path / "c.db"))
+    assert dict(zip(metrics["trial_id"], metrics["engine"], strict=False)) == {**trials, generation: "vllm"}
 
 
 def test_load_trace_skips_non_reading_lines(sample_db: Path) -> None:

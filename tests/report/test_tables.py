@@ -77,10 +77,14 @@ def test_generation_tables_match_hand_computed_figures(summary: pd.DataFrame) ->
     assert tf["J/s (W)"] == f"154 ± {_half([144, 154, 164]):.0f}"
     assert tf["tokens/s"] == "40 ± 0"  # 400 tokens / 10 s
     assert tf["TTFT (s)"] == "0.5 ± 0"
+    assert tf["TPOT (s)"] == "0.01 ± 0"
+    # (800 + 320 + 32) / 320 tokens of the steady window, and so on: 3.6, 3.85, 4.1
+    assert tf["Steady J/token"] == f"3.85 ± {_half([3.6, 3.85, 4.1]):.2f}"
     assert tf["n"] == "3"  # the failed fourth trial is not a repeat
     vllm = _row(head, Engine="vllm")
     assert vllm["J/token"] == "0.975 ± 0"  # (300 + 80 + 10) / 400
     assert vllm["tokens/s"] == "200 ± 0"
+    assert vllm["Steady J/token"] == "-"  # no steady window: no figure, never 0
     assert _row(breakdown, Engine="vllm", Component="GPU")["J/token"] == "0.75 ± 0"
     assert _row(breakdown, Engine="vllm", Component="Other (node - parts)")["J/s (W)"] == NOT_MEASURED
 

@@ -51,8 +51,9 @@ def test_keys_are_stable_and_tell_cells_apart(tmp_path: Path) -> None:
     # the variant alone separates two otherwise equal engine entries
     twins = _plan(tmp_path, engines=["vllm", {"name": "vllm", "variant": "x"}])
     a, b = (c.config for c in expand(twins, gpus=0)[::2])
-    assert replace(a, sweep_key=None) == replace(b, sweep_key=None)
-    assert a.sweep_key == sweep_key(a, None) != sweep_key(a, "x") == b.sweep_key
+    assert (a.label, b.label) == (None, "x")  # the run keeps its variant for reports
+    assert replace(a, sweep_key=None) == replace(b, sweep_key=None, label=None)
+    assert a.sweep_key == sweep_key(a, None) != sweep_key(a, "x") == b.sweep_key == sweep_key(b, "x")
     # anything that changes the cell changes its key
     more = [c.key for c in expand(_plan(tmp_path, repeats=3), gpus=0)]
     assert set(more).isdisjoint(keys)

@@ -4,9 +4,9 @@
 #
 #   launch.sh start WORK   with DeepSpeed importable: makes the models, then starts
 #                          gpu0: 1B Transformers (+ its unmonitored twin)   gpu1: 1B DeepSpeed
-#                          gpu2: 8B Transformers                            gpu3: 8B DeepSpeed
-#   launch.sh vllm WORK    with vLLM importable: queues, each after the lane that holds its GPUs,
-#                          gpu2: 1B vLLM (+ its unmonitored twin)   gpu3: 8B vLLM   gpu0,1: 1B on 2 GPUs
+#   launch.sh vllm WORK    with vLLM importable, once the 8B model exists:
+#                          gpu2: 1B vLLM (+ its unmonitored twin), then 8B Transformers   gpu3: 8B vLLM
+#                          gpu0,1: 1B on 2 GPUs, once gpu0 and gpu1 are done
 #   snapshot.sh WORK DEST  copies every database and log tail out while lanes run.
 #
 # Lanes print to WORK/<lane>.log and leave their pid in WORK/<lane>.pid.
@@ -36,12 +36,11 @@ case $phase in
     fi
     lane gpu0 0 "$here/1b-transformers.yaml" "$here/1b-transformers-unmonitored.yaml"
     lane gpu1 1 "$here/1b-deepspeed.yaml"
-    lane gpu2 2 --after "$work/create-8b.pid" "$here/8b-transformers.yaml"
-    lane gpu3 3 --after "$work/create-8b.pid" "$here/8b-deepspeed.yaml"
     ;;
   vllm)
-    lane gpu2-vllm 2 --after "$work/gpu2.pid" "$here/1b-vllm.yaml" "$here/1b-vllm-unmonitored.yaml"
-    lane gpu3-vllm 3 --after "$work/gpu3.pid" "$here/8b-vllm.yaml"
+    lane gpu2 2 --after "$work/create-8b.pid" "$here/1b-vllm.yaml" "$here/1b-vllm-unmonitored.yaml" \
+      "$here/8b-transformers.yaml"
+    lane gpu3 3 --after "$work/create-8b.pid" "$here/8b-vllm.yaml"
     lane gpu01 0,1 --after "$work/gpu0.pid" --after "$work/gpu1.pid" "$here/1b-tp2.yaml"
     ;;
   *)

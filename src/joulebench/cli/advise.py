@@ -107,6 +107,11 @@ def format_advice(advice: Advice) -> str:
         lines.append(
             f"{a} and {b}: their daily energies' CIs overlap at this load; more repeats would settle it."
         )
+    for d in advice.ranking:
+        if d.setup_from:
+            lines.append(
+                f"{d.engine}: setup energy from the trials '{d.setup_from}' (a restart finds its caches)."
+            )
     for engine, why in advice.excluded:
         lines.append(f"not ranked: {engine}: {why}")
     lines.append("Only measured totals are used (estimated components never rank an engine).")

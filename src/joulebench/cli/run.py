@@ -58,6 +58,9 @@ def run(
     idle_s: Annotated[float, Opt(help="Idle baseline before the trials, seconds (0 skips it).")] = 5.0,
     timeout_s: Annotated[float, Opt(help="Per-trial timeout, seconds (engine start, each repeat).")] = 1800.0,
     warmup: Annotated[bool, Opt("--warmup/--no-warmup", help="One warm-up batch before the repeats.")] = True,
+    label: Annotated[
+        str | None, Opt(help="A name that tells this run apart from others of its engine in reports.")
+    ] = None,
     warmup_tokens: Annotated[
         int | None, Opt(min=1, help="Output tokens of the warm-up batch (default: as many as measured).")
     ] = None,
@@ -86,6 +89,7 @@ def run(
         setup_repeats=setup_repeats,
         warmup=warmup,
         warmup_tokens=warmup_tokens,
+        label=label,
         device=device,
         dtype=dtype,
         tensor_parallel=tensor_parallel,

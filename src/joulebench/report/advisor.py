@@ -9,7 +9,7 @@ engine" (section 4.6) into a decision. Only measured totals are used; an estimat
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import combinations, pairwise
 from typing import TYPE_CHECKING
 
@@ -48,6 +48,7 @@ class EngineDay:
     energy_half_width_j: float | None
     gco2: float | None
     cost: float | None
+    setup_from: str = ""  # the setup trials used, where not the engine's own (e.g. its warm-cache ones)
 
     @property
     def kwh(self) -> float:
@@ -117,16 +118,19 @@ def advise(
     workload = _choose("workload", workload, sorted(set(gen["workload"])))
     load = _load(metrics, model, workload, requests_per_day, cold_starts_per_day, tokens_per_request)
     index = StatIndex(summary)
+    setup_labels = set(summary[summary["kind"] == "setup"]["engine"])
     days, excluded = [], []
     for engine in sorted(set(gen[gen["workload"] == workload]["engine"])):
         per_token = index.get("generation", engine, model, workload, "generate", TOTAL, "j_per_token")
-        setup = setup_energy(index, engine, model)
+        setup_from = setup_label(engine, setup_labels)
+        setup = setup_energy(index, setup_from, model)
         if per_token is None:
             excluded.append((engine, "no measured J/token (only estimated or unmeasured components)"))
         elif setup is None:
             excluded.append((engine, "no measured setup energy: run it with setup trials"))
         else:
-            days.append(_day(engine, setup, per_token, load, grid_gco2_per_kwh, price_per_kwh))
+            day = _day(engine, setup, per_token, load, grid_gco2_per_kwh, price_per_kwh)
+            days.append(replace(day, setup_from=setup_from if setup_from != engine else ""))
     if not days:
         why = "; ".join(f"{e}: {r}" for e, r in excluded)
         raise UsageError(
@@ -164,6 +168,16 @@ def _load(metrics: pd.DataFrame, model: str, workload: str, n: float, k: float, 
     if per_response.empty:
         raise UsageError("no measured output tokens per response: pass --tokens-per-request")
     return Load(n, k, float(per_response.mean()), tokens_measured=True)
+
+
+def setup_label(engine: str, labels: set[str]) -> str:
+    """The setup trials that stand for ``engine``'s restarts: its own, or where the report split them by
+    cache state (``vllm (warm compile cache)``), the warm ones: a restarted server finds its caches filled."""
+    if engine in labels:
+        return engine
+    split = sorted(x for x in labels if x.startswith(f"{engine} ("))
+    warm = [x for x in split if "cold" not in x and "partial" not in x]
+    return (warm or split or [engine])[0]
 
 
 def setup_energy(index: StatIndex, engine: str, model: str) -> Stat | None:

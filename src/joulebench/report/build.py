@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from joulebench.errors import UsageError, require
 from joulebench.report import figures as figs
 from joulebench.report.html import Page, render
+from joulebench.report.metrics import engine_labels
 from joulebench.report.summary import summarize_metrics
 from joulebench.report.tables import Table, generation_tables, setup_table
 from joulebench.store.frames import Frames, load_frames, parse_run_filter, trial_metrics
@@ -131,6 +132,7 @@ def _write_atomic(path: Path, text: str) -> None:
 def runs_table(frames: Frames) -> Table:
     """The selected runs, with how many trials of each kind finished and failed."""
     rows = []
+    engines = engine_labels(frames.runs)
     for r in frames.runs.to_dict("records"):
         trials = frames.trials[frames.trials["run_id"] == r["id"]]
         counts = []
@@ -142,7 +144,7 @@ def runs_table(frames: Frames) -> Table:
                 counts.append(f"{kind} {ok} ok" + (f", {failed} not ok" if failed else ""))
         label = r["model_label"] if isinstance(r.get("model_label"), str) and r["model_label"] else r["model"]
         rows.append(
-            (str(r["id"]), str(r["engine"]), str(label), str(r["workload"]), str(r["batch_size"]),
+            (str(r["id"]), engines[int(r["id"])], str(label), str(r["workload"]), str(r["batch_size"]),
              str(r["output_tokens"]), str(r["device"]), str(r["status"]), "; ".join(counts) or "no trials")
         )  # fmt: skip
     cols = ("Run", "Engine", "Model", "Workload", "Batch", "Output tokens", "Device", "Status", "Trials")

@@ -9,10 +9,11 @@ are never part of it and appear, labelled, only in ``total_incl_estimated``.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from joulebench.errors import require
 from joulebench.runner.metrics import TOTAL, TOTAL_INCL_ESTIMATED, component_energies
@@ -26,6 +27,7 @@ PARTS = ("gpu", "cpu", "dram")
 COMPONENTS = ("gpu", "cpu", "dram", "other", "node", "platform")
 SETUP_STAGES = ("import", "engine_init", "model_load", "first_token", "setup")
 GENERATE = "generate"
+STEADY = "steady"  # the batch fully occupied (runner/steady.py); its tokens come from the trial's details
 
 UNITS = {
     "energy_j": "J",
@@ -73,6 +75,8 @@ def tidy_trial_metrics(frames: Frames) -> pd.DataFrame:
     pd = require("pandas", extra="report")
     runs = {int(r["id"]): r for r in frames.runs.to_dict("records")}
     labels = workload_labels(frames.runs)
+    engines = engine_labels(frames.runs)
+    setup_engines = _setup_engine_labels(frames, engines)
     windows: dict[int, dict[str, list[dict[str, object]]]] = defaultdict(lambda: defaultdict(list))
     for row in frames.stage_energy.to_dict("records"):
         windows[int(row["trial_id"])][str(row["stage"])].append(row)
@@ -90,7 +94,7 @@ def tidy_trial_metrics(frames: Frames) -> pd.DataFrame:
             "trial_id": int(trial["id"]),
             "kind": trial["kind"],
             "repeat_index": int(trial["repeat_index"]),
-            "engine": run["engine"],
+            "engine": setup_engines.get(int(trial["id"]), engines[int(run["id"])]),
             "model": model_label(run),
             "workload": labels[int(run["id"])],
             "batch_size": int(run["batch_size"]),
@@ -104,6 +108,58 @@ def tidy_trial_metrics(frames: Frames) -> pd.DataFrame:
 def model_label(run: dict[str, object]) -> str:
     label = run.get("model_label")
     return str(label) if label is not None and not _isnan(label) and str(label) else str(run["model"])
+
+
+def engine_labels(runs: pd.DataFrame) -> dict[int, str]:
+    """Engine names that keep apart runs of one engine set up differently: ``engine:label`` where the run
+    has a label (a sweep entry's variant), else the settings that differ from a plain run (tensor
+    parallelism, no monitoring, engine options), e.g. ``vllm:tp2`` or ``transformers:unmonitored``."""
+    labels = {}
+    for r in runs.to_dict("records"):
+        config = _config(r)
+        label = config.get("label")
+        if not label:
+            quals = [f"tp{r['tensor_parallel']}"] if int(r.get("tensor_parallel") or 1) > 1 else []
+            quals += ["unmonitored"] if config.get("monitor") is False else []
+            quals += [f"{k}={v}" for k, v in sorted((config.get("engine_options") or {}).items())]
+            label = ",".join(quals)
+        labels[int(r["id"])] = f"{r['engine']}:{label}" if label else str(r["engine"])
+    return labels
+
+
+CACHE_NAMES = (("compile_cache", "compile cache"), ("cache_state", "page cache"))
+
+
+def _setup_engine_labels(frames: Frames, engines: dict[int, str]) -> dict[int, str]:
+    """Setup trials of one engine and model that ran with cold and with warm caches are different
+    experiments (a cold compile cache can triple vLLM's setup): where both occur, the cache state joins
+    the engine's name, e.g. ``vllm (cold compile cache)``. Keyed by trial id."""
+    runs = {int(r["id"]): r for r in frames.runs.to_dict("records")}
+    setup = [t for t in frames.trials.to_dict("records") if t["kind"] == "setup"]
+    states: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for t in setup:
+        run = runs[int(t["run_id"])]
+        for col in ("compile_cache", "cache_state"):
+            states[(engines[int(run["id"])], model_label(run))][col].add(str(t.get(col)))
+    out = {}
+    for t in setup:
+        run = runs[int(t["run_id"])]
+        engine = engines[int(run["id"])]
+        seen = states[(engine, model_label(run))]
+        parts = [f"{t[col]} {name}" for col, name in CACHE_NAMES if len(seen[col]) > 1]
+        out[int(t["id"])] = f"{engine} ({', '.join(parts)})" if parts else engine
+    return out
+
+
+def _config(run: dict[str, object]) -> dict[str, Any]:
+    text = run.get("config_json")
+    if not isinstance(text, str):
+        return {}
+    try:
+        config = json.loads(text)
+    except ValueError:
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def workload_labels(runs: pd.DataFrame) -> dict[int, str]:
@@ -144,6 +200,11 @@ def _stage_rows(
         per_token = tokens if tokens else None
         per_response = n_ok if n_ok else None
         out += _generation_rows(base, tokens, n_req, n_ok, duration_s, requests)
+    elif stage == STEADY:
+        tokens = _num(_trial_metrics(trial).get("steady.output_tokens"))
+        per_token = tokens if tokens else None
+        if tokens and duration_s > 0:
+            out.append(_row(base, stage, "", False, "", "tokens_per_s", tokens / duration_s))
     for component, e in energies.items():
         values = {"energy_j": e.energy_j}
         if duration_s > 0:
@@ -155,6 +216,16 @@ def _stage_rows(
         for metric, value in values.items():
             out.append(_row(base, stage, component, e.estimated, e.method, metric, value))
     return out
+
+
+def _trial_metrics(trial: dict[str, object]) -> dict[str, Any]:
+    text = trial.get("details_json")
+    try:
+        details = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    metrics = details.get("metrics") if isinstance(details, dict) else None
+    return metrics if isinstance(metrics, dict) else {}
 
 
 def _generation_rows(

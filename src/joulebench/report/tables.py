@@ -35,6 +35,11 @@ COMPONENT_NAMES = {
     TOTAL_INCL_ESTIMATED: "Total incl. estimated",
 }
 CI_NOTE = "Each cell: mean ± half-width of the 95 % CI (Student t) across n repeats."
+STEADY_NOTE = (
+    "TPOT: time per output token after the first, per request. Steady J/token: the measured total over the "
+    "window where every request is decoding (ramp-up and ramp-down left out, as ML.ENERGY defines it); '-' "
+    "where the engine gives no per-request token times or the batch never runs fully occupied."
+)
 TOTAL_NOTE = (
     "Measured total: the node (IPMI) where it was measured, else the sum of the measured GPU, CPU and DRAM "
     "('covers' names which); estimated components (est.) are only in 'incl. estimated'."
@@ -114,6 +119,11 @@ def setup_table(summary: pd.DataFrame) -> Table | None:
     return Table("Setup stage: latency and energy", tuple(columns), tuple(rows), (CI_NOTE, TOTAL_NOTE))
 
 
+def _or_dash(stat: Stat | None) -> str:
+    # a latency or window the engine does not expose is unavailable, not an unmeasured component
+    return format_stat(stat) if stat is not None else "-"
+
+
 def generation_tables(summary: pd.DataFrame) -> list[Table]:
     """Per workload: a headline table (measured totals) and a per-component breakdown."""
     index = StatIndex(summary)
@@ -136,6 +146,7 @@ def generation_tables(summary: pd.DataFrame) -> list[Table]:
                 return index.get("generation", _e, _m, _w, "generate", component, metric)
 
             tokens, total = get("", "tokens_per_s"), get(TOTAL, "j_per_token")
+            steady = index.get("generation", engine, model, workload, "steady", TOTAL, "j_per_token")
             head.append(
                 (
                     engine,
@@ -146,6 +157,8 @@ def generation_tables(summary: pd.DataFrame) -> list[Table]:
                     format_stat(get(TOTAL, "power_w")),
                     format_stat(tokens),
                     format_stat(get("", "ttft_s")),
+                    _or_dash(get("", "tpot_s")),
+                    _or_dash(steady),
                     total.method if total else "-",
                     *([format_stat(get(TOTAL_INCL_ESTIMATED, "j_per_token"))] if has_est else []),
                 )
@@ -153,9 +166,21 @@ def generation_tables(summary: pd.DataFrame) -> list[Table]:
             for c in components:
                 cells = [format_stat(get(c, m)) for m in ("j_per_token", "j_per_response", "power_w")]
                 breakdown.append((engine, model, COMPONENT_NAMES[c], *cells))
-        cols = ("Engine", "Model", "n", "J/token", "J/response", "J/s (W)", "tokens/s", "TTFT (s)", "Covers")
+        cols = (
+            "Engine",
+            "Model",
+            "n",
+            "J/token",
+            "J/response",
+            "J/s (W)",
+            "tokens/s",
+            "TTFT (s)",
+            "TPOT (s)",
+        )
+        cols += ("Steady J/token", "Covers")
         cols += ("J/token incl. estimated",) if has_est else ()
-        tables.append(Table(f"Token generation: {workload}", cols, tuple(head), (CI_NOTE, TOTAL_NOTE)))
+        notes = (CI_NOTE, TOTAL_NOTE, STEADY_NOTE)
+        tables.append(Table(f"Token generation: {workload}", cols, tuple(head), notes))
         cols = ("Engine", "Model", "Component", "J/token", "J/response", "J/s (W)")
         tables.append(Table(f"Token generation by component: {workload}", cols, tuple(breakdown), (CI_NOTE,)))
     return tables

@@ -37,6 +37,7 @@ class RunConfig:
     trial_timeout_s: float = 1800.0
     seed: int = 0
     sweep_key: str | None = None
+    label: str | None = None  # tells runs of one engine apart in reports (a sweep entry's variant)
     # OpenAI-compatible servers (engine "openai"): a running server, or a command that starts one.
     endpoint: str | None = None
     server_cmd: str | None = None

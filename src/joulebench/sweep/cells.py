@@ -55,11 +55,11 @@ class Group:
 
 def sweep_key(config: RunConfig, variant: str | None) -> str:
     """A hash of the resolved configuration (without its own key), the same on every machine and run."""
-    return _digest({k: v for k, v in config.to_dict().items() if k != "sweep_key"}, variant)
+    return _digest({k: v for k, v in config.to_dict().items() if k not in ("sweep_key", "label")}, variant)
 
 
 def group_key(config: RunConfig, variant: str | None) -> str:
-    per_cell = (*WORKLOAD_FIELDS, "sweep_key", "setup_repeats")
+    per_cell = (*WORKLOAD_FIELDS, "sweep_key", "label", "setup_repeats")
     engine_start = {k: v for k, v in config.to_dict().items() if k not in per_cell}
     return _digest(engine_start, variant)
 
@@ -119,7 +119,7 @@ def _cell(
     if engine.warmup_tokens is not None:
         settings["warmup_tokens"] = engine.warmup_tokens
     config = RunConfig(**settings)
-    keyed = replace(config, sweep_key=sweep_key(config, engine.variant))
+    keyed = replace(config, sweep_key=sweep_key(config, engine.variant), label=engine.variant)
     return Cell(config=keyed, engine=engine, workload=workload)
 
 

@@ -1,0 +1,234 @@
+"""The study's own checks, computed from a results folder's merged database (``study.db``, made by
+build_report.py) and written to ``analysis.json`` beside it:
+
+    python benchmarks/gpu_study/analyze.py docs/results/h100x4-2026-11-26 [--superseded DIR]
+
+- ``generation``: per engine (as the report labels it), model and workload, the runner's per-repeat GPU
+  J/token, tokens/s, GPU power, TTFT and ITL, and the steady-state J/token: mean, 95 % CI, CV.
+- ``setup``: per engine and model, the setup duration and GPU energy until the first token.
+- ``monitor_overhead``: throughput of each unmonitored twin against the monitored run of the same cell.
+- ``counter_vs_timeline``: per generation repeat, the NVML energy counter's window energy against the
+  trapezoid integral of the power timeline stored in the trial's trace.
+- ``first_repeat``: with ``--superseded DIR``, the first repeat's duration over the mean of the later ones,
+  in the gzipped databases found there (runs warmed up with a short batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import sqlite3
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from joulebench.measurement.accounting import integrate_power
+from joulebench.measurement.series import PowerSeries
+from joulebench.report.metrics import engine_labels, model_label
+from joulebench.runner.stats import summarize
+from joulebench.store.frames import load_frames, load_trace
+
+GENERATION_METRICS = {
+    "j_per_token": "j_per_token.gpu",
+    "tokens_per_s": "tokens_per_s",
+    "power_w": "power_w.gpu",
+    "ttft_s": "ttft_s",
+    "itl_s": "itl_s",
+    "steady_j_per_token": "steady.j_per_token.gpu",
+}
+
+
+def _stat(values: list[float]) -> dict[str, Any]:
+    s = summarize(values)
+    return {"n": s.n, "mean": s.mean, "ci_half_width": s.ci_half_width, "cv": s.cv, "warning": s.warning}
+
+
+def _cells(db: Path) -> tuple[dict[tuple[str, str, str], list[dict[str, Any]]], dict[int, str]]:
+    frames = load_frames(db)
+    engines = engine_labels(frames.runs)
+    runs = {int(r["id"]): r for r in frames.runs.to_dict("records")}
+    cells: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for t in frames.trials.to_dict("records"):
+        if t["status"] != "ok":
+            continue
+        run = runs[int(t["run_id"])]
+        t["details"] = json.loads(t["details_json"] or "{}")
+        cells[(engines[int(run["id"])], model_label(run), str(run["workload"]))].append(t)
+    return cells, engines
+
+
+def generation(cells: dict[tuple[str, str, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    out = []
+    for (engine, model, workload), trials in sorted(cells.items()):
+        gen = [t["details"].get("metrics", {}) for t in trials if t["kind"] == "generation"]
+        if not gen:
+            continue
+        row: dict[str, Any] = {"engine": engine, "model": model, "workload": workload}
+        for name, key in GENERATION_METRICS.items():
+            values = [m[key] for m in gen if m.get(key) is not None]
+            if values:
+                row[name] = _stat(values)
+        out.append(row)
+    return out
+
+
+def setup(cells: dict[tuple[str, str, str], list[dict[str, Any]]], db: Path) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(db)
+    out = []
+    for (engine, model, _), trials in sorted(cells.items()):
+        ids = [t["id"] for t in trials if t["kind"] == "setup"]
+        if not ids:
+            continue
+        marks = ",".join("?" * len(ids))
+        rows = conn.execute(
+            f"SELECT trial_id, stage, SUM(end_s - start_s), SUM(energy_j) FROM stage_energy WHERE trial_id IN"
+            f" ({marks}) AND component = 'gpu' AND device = 'all' GROUP BY trial_id, stage",
+            ids,
+        ).fetchall()
+        by_stage: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for _, stage, duration, energy in rows:
+            by_stage[stage]["duration_s"].append(duration)
+            by_stage[stage]["energy_j"].append(energy)
+        caches = sorted({f"{t['cache_state']}/{t['compile_cache']}" for t in trials if t["kind"] == "setup"})
+        out.append(
+            {
+                "engine": engine,
+                "model": model,
+                "cache_states": caches,
+                "stages": {
+                    stage: {k: _stat(v) for k, v in metrics.items()}
+                    for stage, metrics in sorted(by_stage.items())
+                },
+                "per_trial_setup_s": [round(d, 2) for _, stage, d, _ in sorted(rows) if stage == "setup"],
+            }
+        )
+    conn.close()
+    return out
+
+
+def monitor_overhead(generation_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_cell = {(r["engine"], r["model"], r["workload"]): r for r in generation_rows}
+    out = []
+    for (engine, model, workload), row in sorted(by_cell.items()):
+        if not engine.endswith(":unmonitored"):
+            continue
+        base = engine.removesuffix(":unmonitored")
+        monitored = next(
+            (
+                r
+                for (e, m, w), r in by_cell.items()
+                if m == model and w == workload and e.split(":")[0] == base
+            ),
+            None,
+        )
+        if monitored is None:
+            continue
+        off, on = row["tokens_per_s"]["mean"], monitored["tokens_per_s"]["mean"]
+        out.append(
+            {
+                "engine": monitored["engine"],
+                "model": model,
+                "workload": workload,
+                "tokens_per_s_monitored": monitored["tokens_per_s"],
+                "tokens_per_s_unmonitored": row["tokens_per_s"],
+                "throughput_cost": (off - on) / off,
+            }
+        )
+    return out
+
+
+def counter_vs_timeline(db: Path) -> dict[str, Any]:
+    conn = sqlite3.connect(db)
+    rows = conn.execute(
+        "SELECT se.trial_id, se.start_s, se.end_s, se.energy_j FROM stage_energy se JOIN trials t"
+        " ON t.id = se.trial_id WHERE t.kind = 'generation' AND t.status = 'ok' AND se.stage = 'generate'"
+        " AND se.component = 'gpu' AND se.device != 'all'"
+    ).fetchall()
+    conn.close()
+    diffs = []
+    for trial_id, start, end, counter_j in rows:
+        series = PowerSeries(max_points=1 << 30)
+        for r in load_trace(db, trial_id):
+            if "power_w" in r:
+                series.add(float(r["t_s"]), float(r["power_w"]))
+        integrated = integrate_power(series, start, end)
+        if integrated is None or not counter_j:
+            continue
+        diffs.append(
+            {
+                "trial_id": trial_id,
+                "duration_s": end - start,
+                "counter_j": counter_j,
+                "timeline_j": integrated[0],
+                "rel_diff": (integrated[0] - counter_j) / counter_j,
+            }
+        )
+    absolute = sorted(abs(d["rel_diff"]) for d in diffs)
+    long = sorted(abs(d["rel_diff"]) for d in diffs if d["duration_s"] >= 2.0)
+    return {
+        "windows": len(diffs),
+        "median_abs_rel_diff": absolute[len(absolute) // 2] if absolute else None,
+        "max_abs_rel_diff": absolute[-1] if absolute else None,
+        "max_abs_rel_diff_windows_ge_2s": long[-1] if long else None,
+        "per_window": diffs,
+    }
+
+
+def first_repeat(folder: Path) -> list[dict[str, Any]]:
+    out = []
+    for raw in sorted(folder.glob("*.db.gz")):
+        with tempfile.TemporaryDirectory() as tmp:
+            db = Path(tmp) / "raw.db"
+            with gzip.open(raw) as src, db.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+            cells, _ = _cells(db)
+        for (engine, model, workload), trials in sorted(cells.items()):
+            gen = sorted((t for t in trials if t["kind"] == "generation"), key=lambda t: t["repeat_index"])
+            if len(gen) < 2:
+                continue
+            later = [t["duration_s"] for t in gen[1:]]
+            out.append(
+                {
+                    "file": raw.name,
+                    "engine": engine,
+                    "model": model,
+                    "workload": workload,
+                    "warmup_output_tokens": gen[0]["details"].get("warmup_output_tokens"),
+                    "durations_s": [round(t["duration_s"], 2) for t in gen],
+                    "first_over_later": gen[0]["duration_s"] / (sum(later) / len(later)),
+                }
+            )
+    return out
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--superseded", type=Path, help="folder of gzipped databases of superseded runs")
+    args = parser.parse_args(argv)
+    db = args.folder / "study.db"
+    if not db.is_file():
+        print(f"analyze.py: {db} is missing; run build_report.py {args.folder} first", file=sys.stderr)
+        return 2
+    cells, _ = _cells(db)
+    gen = generation(cells)
+    result: dict[str, Any] = {
+        "generation": gen,
+        "setup": setup(cells, db),
+        "monitor_overhead": monitor_overhead(gen),
+        "counter_vs_timeline": counter_vs_timeline(db),
+    }
+    if args.superseded:
+        result["first_repeat"] = first_repeat(args.superseded)
+    out = args.folder / "analysis.json"
+    out.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    print(f"analysis: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
