@@ -6,7 +6,8 @@ build_report.py) and written to ``analysis.json`` beside it:
 - ``generation``: per engine (as the report labels it), model and workload, the runner's per-repeat GPU
   J/token, tokens/s, GPU power, TTFT and ITL, and the steady-state J/token: mean, 95 % CI, CV.
 - ``setup``: per engine and model, the setup duration and GPU energy until the first token.
-- ``monitor_overhead``: throughput of each unmonitored twin against the monitored run of the same cell.
+- ``monitor_overhead``: throughput of the repeats run with the sampler paused (or of an unmonitored twin
+  run) against the measured ones of the same engine and cell.
 - ``counter_vs_timeline``: per generation repeat, the NVML energy counter's window energy against the
   trapezoid integral of the power timeline stored in the trial's trace.
 - ``first_repeat``: with ``--superseded DIR``, the first repeat's duration over the mean of the later ones,
@@ -117,13 +118,11 @@ def monitor_overhead(generation_rows: list[dict[str, Any]]) -> list[dict[str, An
         if not engine.endswith(":unmonitored"):
             continue
         base = engine.removesuffix(":unmonitored")
-        monitored = next(
-            (
-                r
-                for (e, m, w), r in by_cell.items()
-                if m == model and w == workload and e.split(":")[0] == base
-            ),
-            None,
+        same_cell = [r for (e, m, w), r in by_cell.items() if (m, w) == (model, workload)]
+        # the paused repeats of a run (``--unmonitored-repeats``) sit beside its measured ones; a twin run
+        # without a monitor beside the engine's measured run
+        monitored = by_cell.get((base, model, workload)) or next(
+            (r for r in same_cell if r["engine"] == base.split(":")[0]), None
         )
         if monitored is None:
             continue

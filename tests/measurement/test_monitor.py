@@ -175,3 +175,26 @@ def test_a_sampler_with_nothing_to_poll_sleeps_instead_of_spinning() -> None:
     time.sleep(0.5)
     sampler.stop()
     assert time.process_time() - before < 0.1
+
+
+def test_a_paused_monitor_reads_nothing_and_measures_again_after_resume() -> None:
+    mon, _ = _gpu_monitor()
+    with mon:
+        time.sleep(0.3)
+        mon.pause()
+        paused_at = time.monotonic()
+        cpu_before = time.process_time()
+        time.sleep(0.5)
+        cpu_paused = time.process_time() - cpu_before
+        resumed_at = time.monotonic()
+        mon.resume()  # returns once the counters moved again
+        time.sleep(0.4)
+        end = time.monotonic()
+        inside = [r for r in mon.readings(paused_at + 0.05, resumed_at - 0.01)]
+        after = mon.window("after", resumed_at + 0.05, end)
+        across = mon.window("across", paused_at - 0.2, end)
+    assert inside == []  # nothing sampled while paused
+    assert cpu_paused < 0.05  # and nothing spun
+    assert after.energy_j(Component.GPU) == pytest.approx(300.0 * after.duration_s, rel=0.05)
+    assert all("monitor-paused" not in c.flags for c in after.components)
+    assert all("monitor-paused" in c.flags for c in across.components)  # interpolated over the pause

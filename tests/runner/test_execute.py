@@ -132,3 +132,29 @@ def test_a_short_warm_up_keeps_the_batch_and_cuts_its_output(tiny_llama: Path, t
         (trial,) = db.trials(result.run_id, "generation")
         assert trial["output_tokens"] == 16  # the measured batch keeps its length
         assert trial["details"]["warmup_output_tokens"] == 6  # 2 requests x 3 tokens
+
+
+def test_unmonitored_repeats_alternate_with_measured_ones_in_one_engine(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    from joulebench.report.metrics import tidy_trial_metrics
+    from joulebench.runner.summary import summarize_run
+    from joulebench.store.frames import load_frames
+
+    config = _config(tiny_llama, repeats=2, unmonitored_repeats=2, estimate=True)
+    result = execute(config, tmp_path / "r.db")
+    assert result.status == "ok"
+    with ResultsDB(tmp_path / "r.db") as db:
+        trials = db.trials(result.run_id, "generation")
+        assert [t["details"]["monitored"] for t in trials] == [True, False, True, False]
+        assert len({t["details"]["worker_pid"] for t in trials}) == 1  # one warm engine for both kinds
+        for t in trials:
+            rows = db.stage_energy(t["id"])
+            measured = [r for r in rows if r["energy_j"] is not None]
+            assert bool(measured) == t["details"]["monitored"]  # paused: times only, no energy
+        overhead = summarize_run(db, result.run_id)["generation"]["monitor_overhead"]
+        assert overhead["tokens_per_s_unmonitored"]["n"] == 2 and overhead["tokens_per_s_monitored"]["n"] == 2
+    metrics = tidy_trial_metrics(load_frames(tmp_path / "r.db"))
+    tokens = metrics[(metrics["metric"] == "tokens_per_s") & (metrics["stage"] == "generate")]
+    assert sorted(set(tokens["engine"])) == ["transformers", "transformers:unmonitored"]
+    assert list(tokens.groupby("engine").size()) == [2, 2]

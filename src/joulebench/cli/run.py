@@ -40,6 +40,13 @@ def run(
     length_mode: Annotated[str | None, Opt(help="fixed (ignore EOS) or natural (stop at EOS).")] = None,
     dataset: Annotated[str | None, Opt(help="Override the workload's dataset (name or path).")] = None,
     repeats: Annotated[int, Opt(help="Token-generation repeats in one warm engine.")] = 3,
+    unmonitored_repeats: Annotated[
+        int,
+        Opt(
+            min=0,
+            help="Extra repeats with sampling paused, alternating with measured ones: the monitor's cost.",
+        ),
+    ] = 0,
     setup_repeats: Annotated[int, Opt(help="Setup trials, each in a fresh process (0 skips them).")] = 1,
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
     dtype: Annotated[str, Opt(help="auto, bfloat16, float16 or float32.")] = "auto",
@@ -86,6 +93,7 @@ def run(
         length_mode=length_mode,  # type: ignore[arg-type]  # checked above
         dataset=dataset,
         repeats=repeats,
+        unmonitored_repeats=unmonitored_repeats,
         setup_repeats=setup_repeats,
         warmup=warmup,
         warmup_tokens=warmup_tokens,

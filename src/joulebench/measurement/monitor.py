@@ -38,6 +38,7 @@ from joulebench.measurement.series import DEFAULT_MAX_POWER_POINTS, ReadingLog
 from joulebench.measurement.source import PowerSource
 
 UNFINISHED = "unfinished"
+PAUSED = "monitor-paused"  # the window overlaps a time the sampler was paused: its energy is interpolated
 
 
 class Monitor:
@@ -80,6 +81,8 @@ class Monitor:
         self._followers: list[Any] = []
         self._infos: dict[str, list[DeviceInfo]] = {"start": [], "end": []}
         self._sampler: Any = None
+        self._pauses: list[tuple[float, float]] = []  # (paused, resumed); open while paused
+        self._paused_at: float | None = None
         self.start_s: float | None = None
         self.end_s: float | None = None
         self._replay = False
@@ -223,6 +226,23 @@ class Monitor:
 
     # -- results -------------------------------------------------------------------------------------
 
+    def pause(self) -> None:
+        """Stop sampling for a while (the monitor's own cost, switched off); windows that overlap a pause
+        are flagged ``monitor-paused``."""
+        if self.running and self._paused_at is None:
+            self._sampler.pause()
+            self._paused_at = time.monotonic()
+
+    def resume(self) -> None:
+        """Sample again, and wait for a fresh counter update so that the next window has a measured edge."""
+        if self._paused_at is None:
+            return
+        self._sampler.resume()
+        t = time.monotonic()
+        self._pauses.append((self._paused_at, t))
+        self._paused_at = None
+        self.settle(t)
+
     def window(self, name: str, start_s: float, end_s: float) -> StageResult:
         """Energy of every component inside ``[start_s, end_s]`` (any interval of the measurement).
 
@@ -230,9 +250,14 @@ class Monitor:
         counter update, so its end is interpolated rather than extrapolated."""
         if end_s < start_s:
             raise UsageError(f"window {name!r} ends before it begins ({start_s} > {end_s})")
-        if self.running:
+        if self.running and self._paused_at is None:
             self.settle(end_s)
-        return compute_window(self.log, name, start_s, end_s, self._idle)
+        result = compute_window(self.log, name, start_s, end_s, self._idle)
+        pauses = [*self._pauses, *([(self._paused_at, end_s)] if self._paused_at is not None else [])]
+        if any(a < end_s and b > start_s for a, b in pauses):
+            flagged = tuple(replace(c, flags=(*c.flags, PAUSED)) for c in result.components)
+            result = replace(result, components=flagged)
+        return result
 
     def settle(self, t_s: float) -> None:
         """Wait until every slowly updating counter (NVML) shows an update after ``t_s``."""

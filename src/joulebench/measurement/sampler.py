@@ -41,6 +41,8 @@ class Sampler:
         self.tick_s = tick_s
         self.errors: dict[str, tuple[int, str]] = {}
         self._stop = threading.Event()
+        self._active = threading.Event()  # cleared while paused: no reads, no ticks
+        self._active.set()
         self._threads: list[threading.Thread] = []
         self._errors_lock = threading.Lock()
 
@@ -69,6 +71,7 @@ class Sampler:
             for meta in source.source_metas():
                 self.log.add_source(meta)
         self._stop.clear()
+        self._active.set()
         self.read_all_now()
         now = time.monotonic()
         tasks: list[_Task] = []
@@ -91,6 +94,8 @@ class Sampler:
     def _run_quick(self, tasks: list[_Task]) -> None:
         next_tick = time.monotonic()
         while not self._stop.is_set():
+            if self._wait_if_paused():
+                continue
             now = time.monotonic()
             for task in tasks:
                 if now >= task.due_s:
@@ -115,12 +120,37 @@ class Sampler:
     def _run_blocking(self, source: PowerSource) -> None:
         due = time.monotonic()
         while not self._stop.is_set():
+            if self._wait_if_paused():
+                due = time.monotonic()
+                continue
             self._read(source, False)
             due += source.interval_s
             now = time.monotonic()
             if due < now:
                 due = now
             self._stop.wait(due - now)
+
+    def _wait_if_paused(self) -> bool:
+        """Block while paused (stop wakes it too); True when it waited, so the caller re-checks stop."""
+        if self._active.is_set():
+            return False
+        self._active.wait()
+        return True
+
+    def pause(self) -> None:
+        """Stop reading (and ticking) until resume(): the cost of measuring, switched off for a while."""
+        self._active.clear()
+
+    def resume(self) -> None:
+        """Read every quick source at once (a fresh edge for the next window), then go on sampling."""
+        if self._active.is_set():
+            return
+        self.read_all_now()
+        self._active.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._active.is_set()
 
     def settle(self, t_s: float, max_wait_s: float) -> None:
         """Keep reading slow-updating counters until each shows a change after ``t_s`` (or time runs out),
@@ -145,6 +175,7 @@ class Sampler:
 
     def stop(self) -> None:
         self._stop.set()
+        self._active.set()  # a paused thread wakes and sees the stop
         for t in self._threads:
             t.join(timeout=30)
         self._threads = []

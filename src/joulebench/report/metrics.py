@@ -94,7 +94,7 @@ def tidy_trial_metrics(frames: Frames) -> pd.DataFrame:
             "trial_id": int(trial["id"]),
             "kind": trial["kind"],
             "repeat_index": int(trial["repeat_index"]),
-            "engine": setup_engines.get(int(trial["id"]), engines[int(run["id"])]),
+            "engine": setup_engines.get(int(trial["id"]), engines[int(run["id"])]) + _paused(run, trial),
             "model": model_label(run),
             "workload": labels[int(run["id"])],
             "batch_size": int(run["batch_size"]),
@@ -128,6 +128,14 @@ def engine_labels(runs: pd.DataFrame) -> dict[int, str]:
 
 
 CACHE_NAMES = (("compile_cache", "compile cache"), ("cache_state", "page cache"))
+
+
+def _paused(run: dict[str, object], trial: dict[str, object]) -> str:
+    """ ":unmonitored" for a repeat that ran with the sampler paused inside a monitored run
+    (``--unmonitored-repeats``): its throughput, set beside the measured repeats', is the monitor's cost."""
+    if _details(trial).get("monitored") is False and _config(run).get("monitor", True) is not False:
+        return ":unmonitored"
+    return ""
 
 
 def _setup_engine_labels(frames: Frames, engines: dict[int, str]) -> dict[int, str]:
@@ -218,13 +226,17 @@ def _stage_rows(
     return out
 
 
-def _trial_metrics(trial: dict[str, object]) -> dict[str, Any]:
+def _details(trial: dict[str, object]) -> dict[str, Any]:
     text = trial.get("details_json")
     try:
         details = json.loads(text) if isinstance(text, str) else {}
     except ValueError:
         return {}
-    metrics = details.get("metrics") if isinstance(details, dict) else None
+    return details if isinstance(details, dict) else {}
+
+
+def _trial_metrics(trial: dict[str, object]) -> dict[str, Any]:
+    metrics = _details(trial).get("metrics")
     return metrics if isinstance(metrics, dict) else {}
 
 

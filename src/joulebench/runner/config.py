@@ -20,6 +20,9 @@ class RunConfig:
     temperature: float = DEFAULT_TEMPERATURE
     top_p: float = DEFAULT_TOP_P
     repeats: int = 3  # token-generation repeats in one warm engine
+    # Extra repeats with the sampler paused, alternating with the measured ones in the same warm engine:
+    # throughput with and without monitoring, the monitor's own cost, measured inside the run.
+    unmonitored_repeats: int = 0
     setup_repeats: int = 1  # setup trials, each in a fresh process; 0 skips them
     warmup: bool = True  # one warm-up batch of the measured shape before timing
     # Output tokens of that warm-up batch; None: as many as measured. A short warm-up (same prompts and batch

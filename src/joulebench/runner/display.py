@@ -156,6 +156,15 @@ def render_summary(summary: dict[str, Any], console: Any) -> None:
         console.print(setup_table(summary))
     if summary["generation"]["repeats"]:
         console.print(generation_table(summary))
+    overhead = summary["generation"].get("monitor_overhead")
+    if overhead:
+        on, off = overhead["tokens_per_s_monitored"], overhead["tokens_per_s_unmonitored"]
+        console.print(
+            f"monitor's cost: {overhead['throughput_cost']:+.2%} throughput ({_stat(on)} tokens/s measured, "
+            f"{_stat(off)} with the sampler paused, {off['n']} repeats)",
+            highlight=False,
+            markup=False,
+        )
     for reason in summary["generation"]["steady_unavailable"]:
         console.print(f"steady-state window unavailable: {reason}", highlight=False, markup=False)
     for w in summary["warnings"]:

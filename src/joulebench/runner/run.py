@@ -166,7 +166,9 @@ class _Run:
                 self.db.update_run(self.run_id, engine_version=version)
 
     def generation_trials(self, session: GenerationSession) -> None:
-        p, n, timeout = self.p, self.config.repeats, self.config.trial_timeout_s
+        p, timeout = self.p, self.config.trial_timeout_s
+        monitored = repeat_plan(self.config.repeats, self.config.unmonitored_repeats)
+        n = len(monitored)
         if session.alive and session.engine_info and session.engine_info.get("version"):
             # a session shared across runs (execute_many) started before this run existed
             self.db.update_run(self.run_id, engine_version=session.engine_info["version"])
@@ -199,8 +201,19 @@ class _Run:
                         extra["warmup_duration_s"] = warm.end_s - warm.begin_s
                         extra["warmup_output_tokens"] = sum(r.output_tokens for r in warm.responses)
                 _notify(self.progress, "phase", phase="generate", index=k, total=n)
+                monitor = self.monitor
+                extra["monitored"] = monitored[k] and self.config.monitor
+                if not monitored[k]:
+                    from joulebench.runner.monitoring import NullMonitor
+
+                    monitor = NullMonitor("sampler paused for an unmonitored repeat")
+                    _pause(self.monitor)
                 started, t0 = time.time(), time.monotonic()
-                batch = session.generate(f"repeat-{k}", p.requests, p.sampling, timeout)
+                try:
+                    batch = session.generate(f"repeat-{k}", p.requests, p.sampling, timeout)
+                finally:
+                    if not monitored[k]:
+                        _resume(self.monitor)
             except WorkerFailed as exc:
                 session.kill()
                 self._record(
@@ -208,7 +221,7 @@ class _Run:
                 )
                 k += 1
                 continue
-            self._record(*measure_batch(p, k, batch, self.monitor, started, extra))
+            self._record(*measure_batch(p, k, batch, monitor, started, extra))
             k += 1
 
     def finish(self, status: str) -> None:
@@ -222,6 +235,28 @@ class _Run:
                     self.db.update_run(self.run_id, environment=env)
         self.db.finish_run(self.run_id, status)
         _notify(self.progress, "run_end", run_id=self.run_id, status=status)
+
+
+def repeat_plan(repeats: int, unmonitored: int) -> list[bool]:
+    """Which repeats are measured (True) and which run with the sampler paused (False): alternating from a
+    measured one, so that drift (clocks, temperature) falls on both kinds alike; the rest at the end."""
+    out: list[bool] = []
+    for i in range(max(repeats, unmonitored)):
+        out += [True] if i < repeats else []
+        out += [False] if i < unmonitored else []
+    return out
+
+
+def _pause(monitor: Any) -> None:
+    pause = getattr(monitor, "pause", None)
+    if pause is not None:
+        pause()
+
+
+def _resume(monitor: Any) -> None:
+    resume = getattr(monitor, "resume", None)
+    if resume is not None:
+        resume()
 
 
 def _device_info(monitor: Any, when: str) -> list[Any]:

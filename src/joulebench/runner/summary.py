@@ -82,12 +82,34 @@ def _generation(trials: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def run_monitored(run: dict[str, Any]) -> bool:
+    """A run with its monitor on: its repeats that say ``monitored: false`` ran with the sampler paused."""
+    return (run.get("config") or {}).get("monitor", True) is not False
+
+
+def _overhead(monitored: dict[str, Any], paused: dict[str, Any]) -> dict[str, Any] | None:
+    """Throughput of the repeats with the sampler paused against the measured ones of the same engine."""
+    on, off = monitored["metrics"].get("tokens_per_s"), paused["metrics"].get("tokens_per_s")
+    if not on or not off or not off.get("mean"):
+        return None
+    return {
+        "tokens_per_s_monitored": on,
+        "tokens_per_s_unmonitored": off,
+        "throughput_cost": (off["mean"] - on["mean"]) / off["mean"],
+    }
+
+
 def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
     """Everything `joulebench run` prints at the end (and emits with ``--json``)."""
     run = db.run(run_id)
     trials = db.trials(run_id)
     env = run.get("environment") or {}
-    generation = _generation([t for t in trials if t["kind"] == "generation"])
+    gen_trials = [t for t in trials if t["kind"] == "generation"]
+    paused = [
+        t for t in gen_trials if (t.get("details") or {}).get("monitored") is False and run_monitored(run)
+    ]
+    generation = _generation([t for t in gen_trials if t not in paused])
+    generation["monitor_overhead"] = _overhead(generation, _generation(paused)) if paused else None
     warnings = []
     if env.get("energy_note"):
         warnings.append(env["energy_note"])

@@ -116,8 +116,9 @@ def _cell(
     }
     if engine.monitor is not None:
         settings["monitor"] = engine.monitor
-    if engine.warmup_tokens is not None:
-        settings["warmup_tokens"] = engine.warmup_tokens
+    for name in ("warmup_tokens", "unmonitored_repeats"):
+        if getattr(engine, name) is not None:
+            settings[name] = getattr(engine, name)
     config = RunConfig(**settings)
     keyed = replace(config, sweep_key=sweep_key(config, engine.variant), label=engine.variant)
     return Cell(config=keyed, engine=engine, workload=workload)

@@ -50,7 +50,7 @@ def trial_times(db: ResultsDB | None, config: RunConfig) -> TrialTimes:
 def cell_estimate(times: TrialTimes, config: RunConfig, engine_start: bool) -> CellEstimate:
     """``engine_start``: this cell is the first of its group, so it pays the engine start the group's
     generation trials share."""
-    generations = float(config.repeats)
+    generations = float(config.repeats + config.unmonitored_repeats)
     if config.warmup:
         # a warm-up cut short takes about its share of the measured output
         preset = PRESETS.get(config.workload)

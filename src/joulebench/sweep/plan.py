@@ -24,7 +24,8 @@ TOP_KEYS = frozenset(
     | {"dtype", "defaults"}
 )
 ENGINE_RUN_FIELDS = (
-    "tensor_parallel", "device", "dtype", "repeats", "setup_repeats", "monitor", "warmup_tokens"
+    "tensor_parallel", "device", "dtype", "repeats", "setup_repeats", "monitor", "warmup_tokens",
+    "unmonitored_repeats",
 )  # fmt: skip
 ENGINE_KEYS = frozenset({"name", "variant", "options", "num_cpus", *ENGINE_RUN_FIELDS})
 WORKLOAD_KEYS = frozenset({"name", *WORKLOAD_FIELDS[1:]})
@@ -52,6 +53,7 @@ class EngineEntry:
     setup_repeats: int | None = None  # None: the plan's (a slow-starting engine may want fewer)
     monitor: bool | None = None  # False: an unmonitored twin of an entry, to measure the monitor's cost
     warmup_tokens: int | None = None  # None: the plan's defaults
+    unmonitored_repeats: int | None = None  # None: the plan's defaults
 
     @property
     def label(self) -> str:
@@ -199,6 +201,7 @@ def _engine(raw: Any, where: str, problems: list[str]) -> EngineEntry | None:
         setup_repeats=raw.get("setup_repeats"),
         monitor=raw.get("monitor"),
         warmup_tokens=raw.get("warmup_tokens"),
+        unmonitored_repeats=raw.get("unmonitored_repeats"),
     )
 
 
@@ -245,7 +248,11 @@ def check_field(name: str, value: Any, where: str, problems: list[str]) -> bool:
     if name in ("repeats", "tensor_parallel", "warmup_tokens") and value is not None and value < 1:
         problems.append(f"{where}: must be at least 1")
         return False
-    if name in ("setup_repeats", "batch_size", "output_tokens") and value is not None and value < 0:
+    if (
+        name in ("setup_repeats", "unmonitored_repeats", "batch_size", "output_tokens")
+        and value is not None
+        and value < 0
+    ):
         problems.append(f"{where}: must not be negative")
         return False
     return True
