@@ -122,3 +122,18 @@ def test_repeat_metrics_without_energy() -> None:
     assert m["tokens_per_s"] == pytest.approx(2.0)
     assert not [k for k in m if k.startswith("j_per_token")]
     assert m["steady_available"] is False
+
+
+def test_steady_window_under_a_concurrency_limit_is_c_requests_decoding() -> None:
+    # At most 2 requests at a time: 2 and 3 replace 0 and 1 as they finish (prefill 0.1 s each).
+    rs = [_resp(0, 0.1, 1.0, 10), _resp(1, 0.2, 1.5, 14), _resp(2, 1.1, 2.0, 10), _resp(3, 1.6, 2.5, 10)]
+    assert not steady_window(rs).available  # never all four at once
+    w = steady_window(rs, concurrency=2)
+    # from the moment two decode together until the count last falls from two (the queue ran dry); the
+    # last request drains alone outside the window
+    assert (w.start_s, w.end_s) == (0.2, 2.0)
+    one_at_a_time = [_resp(0, 0.1, 1.0, 5), _resp(1, 1.1, 2.0, 5), _resp(2, 2.1, 3.0, 5)]
+    never = steady_window(one_at_a_time, concurrency=2)
+    assert not never.available and "never 2 requests decoding at once" in (never.reason or "")
+    batch = [_resp(0, 1.0, 8.0, 8), _resp(1, 2.0, 10.0, 9)]
+    assert steady_window(batch, concurrency=8) == steady_window(batch)  # a limit above the batch: no limit

@@ -134,7 +134,7 @@ def measure_batch(
 ) -> tuple[TrialRow, list[StageEnergyRow], list[RequestRow], bytes | None]:
     """Turn one finished batch into its trial, windows (whole batch and steady state) and request rows."""
     window = monitor.window(STAGE_GENERATE, batch.begin_s, batch.end_s)
-    steady = steady_window(batch.responses)
+    steady = steady_window(batch.responses, p.config.max_concurrency)
     steady_stage = None
     stages = stage_rows(window)
     if steady.available:

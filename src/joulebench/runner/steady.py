@@ -4,6 +4,12 @@ It begins when the last request has received its first token (every request admi
 and ends when the first request finishes; ramp-up and ramp-down lie outside it. It needs per-request
 first-token and finish times; without them, or when the batch never reaches full occupancy (the last
 first token comes after the first finish), it is unavailable and says why.
+
+With a concurrency limit C (a server fed at most C requests at a time) full occupancy means C requests
+decoding: the window begins when C first decode together and ends when the count last falls from C (the
+queue has run dry; the last requests drain outside the window). Between the two, a finished request's
+successor is in its prefill for a moment: those short dips are part of serving at that load and stay in.
+For a batch sent at once (C = the batch size) this is the definition above.
 """
 
 from __future__ import annotations
@@ -33,16 +39,18 @@ class SteadyWindow:
         return self.end_s - self.start_s
 
 
-def steady_window(responses: Sequence[Response]) -> SteadyWindow:
+def steady_window(responses: Sequence[Response], concurrency: int | None = None) -> SteadyWindow:
+    """``concurrency``: the most requests the engine was given at once (None: all of them)."""
     ok = [r for r in responses if r.error is None]
     if not ok:
         return SteadyWindow(None, None, None, False, "no successful request")
     if any(r.first_token_s is None or r.finish_s is None for r in ok):
         return SteadyWindow(None, None, None, False, "engine gives no per-request token times")
-    start = max(r.first_token_s for r in ok)  # type: ignore[type-var]
-    end = min(r.finish_s for r in ok)  # type: ignore[type-var]
-    if not end > start:
-        return SteadyWindow(None, None, None, False, "batch never fully occupied (a request ended first)")
+    full = len(ok) if concurrency is None else min(concurrency, len(ok))
+    start, end = _full_occupancy(ok, full)
+    if start is None or end is None or not end > start:
+        why = "a request ended first" if full == len(ok) else f"never {full} requests decoding at once"
+        return SteadyWindow(None, None, None, False, f"batch never fully occupied ({why})")
     tokens = 0.0
     interpolated = False
     for r in ok:
@@ -56,6 +64,20 @@ def steady_window(responses: Sequence[Response]) -> SteadyWindow:
             tokens += _interpolated_tokens(r, start, end)
             interpolated = True
     return SteadyWindow(start, end, tokens, interpolated)
+
+
+def _full_occupancy(ok: Sequence[Response], full: int) -> tuple[float | None, float | None]:
+    """First time ``full`` requests decode at once, and the last time the count falls from ``full``."""
+    # at one instant a finish counts before a first token: a request replaced at once never overlaps
+    events = sorted([(r.finish_s, -1) for r in ok] + [(r.first_token_s, 1) for r in ok])  # type: ignore[misc]
+    decoding, start, end = 0, None, None
+    for t, step in events:
+        if step < 0 and decoding == full and start is not None:
+            end = t
+        decoding += step
+        if step > 0 and decoding == full and start is None:
+            start = t
+    return start, end
 
 
 def _interpolated_tokens(r: Response, start: float, end: float) -> float:
