@@ -109,3 +109,20 @@ def test_report_of_one_engine_without_traces(tmp_path: Path) -> None:
     assert {f.name for f in files.figures} == FIGURES - {"timeline_run"}
     html = files.html.read_text()
     assert "Runs: engine=vllm" in html and "transformers" not in html
+
+
+def test_figures_leave_out_engines_that_measured_no_energy(tmp_path: Path) -> None:
+    from joulebench.report.figures import _cells
+    from joulebench.report.summary import summarize_metrics
+    from joulebench.store.frames import load_frames, trial_metrics
+    from tests.report.resultsdb import ResultsWriter
+
+    w = ResultsWriter(tmp_path / "twin.db")
+    measured, twin = w.run("vllm", "m"), w.run("vllm", "m", config={"monitor": False})
+    w.window(w.trial(measured, "generation", output_tokens=10, n_requests=1), "generate", 1.0, {"gpu": 5.0})
+    w.window(w.trial(twin, "generation", output_tokens=10, n_requests=1), "generate", 0.9, {"none": None})
+    w.close()
+    summary = summarize_metrics(trial_metrics(load_frames(tmp_path / "twin.db")))
+    assert set(summary["engine"]) == {"vllm", "vllm:unmonitored"}  # both in the tables
+    engines, _ = _cells(summary)
+    assert engines == ["vllm"]  # only the one with energy in the figures

@@ -54,7 +54,8 @@ def save_figure(fig: Figure, out_dir: Path, name: str, title: str) -> FigureFile
 
 def _cells(summary: pd.DataFrame) -> tuple[list[str], list[tuple[str, str]]]:
     gen = summary[(summary["kind"] == "generation") & (summary["stage"] == "generate")]
-    engines = sorted(set(gen["engine"]))
+    # engines with no energy at all (run unmonitored, for the monitor's cost) have nothing to draw
+    engines = sorted(set(gen[gen["component"].isin([TOTAL, TOTAL_INCL_ESTIMATED])]["engine"]))
     columns = sorted(set(gen[["model", "workload"]].itertuples(index=False, name=None)))
     return engines, columns
 
@@ -167,16 +168,19 @@ def efficiency(summary: pd.DataFrame) -> Figure | None:
                 points.append((e, m, w, jt, tps))
     if not points:
         return None
+    from matplotlib.lines import Line2D
+
     fig = new_figure(6.5, 4.5)
     ax = fig.add_subplot()
-    markers = dict(zip(engines, "osD^vP*Xh", strict=False))  # beyond nine engines: "o"
+    # colour: the engine; marker: the model; the label beside a point: its workload
+    colours = {e: f"C{i % 10}" for i, e in enumerate(engines)}
+    models = sorted({p[1] for p in points})
+    markers = {m: "osD^vP*Xh"[i] if i < 9 else "o" for i, m in enumerate(models)}
     for e, m, w, jt, tps in points:
-        ax.errorbar(tps.mean, jt.mean, xerr=tps.half_width, yerr=jt.half_width, fmt=markers.get(e, "o"),
-                    label=e, capsize=3)  # fmt: skip
+        ax.errorbar(tps.mean, jt.mean, xerr=tps.half_width, yerr=jt.half_width, fmt=markers[m],
+                    color=colours[e], capsize=3)  # fmt: skip
         est = " (est.)" if jt.estimated else ""
-        ax.annotate(
-            f"{m} / {w}{est}", (tps.mean, jt.mean), fontsize=7, xytext=(4, 4), textcoords="offset points"
-        )
+        ax.annotate(f"{w}{est}", (tps.mean, jt.mean), fontsize=7, xytext=(4, 4), textcoords="offset points")
     x_lo = min(p[4].mean for p in points) / 2
     x_hi = max(p[4].mean for p in points) * 2
     xs = np.geomspace(x_lo, x_hi, 100)
@@ -187,9 +191,11 @@ def efficiency(summary: pd.DataFrame) -> Figure | None:
     ax.set_xlabel("Throughput (tokens/s)")
     ax.set_ylabel("Energy per token (J/token, measured total)")
     ax.set_title("Energy per token against throughput (dotted: constant power)")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
-    ax.legend(unique.values(), unique.keys(), fontsize=8)
+    handles = [Line2D([], [], color=colours[e], marker="s", linestyle="", label=e) for e in engines]
+    handles += [
+        Line2D([], [], color="grey", marker=markers.get(m, "o"), linestyle="", label=m) for m in models
+    ]
+    ax.legend(handles=handles, fontsize=8)
     return fig
 
 
