@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A part of the study on one machine with several GPUs, as background lanes (lane.sh), so that one short
-# machine lease measures several engine/model pairs at once. Each lane has its own GPUs and database in WORK.
+# machine booking measures several engine/model pairs at once. Each lane has its own GPUs and database in WORK.
 #
 #   launch.sh LANES PHASE WORK
 #
