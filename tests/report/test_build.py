@@ -126,3 +126,13 @@ def test_figures_leave_out_engines_that_measured_no_energy(tmp_path: Path) -> No
     assert set(summary["engine"]) == {"vllm", "vllm:unmonitored"}  # both in the tables
     engines, _ = _cells(summary)
     assert engines == ["vllm"]  # only the one with energy in the figures
+
+
+def test_the_same_data_gives_the_same_svg_files(report: ReportFiles, sample_db: Path, tmp_path: Path) -> None:
+    again = build_report(sample_db, tmp_path / "again")
+    for name in FIGURES:
+        first = (report.html.parent / f"{name}.svg").read_bytes()
+        assert first == (again.html.parent / f"{name}.svg").read_bytes(), name
+    ids = [re.findall(rb'id="(p[0-9a-f]+)"', (report.html.parent / f"{n}.svg").read_bytes()) for n in FIGURES]
+    flat = [i for per_figure in ids for i in set(per_figure)]
+    assert flat and len(flat) == len(set(flat))  # no id shared between figures embedded in one page

@@ -66,13 +66,20 @@ def test_runs_move_between_databases_unchanged(tmp_path: Path) -> None:
         assert len(new_ids) == 3 and 1 not in new_ids
         assert [r["status"] for r in main.runs()] == ["ok", "ok", "failed", "interrupted"]
         assert _content(main)[1:] == _content(node)
-        # a finished run keeps its own times and the version that measured it; a cut-off one ends now
+        # a finished run keeps its own times and the version that measured it; a cut-off one ends where its
+        # record ends: its last trial's end, or its start if that is later (these trials are back-dated)
         node_runs, main_runs = node.runs(), main.runs()[1:]
         for before, after in zip(node_runs, main_runs, strict=True):
             assert after["created_unix_s"] == before["created_unix_s"]
             assert after["joulebench_version"] == before["joulebench_version"]
         assert [r["finished_unix_s"] for r in main_runs[:2]] == [r["finished_unix_s"] for r in node_runs[:2]]
-        assert main_runs[2]["finished_unix_s"] is not None
+        cut = node.trials(node_runs[2]["id"])
+        ends = [t["started_unix_s"] + (t["duration_s"] or 0) for t in cut]
+        assert main_runs[2]["finished_unix_s"] == max(node_runs[2]["created_unix_s"], *ends)
+        again = ResultsDB(tmp_path / "again.db")
+        import_runs(again, exported)
+        assert again.runs()[2]["finished_unix_s"] == main_runs[2]["finished_unix_s"]  # the same every time
+        again.close()
         moved = main.trials(new_ids[0], "generation")[0]
         assert main.trace(moved["id"]) == [json.loads(line) for line in TRACE.decode().splitlines()]
         assert main.stage_energy(moved["id"])[1]["flags"] == "a,b"

@@ -46,9 +46,13 @@ def new_figure(width_in: float, height_in: float) -> Figure:
 
 
 def save_figure(fig: Figure, out_dir: Path, name: str, title: str) -> FigureFiles:
+    import matplotlib
+
     png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
     fig.savefig(png, format="png")
-    fig.savefig(svg, format="svg")
+    # the same data gives the same SVG: no date, and element ids from a fixed salt instead of a random one
+    with matplotlib.rc_context({"svg.hashsalt": name}):
+        fig.savefig(svg, format="svg", metadata={"Date": None})
     return FigureFiles(name, title, png, svg)
 
 

@@ -69,11 +69,20 @@ def import_runs(db: ResultsDB, runs: list[ExportedRun]) -> list[int]:
                 t["trace"],
             )
         status = exported["status"]
-        # a run cut off on its node finishes now; a finished one keeps its own time
-        finished = None if status in _CUT_OFF else exported.get("finished_unix_s")
+        # a finished run keeps its own time; one cut off on its node ends where its record ends (its last
+        # trial's end, else its start), so that importing it twice gives the same database
+        finished = _last_known_s(exported) if status in _CUT_OFF else exported.get("finished_unix_s")
         db.finish_run(run_id, _CUT_OFF.get(status, status), finished)
         ids.append(run_id)
     return ids
+
+
+def _last_known_s(exported: dict[str, Any]) -> float:
+    ends = [
+        float(t["trial"]["started_unix_s"]) + float(t["trial"].get("duration_s") or 0.0)
+        for t in exported["trials"]
+    ]
+    return max([float(exported["run"]["created_unix_s"]), *ends])
 
 
 def _pick(cls: type, row: dict[str, Any]) -> dict[str, Any]:
