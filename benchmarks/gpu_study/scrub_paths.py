@@ -40,8 +40,8 @@ def scrub_db(path: Path, work_dirs: tuple[str, ...]) -> int:
         with conn:
             for table, columns in TEXT_COLUMNS.items():
                 for column in columns:
-                    rows = conn.execute(f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL").fetchall()
-                    for row_id, value in rows:
+                    query = f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL"
+                    for row_id, value in conn.execute(query).fetchall():
                         new = scrub(value, work_dirs)
                         if new != value:
                             conn.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", (new, row_id))
