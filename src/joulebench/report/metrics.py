@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from joulebench.errors import require
-from joulebench.runner.metrics import TOTAL, TOTAL_INCL_ESTIMATED, component_energies
+from joulebench.runner.metrics import TOTAL, TOTAL_INCL_ESTIMATED, component_energies, ran_paused
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,6 +74,7 @@ def tidy_trial_metrics(frames: Frames) -> pd.DataFrame:
     """One row per (finished trial, stage, component, metric); component is "" for non-energy metrics."""
     pd = require("pandas", extra="report")
     runs = {int(r["id"]): r for r in frames.runs.to_dict("records")}
+    configs = {run_id: _config(r) for run_id, r in runs.items()}
     labels = workload_labels(frames.runs)
     engines = engine_labels(frames.runs)
     setup_engines = _setup_engine_labels(frames, engines)
@@ -89,19 +90,21 @@ def tidy_trial_metrics(frames: Frames) -> pd.DataFrame:
         if trial["status"] != "ok":
             continue
         run = runs[int(trial["run_id"])]
+        details = _details(trial)
+        engine = setup_engines.get(int(trial["id"]), engines[int(run["id"])])
         base = {
             "run_id": int(run["id"]),
             "trial_id": int(trial["id"]),
             "kind": trial["kind"],
             "repeat_index": int(trial["repeat_index"]),
-            "engine": setup_engines.get(int(trial["id"]), engines[int(run["id"])]) + _paused(run, trial),
+            "engine": engine + (":unmonitored" if ran_paused(configs[int(run["id"])], details) else ""),
             "model": model_label(run),
             "workload": labels[int(run["id"])],
             "batch_size": int(run["batch_size"]),
             "max_output_tokens": int(run["output_tokens"]),
         }
         for stage, rows in sorted(windows[int(trial["id"])].items()):
-            out += _stage_rows(base, stage, rows, trial, requests[int(trial["id"])])
+            out += _stage_rows(base, stage, rows, trial, details, requests[int(trial["id"])])
     return pd.DataFrame(out, columns=COLUMNS)
 
 
@@ -188,6 +191,7 @@ def _stage_rows(
     stage: str,
     rows: list[dict[str, object]],
     trial: dict[str, object],
+    details: dict[str, Any],
     requests: list[dict[str, object]],
 ) -> list[dict[str, object]]:
     # A stage may come in several spans (vLLM initialises before and after it reads the weights): its
@@ -209,7 +213,7 @@ def _stage_rows(
         per_response = n_ok if n_ok else None
         out += _generation_rows(base, tokens, n_req, n_ok, duration_s, requests)
     elif stage == STEADY:
-        tokens = _num(_trial_metrics(trial).get("steady.output_tokens"))
+        tokens = _num(_steady_tokens(details))
         per_token = tokens if tokens else None
         if tokens and duration_s > 0:
             out.append(_row(base, stage, "", False, "", "tokens_per_s", tokens / duration_s))
@@ -235,9 +239,9 @@ def _details(trial: dict[str, object]) -> dict[str, Any]:
     return details if isinstance(details, dict) else {}
 
 
-def _trial_metrics(trial: dict[str, object]) -> dict[str, Any]:
-    metrics = _details(trial).get("metrics")
-    return metrics if isinstance(metrics, dict) else {}
+def _steady_tokens(details: dict[str, Any]) -> object:
+    metrics = details.get("metrics")
+    return metrics.get("steady.output_tokens") if isinstance(metrics, dict) else None
 
 
 def _generation_rows(

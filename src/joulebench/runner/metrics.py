@@ -57,6 +57,12 @@ def component_energies(items: Iterable[EnergyItem]) -> dict[str, tuple[float, bo
     return out
 
 
+def ran_paused(config: Mapping[str, Any], details: Mapping[str, Any]) -> bool:
+    """A generation repeat of a monitored run that ran with the sampler paused (``--unmonitored-repeats``):
+    its throughput, set beside the measured repeats', is the monitor's own cost."""
+    return details.get("monitored") is False and config.get("monitor", True) is not False
+
+
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 

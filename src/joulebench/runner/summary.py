@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from joulebench.runner.metrics import TOTAL, TOTAL_INCL_ESTIMATED, component_energies, row_items
+from joulebench.runner.metrics import TOTAL, TOTAL_INCL_ESTIMATED, component_energies, ran_paused, row_items
 from joulebench.runner.stats import summarize
 from joulebench.store.db import ResultsDB
 
@@ -82,11 +82,6 @@ def _generation(trials: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_monitored(run: dict[str, Any]) -> bool:
-    """A run with its monitor on: its repeats that say ``monitored: false`` ran with the sampler paused."""
-    return (run.get("config") or {}).get("monitor", True) is not False
-
-
 def _overhead(monitored: dict[str, Any], paused: dict[str, Any]) -> dict[str, Any] | None:
     """Throughput of the repeats with the sampler paused against the measured ones of the same engine."""
     on, off = monitored["metrics"].get("tokens_per_s"), paused["metrics"].get("tokens_per_s")
@@ -105,9 +100,7 @@ def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
     trials = db.trials(run_id)
     env = run.get("environment") or {}
     gen_trials = [t for t in trials if t["kind"] == "generation"]
-    paused = [
-        t for t in gen_trials if (t.get("details") or {}).get("monitored") is False and run_monitored(run)
-    ]
+    paused = [t for t in gen_trials if ran_paused(run.get("config") or {}, t.get("details") or {})]
     generation = _generation([t for t in gen_trials if t not in paused])
     generation["monitor_overhead"] = _overhead(generation, _generation(paused)) if paused else None
     warnings = []
