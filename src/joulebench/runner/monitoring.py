@@ -28,6 +28,12 @@ class NullMonitor:
     def follow_stage_file(self, path: str | Path) -> None:
         pass
 
+    def pause(self) -> None:
+        pass
+
+    def resume(self) -> None:
+        pass
+
     def window(self, name: str, start_s: float, end_s: float) -> StageResult:
         return StageResult(name, start_s, end_s, ())
 

@@ -207,13 +207,13 @@ class _Run:
                     from joulebench.runner.monitoring import NullMonitor
 
                     monitor = NullMonitor("sampler paused for an unmonitored repeat")
-                    _pause(self.monitor)
+                    self.monitor.pause()
                 started, t0 = time.time(), time.monotonic()
                 try:
                     batch = session.generate(f"repeat-{k}", p.requests, p.sampling, timeout)
                 finally:
                     if not monitored[k]:
-                        _resume(self.monitor)
+                        self.monitor.resume()
             except WorkerFailed as exc:
                 session.kill()
                 self._record(
@@ -245,18 +245,6 @@ def repeat_plan(repeats: int, unmonitored: int) -> list[bool]:
         out += [True] if i < repeats else []
         out += [False] if i < unmonitored else []
     return out
-
-
-def _pause(monitor: Any) -> None:
-    pause = getattr(monitor, "pause", None)
-    if pause is not None:
-        pause()
-
-
-def _resume(monitor: Any) -> None:
-    resume = getattr(monitor, "resume", None)
-    if resume is not None:
-        resume()
 
 
 def _device_info(monitor: Any, when: str) -> list[Any]:
