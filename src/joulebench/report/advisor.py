@@ -14,7 +14,7 @@ from itertools import combinations, pairwise
 from typing import TYPE_CHECKING
 
 from joulebench.errors import UsageError
-from joulebench.report.metrics import TOTAL
+from joulebench.report.metrics import TOTAL, restart_setup_label
 from joulebench.report.summary import ALL_MODELS, Stat, StatIndex
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ def advise(
     days, excluded = [], []
     for engine in sorted(set(gen[gen["workload"] == workload]["engine"])):
         per_token = index.get("generation", engine, model, workload, "generate", TOTAL, "j_per_token")
-        setup_from = setup_label(engine, setup_labels)
+        setup_from = restart_setup_label(engine, setup_labels)
         setup = setup_energy(index, setup_from, model)
         if per_token is None:
             excluded.append((engine, "no measured J/token (only estimated or unmeasured components)"))
@@ -168,16 +168,6 @@ def _load(metrics: pd.DataFrame, model: str, workload: str, n: float, k: float, 
     if per_response.empty:
         raise UsageError("no measured output tokens per response: pass --tokens-per-request")
     return Load(n, k, float(per_response.mean()), tokens_measured=True)
-
-
-def setup_label(engine: str, labels: set[str]) -> str:
-    """The setup trials that stand for ``engine``'s restarts: its own, or where the report split them by
-    cache state (``vllm (warm compile cache)``), the warm ones: a restarted server finds its caches filled."""
-    if engine in labels:
-        return engine
-    split = sorted(x for x in labels if x.startswith(f"{engine} ("))
-    warm = [x for x in split if "cold" not in x and "partial" not in x]
-    return (warm or split or [engine])[0]
 
 
 def setup_energy(index: StatIndex, engine: str, model: str) -> Stat | None:

@@ -162,6 +162,18 @@ def _setup_engine_labels(frames: Frames, engines: dict[int, str]) -> dict[int, s
     return out
 
 
+def restart_setup_label(engine: str, labels: set[str]) -> str:
+    """The setup trials that stand for ``engine``'s restarts: its own, or where the report split them by
+    cache state (``vllm (warm compile cache)``), the warm ones: a restarted server finds its caches filled."""
+    if engine in labels:
+        return engine
+    split = sorted(x for x in labels if x.startswith(f"{engine} ("))
+    # the states _setup_engine_labels names: "<state> compile cache", "<state> page cache"
+    not_warm = [f"{state} {name}" for state in ("cold", "partial") for _, name in CACHE_NAMES]
+    warm = [x for x in split if not any(s in x for s in not_warm)]
+    return (warm or split or [engine])[0]
+
+
 def _config(run: dict[str, object]) -> dict[str, Any]:
     text = run.get("config_json")
     if not isinstance(text, str):
