@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from scrub_paths import WORK_DIRS, scrub  # beside this script
+
 from joulebench.report.build import build_report
 from joulebench.store.db import ResultsDB
 from joulebench.sweep.transfer import export_runs, import_runs
@@ -39,18 +41,15 @@ def main(folder: Path) -> None:
 
 
 def _repository_relative_models(db: Path) -> None:
-    """Model folders made by run_part.sh are recorded with the GPU machine's absolute path; the published
-    report names them relative to the repository, where run_part.sh puts them."""
+    """Raw databases not yet passed through scrub_paths.py name model folders with the GPU machine's
+    absolute path; the merged database names them as scrub_paths.py does."""
     conn = sqlite3.connect(db)
     with conn:
         for run_id, model, config in conn.execute("SELECT id, model, config_json FROM runs").fetchall():
-            marker = model.find("benchmarks/gpu_study/models/")
-            if model.startswith("/") and marker > 0:
-                relative = model[marker:]
-                conn.execute(
-                    "UPDATE runs SET model = ?, config_json = ? WHERE id = ?",
-                    (relative, config.replace(model, relative), run_id),
-                )
+            conn.execute(
+                "UPDATE runs SET model = ?, config_json = ? WHERE id = ?",
+                (scrub(model, WORK_DIRS), scrub(config, WORK_DIRS), run_id),
+            )
     conn.close()
 
 

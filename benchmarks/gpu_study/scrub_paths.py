@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 REPO_PREFIX = re.compile(r"(?<![\w.])/(?:[^\s/\"',]+/)+?(?=benchmarks/|src/joulebench/)")
+WORK_DIRS = ("/root/jb", "/root/study")  # where parts 2 and 1 kept their databases on the GPU machine
 TEXT_COLUMNS = {"runs": ("model", "config_json", "environment_json"), "trials": ("details_json", "error")}
 
 
@@ -58,7 +59,7 @@ def main(folders: list[str]) -> int:
     if not folders:
         print("usage: scrub_paths.py RESULTS_FOLDER...", file=sys.stderr)
         return 2
-    work_dirs = ("/root/jb", "/root/study")  # where parts 2 and 1 kept their databases on the GPU machine
+    work_dirs = WORK_DIRS
     for folder in map(Path, folders):
         for path in sorted([*folder.glob("raw/*.db.gz"), *folder.glob("superseded/*.db.gz")]):
             print(f"{path}: {scrub_db(path, work_dirs)} values")
