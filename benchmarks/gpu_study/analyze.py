@@ -5,7 +5,8 @@ build_report.py) and written to ``analysis.json`` beside it:
 
 - ``generation``: per engine (as the report labels it), model and workload, the runner's per-repeat GPU
   J/token, tokens/s, GPU power, TTFT and ITL, and the steady-state J/token: mean, 95 % CI, CV.
-- ``setup``: per engine and model, the setup duration and GPU energy until the first token.
+- ``setup``: the report's setup figures per engine and model (cold- and warm-cache setups apart): latency
+  and GPU energy of each stage, and each setup trial's length.
 - ``monitor_overhead``: throughput of the repeats run with the sampler paused (or of an unmonitored twin
   run) against the measured ones of the same engine and cell.
 - ``counter_vs_timeline``: per generation repeat, the NVML energy counter's window energy against the
@@ -30,8 +31,9 @@ from typing import Any
 from joulebench.measurement.accounting import integrate_power
 from joulebench.measurement.series import PowerSeries
 from joulebench.report.metrics import engine_labels, model_label
+from joulebench.report.summary import summarize_metrics
 from joulebench.runner.stats import summarize
-from joulebench.store.frames import load_frames, load_trace
+from joulebench.store.frames import load_frames, load_trace, trial_metrics
 
 GENERATION_METRICS = {
     "j_per_token": "j_per_token.gpu",
@@ -77,37 +79,33 @@ def generation(cells: dict[tuple[str, str, str], list[dict[str, Any]]]) -> list[
     return out
 
 
-def setup(cells: dict[tuple[str, str, str], list[dict[str, Any]]], db: Path) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db)
+def setup(db: Path) -> list[dict[str, Any]]:
+    """The report's own setup figures (GPU energy and latency per stage; setups with cold and warm caches
+    apart), and each setup trial's length."""
+    metrics = trial_metrics(load_frames(db))
+    summary = summarize_metrics(metrics)
+    rows = summary[(summary["kind"] == "setup") & summary["component"].isin(["", "gpu"])]
+    rows = rows[rows["metric"].isin(["duration_s", "energy_j"])]
+    whole = metrics[
+        (metrics["kind"] == "setup") & (metrics["stage"] == "setup") & (metrics["metric"] == "duration_s")
+    ]
     out = []
-    for (engine, model, _), trials in sorted(cells.items()):
-        ids = [t["id"] for t in trials if t["kind"] == "setup"]
-        if not ids:
-            continue
-        marks = ",".join("?" * len(ids))
-        rows = conn.execute(
-            f"SELECT trial_id, stage, SUM(end_s - start_s), SUM(energy_j) FROM stage_energy WHERE trial_id IN"
-            f" ({marks}) AND component = 'gpu' AND device = 'all' GROUP BY trial_id, stage",
-            ids,
-        ).fetchall()
-        by_stage: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-        for _, stage, duration, energy in rows:
-            by_stage[stage]["duration_s"].append(duration)
-            by_stage[stage]["energy_j"].append(energy)
-        caches = sorted({f"{t['cache_state']}/{t['compile_cache']}" for t in trials if t["kind"] == "setup"})
+    for (engine, model), part in rows.groupby(["engine", "model"]):
+        stages: dict[str, dict[str, Any]] = defaultdict(dict)
+        for r in part.to_dict("records"):
+            # one trial has no spread: no CI (None, as in _stat), never NaN in the JSON
+            stages[r["stage"]][r["metric"]] = {
+                k: None if r[k] != r[k] else r[k] for k in ("n", "mean", "ci_half_width", "cv", "warning")
+            }
+        trials = whole[(whole["engine"] == engine) & (whole["model"] == model)]
         out.append(
             {
                 "engine": engine,
                 "model": model,
-                "cache_states": caches,
-                "stages": {
-                    stage: {k: _stat(v) for k, v in metrics.items()}
-                    for stage, metrics in sorted(by_stage.items())
-                },
-                "per_trial_setup_s": [round(d, 2) for _, stage, d, _ in sorted(rows) if stage == "setup"],
+                "stages": dict(sorted(stages.items())),
+                "per_trial_setup_s": [round(float(v), 2) for v in trials["value"]],
             }
         )
-    conn.close()
     return out
 
 
@@ -217,7 +215,7 @@ def main(argv: list[str]) -> int:
     gen = generation(cells)
     result: dict[str, Any] = {
         "generation": gen,
-        "setup": setup(cells, db),
+        "setup": setup(db),
         "monitor_overhead": monitor_overhead(gen),
         "counter_vs_timeline": counter_vs_timeline(db),
     }
