@@ -5,10 +5,11 @@ build_report.py) and written to ``analysis.json`` beside it:
 
 - ``generation``: per engine (as the report labels it), model and workload, the runner's per-repeat GPU
   J/token, tokens/s, GPU power, TTFT and ITL, and the steady-state J/token: mean, 95 % CI, CV.
-- ``setup``: the report's setup figures per engine and model (cold- and warm-cache setups apart): latency
-  and GPU energy of each stage, and each setup trial's length.
+- ``setup``: the report's setup figures per engine and model (cold- and warm-cache setups apart): latency,
+  GPU energy and mean GPU power of each stage, and each setup trial's length.
 - ``monitor_overhead``: throughput of the repeats run with the sampler paused (or of an unmonitored twin
-  run) against the measured ones of the same engine and cell.
+  run) against the measured ones of the same engine and cell; for paused repeats also the paired cost,
+  each against the measured repeat just before it.
 - ``counter_vs_timeline``: per generation repeat, the NVML energy counter's window energy against the
   trapezoid integral of the power timeline stored in the trial's trace.
 - ``first_repeat``: with ``--superseded DIR``, the first repeat's duration over the mean of the later ones,
@@ -32,6 +33,7 @@ from joulebench.measurement.accounting import integrate_power
 from joulebench.measurement.series import PowerSeries
 from joulebench.report.metrics import engine_labels, model_label
 from joulebench.report.summary import summarize_metrics
+from joulebench.runner.metrics import ran_paused
 from joulebench.runner.stats import summarize
 from joulebench.store.frames import load_frames, load_trace, trial_metrics
 
@@ -60,7 +62,9 @@ def _cells(db: Path) -> tuple[dict[tuple[str, str, str], list[dict[str, Any]]], 
             continue
         run = runs[int(t["run_id"])]
         t["details"] = json.loads(t["details_json"] or "{}")
-        cells[(engines[int(run["id"])], model_label(run), str(run["workload"]))].append(t)
+        # repeats run with the sampler paused are the report's ``engine:unmonitored``, not the engine's
+        paused = ":unmonitored" if ran_paused(json.loads(run["config_json"] or "{}"), t["details"]) else ""
+        cells[(engines[int(run["id"])] + paused, model_label(run), str(run["workload"]))].append(t)
     return cells, engines
 
 
@@ -85,7 +89,7 @@ def setup(db: Path) -> list[dict[str, Any]]:
     metrics = trial_metrics(load_frames(db))
     summary = summarize_metrics(metrics)
     rows = summary[(summary["kind"] == "setup") & summary["component"].isin(["", "gpu"])]
-    rows = rows[rows["metric"].isin(["duration_s", "energy_j"])]
+    rows = rows[rows["metric"].isin(["duration_s", "energy_j", "power_w"])]
     whole = metrics[
         (metrics["kind"] == "setup") & (metrics["stage"] == "setup") & (metrics["metric"] == "duration_s")
     ]
@@ -109,48 +113,68 @@ def setup(db: Path) -> list[dict[str, Any]]:
     return out
 
 
-def monitor_overhead(generation_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def monitor_overhead(
+    generation_rows: list[dict[str, Any]], cells: dict[tuple[str, str, str], list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
     by_cell = {(r["engine"], r["model"], r["workload"]): r for r in generation_rows}
     out = []
     for (engine, model, workload), row in sorted(by_cell.items()):
         if not engine.endswith(":unmonitored"):
             continue
         base = engine.removesuffix(":unmonitored")
-        same_cell = [r for (e, m, w), r in by_cell.items() if (m, w) == (model, workload)]
-        # the paused repeats of a run (``--unmonitored-repeats``) sit beside its measured ones; a twin run
-        # without a monitor beside the engine's measured run
-        monitored = by_cell.get((base, model, workload)) or next(
-            (r for r in same_cell if r["engine"] == base.split(":")[0]), None
-        )
+        # the paused repeats of a run (``--unmonitored-repeats``) sit beside its measured ones
+        # (``transformers:overhead`` / ``transformers:overhead:unmonitored``); a twin run without a
+        # monitor (``vllm:unmonitored``) beside its engine's plain entry (``vllm``, ``transformers:eager``)
+        monitored = by_cell.get((base, model, workload)) or by_cell.get((f"{base}:eager", model, workload))
         if monitored is None:
             continue
         off, on = row["tokens_per_s"]["mean"], monitored["tokens_per_s"]["mean"]
-        out.append(
-            {
-                "engine": monitored["engine"],
-                "model": model,
-                "workload": workload,
-                "tokens_per_s_monitored": monitored["tokens_per_s"],
-                "tokens_per_s_unmonitored": row["tokens_per_s"],
-                "throughput_cost": (off - on) / off,
-            }
+        result = {
+            "engine": monitored["engine"],
+            "model": model,
+            "workload": workload,
+            "tokens_per_s_monitored": monitored["tokens_per_s"],
+            "tokens_per_s_unmonitored": row["tokens_per_s"],
+            "throughput_cost": (off - on) / off,
+        }
+        paired = _paired_costs(
+            cells[(monitored["engine"], model, workload)], cells[(engine, model, workload)]
         )
+        if paired:
+            result["paired_throughput_cost"] = _stat(paired)
+        out.append(result)
+    return out
+
+
+def _paired_costs(measured: list[dict[str, Any]], paused: list[dict[str, Any]]) -> list[float]:
+    """Per paused repeat, its throughput cost against the measured repeat just before it in the same run
+    (repeats alternate, so each pair shares the engine's state and the neighbours' load); empty for twin
+    runs, whose repeats are not interleaved."""
+    before = {(t["run_id"], t["repeat_index"]): t for t in measured if t["kind"] == "generation"}
+    out = []
+    for t in paused:
+        m = before.get((t["run_id"], t["repeat_index"] - 1))
+        if t["kind"] != "generation" or m is None:
+            continue
+        off, on = t["details"]["metrics"]["tokens_per_s"], m["details"]["metrics"]["tokens_per_s"]
+        out.append((off - on) / off)
     return out
 
 
 def counter_vs_timeline(db: Path) -> dict[str, Any]:
     conn = sqlite3.connect(db)
     rows = conn.execute(
-        "SELECT se.trial_id, se.start_s, se.end_s, se.energy_j FROM stage_energy se JOIN trials t"
+        "SELECT se.trial_id, se.device, se.start_s, se.end_s, se.energy_j FROM stage_energy se JOIN trials t"
         " ON t.id = se.trial_id WHERE t.kind = 'generation' AND t.status = 'ok' AND se.stage = 'generate'"
         " AND se.component = 'gpu' AND se.device != 'all'"
     ).fetchall()
     conn.close()
     diffs = []
-    for trial_id, start, end, counter_j in rows:
+    for trial_id, device, start, end, counter_j in rows:
         series = PowerSeries(max_points=1 << 30)
         for r in load_trace(db, trial_id):
-            if "power_w" in r:
+            # a trial on several GPUs keeps one timeline per GPU in its trace
+            if "power_w" in r and r["device"] == device:
                 series.add(float(r["t_s"]), float(r["power_w"]))
         integrated = integrate_power(series, start, end)
         if integrated is None or not counter_j:
@@ -158,6 +182,7 @@ def counter_vs_timeline(db: Path) -> dict[str, Any]:
         diffs.append(
             {
                 "trial_id": trial_id,
+                "device": device,
                 "duration_s": end - start,
                 "counter_j": counter_j,
                 "timeline_j": integrated[0],
@@ -216,7 +241,7 @@ def main(argv: list[str]) -> int:
     result: dict[str, Any] = {
         "generation": gen,
         "setup": setup(db),
-        "monitor_overhead": monitor_overhead(gen),
+        "monitor_overhead": monitor_overhead(gen, cells),
         "counter_vs_timeline": counter_vs_timeline(db),
     }
     if args.superseded:

@@ -6,11 +6,18 @@ Reads every ``raw/*.db.gz`` in the folder (each a database written by ``run_part
 ``joulebench run`` on the GPU machine, gzip-compressed as it came back: per-token timestamps compress
 50x), merges their runs into ``study.db`` with the same writer the Ray executor uses, and writes the
 HTML report, figures and exports into ``report/``.
+
+Runs recorded before a sweep stored its plan's variant as the run's label (part 2) get that label in
+``study.db`` from the lanes' own dry-run tables in ``raw/*lane-logs.txt``, which name each cell's key and
+``engine:variant``; so ``transformers:eager`` of one part and plain ``transformers`` of another, one plan
+entry, are one engine in the report. The raw databases stay as they came back.
 """
 
 from __future__ import annotations
 
 import gzip
+import json
+import re
 import shutil
 import sqlite3
 import sys
@@ -36,6 +43,7 @@ def main(folder: Path) -> None:
             ids = import_runs(target, export_runs(ResultsDB(db)))
         print(f"{raw.name}: runs {ids}")
     _repository_relative_models(merged)
+    _plan_variants(merged, _variants_from_lane_logs(folder))
     files = build_report(merged, folder / "report")
     print(f"report: {files.html}")
 
@@ -50,6 +58,38 @@ def _repository_relative_models(db: Path) -> None:
                 "UPDATE runs SET model = ?, config_json = ? WHERE id = ?",
                 (scrub(model, WORK_DIRS), scrub(config, WORK_DIRS), run_id),
             )
+    conn.close()
+
+
+# a row of `joulebench sweep --dry-run`'s table: engine[:variant] model workload device tp setup repeats
+# estimate from key state
+DRY_RUN_ROW = re.compile(r"^(\S+)\s+\S+\s+\S+\s+\S+\s+\d+\s+\d+\s+\d+\s+\S+\s+\S+\s+([0-9a-f]{16})\s+\S+\s*$")
+
+
+def _variants_from_lane_logs(folder: Path) -> dict[str, str]:
+    """Sweep key -> the plan entry's variant, as the lanes' dry-run tables printed them."""
+    out = {}
+    for log in sorted((folder / "raw").glob("*lane-logs.txt")):
+        for line in log.read_text().splitlines():
+            m = DRY_RUN_ROW.match(line)
+            if m and ":" in m.group(1):
+                out[m.group(2)] = m.group(1).split(":", 1)[1]
+    return out
+
+
+def _plan_variants(db: Path, variants: dict[str, str]) -> None:
+    conn = sqlite3.connect(db)
+    with conn:
+        rows = conn.execute(
+            "SELECT id, sweep_key, config_json FROM runs WHERE sweep_key IS NOT NULL"
+        ).fetchall()
+        for run_id, key, text in rows:
+            config = json.loads(text)
+            if config.get("label") or key not in variants:
+                continue
+            config["label"] = variants[key]
+            conn.execute("UPDATE runs SET config_json = ? WHERE id = ?", (json.dumps(config), run_id))
+            print(f"run {run_id}: label {variants[key]!r} from the lane logs' dry-run table ({key})")
     conn.close()
 
 

@@ -53,6 +53,26 @@ class StoreError(JoulebenchError):
     exit_code = 2
 
 
+OUT_OF_MEMORY_HINT = (
+    "the batch does not fit in device memory: try a smaller batch, more GPUs (tensor_parallel), or, for "
+    "PyTorch engines whose error shows much memory reserved but unallocated, the engine environment "
+    "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True"
+)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether an engine's error is a device running out of memory (``torch.OutOfMemoryError``, "CUDA error:
+    out of memory"), anywhere in its chain of causes."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__name__ == "OutOfMemoryError" or "out of memory" in str(current).lower():
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 class JoulebenchWarning(UserWarning):
     """Warnings about result quality (too few repeats, high variation, short windows)."""
 

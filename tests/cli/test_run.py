@@ -98,6 +98,8 @@ def test_run_transformers_through_the_cli(tiny_llama: Path, tmp_path: Path) -> N
         (["--length-mode", "sometimes"], "--length-mode must be fixed or natural"),
         (["--workload", "no-such-workload"], "unknown workload"),
         (["--engine-opt", "novalue"], "expected KEY=VALUE"),
+        (["--engine-env", "novalue"], "--engine-env takes KEY=VALUE"),
+        (["--engine-env", "HF_TOKEN=hf_x"], "looks like a secret"),
         (["--idle-s", "nan"], "--idle-s must be"),
         (["--idle-s", "inf"], "--idle-s must be"),
         (["--timeout-s", "nan"], "--timeout-s must be"),

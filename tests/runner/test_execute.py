@@ -158,3 +158,50 @@ def test_unmonitored_repeats_alternate_with_measured_ones_in_one_engine(
     tokens = metrics[(metrics["metric"] == "tokens_per_s") & (metrics["stage"] == "generate")]
     assert sorted(set(tokens["engine"])) == ["transformers", "transformers:unmonitored"]
     assert list(tokens.groupby("engine").size()) == [2, 2]
+
+
+def test_a_batch_that_runs_out_of_memory_twice_is_given_up(
+    tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every repeat would run out of memory: the first in the warm engine, the second in a fresh one; the
+    # other repeats are recorded as not run instead of spending minutes each failing the same way
+    monkeypatch.setenv(FAULT_ENV, "repeat-0:oom,repeat-1:oom,repeat-2:oom,repeat-3:oom")
+    result = execute(_config(tiny_llama, repeats=4), tmp_path / "r.db")
+    assert result.status == "failed"
+    with ResultsDB(tmp_path / "r.db") as db:
+        trials = db.trials(result.run_id, "generation")
+        assert [(t["repeat_index"], t["status"]) for t in trials] == [(i, "failed") for i in range(4)]
+        ran, skipped = trials[:2], trials[2:]
+        assert all("OutOfMemoryError" in t["error"] and t["details"]["out_of_memory"] for t in ran)
+        assert all(not t["details"].get("not_run") for t in ran)
+        for t in skipped:
+            assert t["details"] == {"out_of_memory": True, "not_run": True}
+            assert t["error"].startswith("not run: the 2 repeats before ran out of device memory")
+            assert "expandable_segments" in t["error"]
+
+
+def test_one_out_of_memory_repeat_is_retried_in_a_fresh_engine(
+    tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(FAULT_ENV, "repeat-0:oom")
+    result = execute(_config(tiny_llama, repeats=3), tmp_path / "r.db")
+    assert result.status == "partial"
+    with ResultsDB(tmp_path / "r.db") as db:
+        trials = db.trials(result.run_id, "generation")
+        assert [t["status"] for t in trials] == ["failed", "ok", "ok"]
+        assert trials[0]["details"]["out_of_memory"] and trials[1]["details"]["worker_start"] == 2
+
+
+def test_the_engine_environment_is_set_and_recorded(tiny_llama: Path, tmp_path: Path) -> None:
+    # the fault variable, set only as the run's engine environment, makes the engine's worker fail at
+    # repeat 1: proof that it reached the process
+    config = _config(tiny_llama, repeats=2, engine_env={FAULT_ENV: "repeat-1:raise", "OMP_NUM_THREADS": 1})
+    result = execute(config, tmp_path / "r.db")
+    assert result.status == "partial"
+    with ResultsDB(tmp_path / "r.db") as db:
+        run = db.run(result.run_id)
+        assert run["config"]["engine_env"] == {FAULT_ENV: "repeat-1:raise", "OMP_NUM_THREADS": 1}
+        assert run["environment"]["engine_env"]["OMP_NUM_THREADS"] == "1"
+        trials = db.trials(result.run_id, "generation")
+        assert [t["status"] for t in trials] == ["ok", "failed"]
+        assert "injected fault at repeat-1" in trials[1]["error"]

@@ -56,3 +56,28 @@ def test_bad_input_found_in_the_worker_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(WorkerFailed) as info:
         w.wait_for("ready", timeout_s=60.0)
     assert info.value.usage is not None and "unknown engine 'no-such-engine'" in info.value.usage
+
+
+def test_out_of_memory_is_told_apart_from_other_errors(tmp_path: Path) -> None:
+    w = _worker(tmp_path, "setup:oom")
+    w.start()
+    with pytest.raises(WorkerFailed) as info:
+        w.wait_for("ready", timeout_s=60.0)
+    assert info.value.out_of_memory
+    assert str(info.value).startswith("setup: OutOfMemoryError: CUDA out of memory.")
+    other = _worker(tmp_path, "setup:raise")
+    other.start()
+    with pytest.raises(WorkerFailed) as info:
+        other.wait_for("ready", timeout_s=60.0)
+    assert not info.value.out_of_memory
+
+
+def test_the_engine_environment_reaches_the_worker_process(tmp_path: Path) -> None:
+    # the fault is read from the worker's own environment: set only through EngineConfig.env, it must fire
+    config = EngineConfig(model=str(tmp_path / "no-model"), device="cpu", env={FAULT_ENV: "setup:raise"})
+    from joulebench.runner.generation import GenerationSession
+
+    session = GenerationSession("transformers", config, log_dir=tmp_path, env={})
+    with pytest.raises(WorkerFailed, match="injected fault at setup"):
+        session.start(timeout_s=60.0)
+    session.kill()

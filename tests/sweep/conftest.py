@@ -54,6 +54,7 @@ def cells_in(db_path: Path) -> dict[str, list[dict[str, Any]]]:
                     "prompt_tokens": t["prompt_tokens"],
                     "output_tokens": t["output_tokens"],
                     "request_tokens": [r["output_tokens"] for r in db.requests(t["id"])],
+                    "details": t["details"],
                 }
                 for t in db.trials(run["id"])
             ]

@@ -74,3 +74,15 @@ def test_device_auto_follows_the_gpus_and_tensor_parallel_asks_for_gpus(tmp_path
     assert {c.config.device for c in cells} == {"cuda"}
     assert {c.config.tensor_parallel for c in cells} == {2}
     assert group(cells)[0].num_gpus == 2
+
+
+def test_keys_of_cells_without_an_engine_environment_are_the_ones_stored_before_it_existed(
+    tmp_path: Path,
+) -> None:
+    from joulebench.runner.config import RunConfig
+
+    # a cell's key, as a sweep stored it before engine_env was a setting: resume must still find it
+    config = RunConfig(engine="vllm", model="/m/llama", workload="standard", repeats=3)
+    assert sweep_key(config, "eager") == "76611c18c0537895"
+    # an environment makes another cell
+    assert sweep_key(replace(config, engine_env={"A": "1"}), "eager") != "76611c18c0537895"

@@ -136,3 +136,43 @@ def test_engine_entries_override_repeats_and_monitoring_and_setup_runs_once_per_
     assert (unmonitored.warmup_tokens, first.warmup_tokens) == (2, None)
     # the two workloads of one entry and model still share one engine start
     assert len({g.key for g in group(cells)}) == 4
+
+
+def test_engine_environments_are_checked_and_merged_over_the_defaults(tmp_path: Path) -> None:
+    from joulebench.sweep.cells import expand
+
+    data = yaml.safe_load(GOOD)
+    data["defaults"]["engine_env"] = {"OMP_NUM_THREADS": 4, "TOKENIZERS_PARALLELISM": "false"}
+    data["engines"][1]["env"] = {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True", "OMP_NUM_THREADS": 2}
+    plan = parse_plan(data, tmp_path)
+    assert plan.engines[1].env == {
+        "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
+        "OMP_NUM_THREADS": "2",
+    }
+    envs = {c.engine.label: c.config.engine_env for c in expand(plan, gpus=0)}
+    assert envs["transformers"] == {"OMP_NUM_THREADS": "4", "TOKENIZERS_PARALLELISM": "false"}
+    assert envs["transformers:compiled"] == {
+        "OMP_NUM_THREADS": "2",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
+    }
+
+
+def test_bad_engine_environments_are_listed() -> None:
+    data = yaml.safe_load(GOOD)
+    data["engines"][0] = {"name": "transformers", "env": {"1BAD": "x", "OK": ["a"], "HF_TOKEN": "hf_x"}}
+    data["engines"][2]["env"] = "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True"
+    data["defaults"]["engine_env"] = {"VLLM_API_KEY": "k"}
+    with pytest.raises(PlanError) as err:
+        parse_plan(data, Path("."), source="p.yaml")
+    problems = err.value.problems
+    expected = [
+        "engines[0].env: '1BAD' is not an environment variable name",
+        "engines[0].env.OK: ['a'] is not a value",
+        "engines[0].env.HF_TOKEN: looks like a secret",
+        "engines[2].env: must be a mapping",
+        "defaults.engine_env.VLLM_API_KEY: looks like a secret",
+    ]
+    for fragment in expected:
+        assert any(fragment in p for p in problems), (fragment, problems)
+    assert len(problems) == len(expected)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from joulebench.runner.worker import FAULT_ENV
 from joulebench.sweep.cells import expand
 from joulebench.sweep.plan import load_plan
 from tests.sweep.conftest import SHAPES, WORKLOADS, cells_in, cpu_plan, joulebench
@@ -119,6 +120,25 @@ def test_a_retry_runs_cells_one_by_one_so_a_bad_one_cannot_fail_its_group(
     lines = result.out.splitlines()
     assert any(line.startswith("ok ") and good_key in line and "(attempt 2)" in line for line in lines)
     assert any(line.startswith("failed ") and bad_key in line for line in lines)
+
+
+def test_a_cell_that_runs_out_of_memory_is_not_retried(tmp_path: Path, tiny_llama: Path) -> None:
+    # the plan's engine environment reaches the engine's worker, which fails every repeat as a CUDA
+    # allocation that does not fit would; another attempt would need as much memory, so there is none
+    fault = {FAULT_ENV: "repeat-0:oom,repeat-1:oom"}
+    engines = [{"name": "transformers", "env": fault}]
+    plan = cpu_plan(
+        tmp_path, tiny_llama, repeats=2, setup_repeats=0, engines=engines, workloads=WORKLOADS[:1]
+    )
+    result = joulebench("sweep", str(plan), "--db", str(tmp_path / "r.db"), "--max-retries", "2")
+    assert result.rc == 1, result.err
+    ((key, runs),) = cells_in(tmp_path / "r.db").items()
+    (run,) = runs  # one attempt only
+    assert run["status"] == "failed" and run["config"]["engine_env"] == fault
+    assert [t["details"]["out_of_memory"] for t in run["trials"]] == [True, True]
+    (line,) = [line for line in result.out.splitlines() if line.startswith("failed ")]
+    assert key in line and "after 1 attempt(s)" in line and "OutOfMemoryError" in line
+    assert line.endswith("PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True")
 
 
 def _ok_runs(db: Path) -> list[tuple[int, str]]:

@@ -7,8 +7,13 @@ from typing import Annotated
 import typer
 
 from joulebench.errors import UsageError
+from joulebench.runner.engine_env import parse_pairs
 
 ENGINE_OPT_HELP = "Engine-specific option KEY=VALUE (repeatable); VALUE is parsed as JSON when it can be."
+
+ENGINE_ENV_HELP = (
+    "Environment variable KEY=VALUE of the engine's processes (repeatable); stored with the run."
+)
 
 
 def parse_engine_opts(items: list[str]) -> dict[str, object]:
@@ -52,6 +57,7 @@ def run(
     dtype: Annotated[str, Opt(help="auto, bfloat16, float16 or float32.")] = "auto",
     tensor_parallel: Annotated[int, Opt(help="GPUs per engine.")] = 1,
     engine_opt: Annotated[list[str] | None, Opt(help=ENGINE_OPT_HELP)] = None,
+    engine_env: Annotated[list[str] | None, Opt(help=ENGINE_ENV_HELP)] = None,
     endpoint: Annotated[str | None, Opt(help="--engine openai: the server's base URL.")] = None,
     server_cmd: Annotated[str | None, Opt(help="--engine openai: a command that starts the server.")] = None,
     max_concurrency: Annotated[int | None, Opt(help="--engine openai: requests in flight at once.")] = None,
@@ -102,6 +108,7 @@ def run(
         dtype=dtype,
         tensor_parallel=tensor_parallel,
         engine_options=parse_engine_opts(engine_opt or []),
+        engine_env=parse_pairs(engine_env or []),
         estimate=estimate,
         monitor=not no_monitor,
         idle_s=idle_s,

@@ -50,6 +50,7 @@ class EngineConfig:
     max_model_len: int | None = None
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # set in the engine's process when it is spawned
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from joulebench.errors import UsageError, require
 from joulebench.report import figures as figs
+from joulebench.report.devices import device_table
 from joulebench.report.html import Page, render
 from joulebench.report.metrics import engine_labels
 from joulebench.report.summary import summarize_metrics
@@ -50,7 +51,9 @@ def build_report(
     _make_dir(out_dir)
     metrics = trial_metrics(frames)
     summary = summarize_metrics(metrics)
-    tables = [t for t in (setup_table(summary), *generation_tables(summary)) if t is not None]
+    tables = [
+        t for t in (setup_table(summary), *generation_tables(summary), device_table(frames)) if t is not None
+    ]
     figures = _figures(frames, summary, db_path, out_dir, timeline_run)
     exports = _export(out_dir, {"runs": _runs_export(frames), "trial_metrics": metrics, "summary": summary})
     warnings = _quality_warnings(summary)

@@ -133,14 +133,6 @@ def engine_labels(runs: pd.DataFrame) -> dict[int, str]:
 CACHE_NAMES = (("compile_cache", "compile cache"), ("cache_state", "page cache"))
 
 
-def _paused(run: dict[str, object], trial: dict[str, object]) -> str:
-    """ ":unmonitored" for a repeat that ran with the sampler paused inside a monitored run
-    (``--unmonitored-repeats``): its throughput, set beside the measured repeats', is the monitor's cost."""
-    if _details(trial).get("monitored") is False and _config(run).get("monitor", True) is not False:
-        return ":unmonitored"
-    return ""
-
-
 def _setup_engine_labels(frames: Frames, engines: dict[int, str]) -> dict[int, str]:
     """Setup trials of one engine and model that ran with cold and with warm caches are different
     experiments (a cold compile cache can triple vLLM's setup): where both occur, the cache state joins

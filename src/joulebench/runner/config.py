@@ -32,6 +32,9 @@ class RunConfig:
     dtype: str = "auto"
     tensor_parallel: int = 1
     engine_options: dict[str, Any] = field(default_factory=dict)
+    # Environment variables of the engine's processes (e.g. PYTORCH_CUDA_ALLOC_CONF): part of the
+    # configuration, stored with the run, so never a secret.
+    engine_env: dict[str, str] = field(default_factory=dict)
     interval_ms: float = 100.0
     gpu_power_interval_ms: float = 20.0
     estimate: bool = False  # add estimated CPU/DRAM where not measurable, labelled estimated

@@ -90,9 +90,10 @@ def has_nvidia_gpu() -> bool:
     return Path("/proc/driver/nvidia/gpus").is_dir() and any(Path("/proc/driver/nvidia/gpus").iterdir())
 
 
-def collect(engine: str) -> dict[str, Any]:
+def collect(engine: str, engine_env: dict[str, str] | None = None) -> dict[str, Any]:
     """The environment of a run (monitor device facts are added by the runner when it has them)."""
     from joulebench import __version__
+    from joulebench.runner.engine_env import recorded
 
     engine_dist = ENGINE_PACKAGES.get(engine, engine)
     return {
@@ -109,4 +110,5 @@ def collect(engine: str) -> dict[str, Any]:
         "engine_version": package_version(engine_dist),
         "packages": {name: package_version(name) for name in _VERSIONED},
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "engine_env": recorded(engine_env or {}),
     }

@@ -34,7 +34,8 @@ class Batch:
 
 def engine_key(engine: str, c: EngineConfig) -> tuple[Any, ...]:
     """What two runs must share to use one engine start (batch size and length limits may differ)."""
-    return (engine, c.model, c.device, c.dtype, c.tensor_parallel, c.seed, repr(sorted(c.options.items())))
+    options, env = repr(sorted(c.options.items())), repr(sorted(c.env.items()))
+    return (engine, c.model, c.device, c.dtype, c.tensor_parallel, c.seed, options, env)
 
 
 class GenerationSession:
@@ -68,7 +69,7 @@ class GenerationSession:
             worker_spec(self.engine, self.engine_config),
             log_dir=self.log_dir,
             name=f"generate-{self.starts}",
-            env=self.env,
+            env={**self.engine_config.env, **self.env},
         )
         self.worker.start()
         ready = self.worker.wait_for("ready", timeout_s)

@@ -14,6 +14,7 @@ from typing import Any
 from joulebench.engines.base import EngineConfig
 from joulebench.errors import MissingDependency, ModelError, UsageError
 from joulebench.runner.config import RunConfig
+from joulebench.runner.engine_env import as_env, env_problems
 from joulebench.runner.environment import ENGINE_PACKAGES, has_nvidia_gpu
 from joulebench.workloads.spec import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Request, SamplingSpec
 
@@ -57,6 +58,9 @@ def check_config(config: RunConfig) -> None:
         raise UsageError(f"--timeout-s must be a number > 0, got {config.trial_timeout_s}")
     if not (config.idle_s >= 0 and math.isfinite(config.idle_s)):
         raise UsageError(f"--idle-s must be a finite number >= 0, got {config.idle_s}")
+    problems = env_problems(config.engine_env, "engine_env")
+    if problems:
+        raise UsageError(problems[0])
     if config.max_concurrency is not None and config.max_concurrency < 1:
         raise UsageError(f"--max-concurrency must be >= 1, got {config.max_concurrency}")
     if config.request_rate is not None and not config.request_rate > 0:  # inf: all at once
@@ -161,6 +165,7 @@ def prepare(config: RunConfig) -> Prepared:
         max_model_len=_max_model_len(requests, workload.output_tokens),
         seed=config.seed,
         options=options,
+        env=as_env(config.engine_env),
     )
     return Prepared(
         config=config,

@@ -28,10 +28,13 @@ STDERR_TAIL_LINES = 15
 class WorkerFailed(EngineError):
     """A worker crashed, hung past its timeout or reported an error; ``str()`` is the stored error."""
 
-    def __init__(self, message: str, *, timed_out: bool = False, usage: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, timed_out: bool = False, usage: str | None = None, out_of_memory: bool = False
+    ) -> None:
         super().__init__(message)
         self.timed_out = timed_out
         self.usage = usage  # the worker rejected its input (a UsageError there): this one line
+        self.out_of_memory = out_of_memory  # the engine ran out of device memory
 
 
 class WorkerProcess:
@@ -92,7 +95,8 @@ class WorkerProcess:
             if kind == "error":
                 error = str(message.get("error", ""))
                 usage = error.split(": ", 1)[-1].splitlines()[0] if message.get("usage") else None
-                self._fail(f"{message.get('where', '')}: {error}", usage=usage)
+                oom = bool(message.get("out_of_memory"))
+                self._fail(f"{message.get('where', '')}: {error}", usage=usage, out_of_memory=oom)
             if kind != "started":
                 self._fail(f"protocol error: expected {event!r}, got {kind!r}")
             self.started_s = float(message["t_s"])
@@ -120,10 +124,12 @@ class WorkerProcess:
                 self._fail(self._exit_text())
         return json.loads(self._lines.popleft())  # type: ignore[no-any-return]
 
-    def _fail(self, message: str, *, timed_out: bool = False, usage: str | None = None) -> NoReturn:
+    def _fail(
+        self, message: str, *, timed_out: bool = False, usage: str | None = None, out_of_memory: bool = False
+    ) -> NoReturn:
         text = self._with_tail(message)
         self.kill()
-        raise WorkerFailed(text, timed_out=timed_out, usage=usage)
+        raise WorkerFailed(text, timed_out=timed_out, usage=usage, out_of_memory=out_of_memory)
 
     def _exit_text(self) -> str:
         assert self.proc is not None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from joulebench.errors import UsageError
+from joulebench.errors import OUT_OF_MEMORY_HINT, UsageError
 from joulebench.runner.config import RunConfig
 from joulebench.runner.generation import GenerationSession, engine_key, failed_trial, measure_batch
 from joulebench.runner.prepare import Prepared, prepare
@@ -27,6 +27,9 @@ from joulebench.store.db import ResultsDB
 #: total), trial (kind, index, status, metrics, error), run_end (status)
 Progress = Callable[[dict[str, Any]], None]
 STAGE_IDLE = "idle"
+# Repeats in a row that ran out of device memory before the rest are given up: the first may be a
+# long-lived worker's fragmented cache, the second had a fresh engine.
+OUT_OF_MEMORY_STRIKES = 2
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class _Run:
             tensor_parallel=self.config.tensor_parallel,
             sweep_key=self.config.sweep_key,
             config={**self.config.to_dict(), "resolved": self._resolved()},
-            environment=collect(p.engine),
+            environment=collect(p.engine, p.engine_config.env),
             engine_version=None,
         )
         return self.run_id
@@ -120,7 +123,7 @@ class _Run:
         from joulebench.runner.monitoring import energy_sources_note, start_monitor, statuses_dicts
 
         self.monitor = start_monitor(self.config, self.stage_file)
-        env = collect(self.p.engine)
+        env = collect(self.p.engine, self.p.engine_config.env)
         env.update(
             energy_sources=statuses_dicts(self.monitor),
             energy_note=energy_sources_note(self.monitor),
@@ -173,7 +176,18 @@ class _Run:
             # a session shared across runs (execute_many) started before this run existed
             self.db.update_run(self.run_id, engine_version=session.engine_info["version"])
         k = 0
+        out_of_memory = 0  # repeats in a row that ran out of device memory
         while k < n:
+            if out_of_memory == OUT_OF_MEMORY_STRIKES:
+                # each in a fresh engine: the batch does not fit, and every further repeat would fail the same
+                # way after minutes of generating
+                strikes = OUT_OF_MEMORY_STRIKES
+                error = (
+                    f"not run: the {strikes} repeats before ran out of device memory; {OUT_OF_MEMORY_HINT}"
+                )
+                for j in range(k, n):
+                    self._record(failed_trial(j, error, time.time(), None, out_of_memory=True, not_run=True))
+                return
             if not session.alive:
                 _notify(self.progress, "phase", phase="engine_start", index=k, total=n)
                 try:
@@ -216,11 +230,15 @@ class _Run:
                         self.monitor.resume()
             except WorkerFailed as exc:
                 session.kill()
-                self._record(
-                    failed_trial(k, str(exc), started, time.monotonic() - t0, timed_out=exc.timed_out)
-                )
+                out_of_memory = out_of_memory + 1 if exc.out_of_memory else 0
+                details = {
+                    "timed_out": exc.timed_out,
+                    **({"out_of_memory": True} if exc.out_of_memory else {}),
+                }
+                self._record(failed_trial(k, str(exc), started, time.monotonic() - t0, **details))
                 k += 1
                 continue
+            out_of_memory = 0
             self._record(*measure_batch(p, k, batch, monitor, started, extra))
             k += 1
 
@@ -336,7 +354,8 @@ def execute_many(
             return []
         if len({engine_key(p.engine, p.engine_config) for p in prepared}) > 1:
             raise UsageError(
-                "execute_many needs one engine configuration (engine, model, device, dtype, options)"
+                "execute_many needs one engine configuration "
+                "(engine, model, device, dtype, options, environment)"
             )
         if store is None:
             store, owned = _open_db(db)

@@ -50,7 +50,7 @@ def run_setup_trial(
         worker_spec(p.engine, p.engine_config, (p.requests[0], p.sampling)),
         log_dir=log_dir,
         name=f"setup-{index}",
-        env=env,
+        env={**p.engine_config.env, **env},
     )
     details: dict[str, Any] = {"page_cache": asdict(cache)}
     spawn_s = worker.start()

@@ -7,7 +7,8 @@ everything else the process prints (engines log a lot, some from C) is sent to s
 
 ``JOULEBENCH_WORKER_FAULT=TAG:ACTION[,...]`` injects a failure when the worker reaches ``TAG``
 (``setup``, ``warmup``, ``repeat-K``): ``kill`` (SIGKILL itself), ``exit`` (``os._exit(3)``), ``hang``
-(sleep forever) or ``raise``. It exists to test the runner's recovery against a real engine.
+(sleep forever), ``raise``, or ``oom`` (raises torch's own ``OutOfMemoryError``, as a CUDA allocation that
+does not fit does). It exists to test the runner's recovery against a real engine.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def _inject(tag: str, faults: dict[str, str]) -> None:
             time.sleep(60)
     elif action == "raise":
         raise RuntimeError(f"injected fault at {tag}")
+    elif action == "oom":
+        import torch
+
+        raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate 2.31 GiB (injected at {tag})")
 
 
 def _channel(result_fd: int | None) -> IO[str]:
@@ -153,13 +158,14 @@ def main(argv: list[str] | None = None) -> int:
         where = "close"
         worker.engine.close()
     except BaseException as exc:  # reported, then the process ends: the manager never reuses a failed worker
-        from joulebench.errors import UsageError
+        from joulebench.errors import UsageError, is_out_of_memory
 
         traceback.print_exc(file=sys.stderr)
         sys.stderr.flush()
         message = {"event": "error", "where": where, "error": f"{type(exc).__name__}: {exc}".strip()}
         # Bad input found only where the engine is imported (an unknown option): the run stops, exit 2.
         message["usage"] = isinstance(exc, UsageError)
+        message["out_of_memory"] = is_out_of_memory(exc)
         with contextlib.suppress(OSError):
             worker.emit(message)
         return 1

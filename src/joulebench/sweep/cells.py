@@ -53,14 +53,28 @@ class Group:
         return first.tensor_parallel if first.device == "cuda" else 0
 
 
+# Settings added after sweeps first stored keys: left out of the key while at their default, so that a
+# cell keeps the key it had before they existed and --resume still finds it.
+LATER_FIELDS = {"engine_env": {}}
+
+
 def sweep_key(config: RunConfig, variant: str | None) -> str:
     """A hash of the resolved configuration (without its own key), the same on every machine and run."""
-    return _digest({k: v for k, v in config.to_dict().items() if k not in ("sweep_key", "label")}, variant)
+    data = {
+        k: v
+        for k, v in config.to_dict().items()
+        if k not in ("sweep_key", "label") and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
+    }
+    return _digest(data, variant)
 
 
 def group_key(config: RunConfig, variant: str | None) -> str:
     per_cell = (*WORKLOAD_FIELDS, "sweep_key", "label", "setup_repeats")
-    engine_start = {k: v for k, v in config.to_dict().items() if k not in per_cell}
+    engine_start = {
+        k: v
+        for k, v in config.to_dict().items()
+        if k not in per_cell and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
+    }
     return _digest(engine_start, variant)
 
 
@@ -114,6 +128,9 @@ def _cell(
         "workload": local_path(workload.name, plan.base_dir),
         **workload.overrides,
     }
+    env = {**plan.defaults.get("engine_env", {}), **engine.env}
+    if env:  # as the process sees it: text
+        settings["engine_env"] = {k: str(v) for k, v in env.items()}
     if engine.monitor is not None:
         settings["monitor"] = engine.monitor
     for name in ("warmup_tokens", "unmonitored_repeats"):

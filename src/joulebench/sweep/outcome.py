@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from joulebench.errors import OUT_OF_MEMORY_HINT
+from joulebench.runner.run import OUT_OF_MEMORY_STRIKES
 from joulebench.sweep.cells import Cell
 from joulebench.sweep.failures import has_run_since, record_failure
 from joulebench.sweep.state import finished_keys
@@ -45,16 +47,31 @@ def settle(
     outcomes: list[Outcome] = []
     retry: list[Cell] = []
     for cell in cells:
+        out_of_memory = cell.key not in done and _ran_out_of_memory(db, cell.key, since_unix_s)
         if cell.key in done:
             outcomes.append(Outcome(cell, OK, attempt))
-        elif attempt <= max_retries:
+        elif attempt <= max_retries and not out_of_memory:
             retry.append(cell)
         else:
             reason = error or _last_error(db, cell.key) or "the run did not finish ok"
+            if out_of_memory:  # another attempt needs as much memory: not retried
+                reason = f"{reason}; {OUT_OF_MEMORY_HINT}"
             if not has_run_since(db, cell.key, since_unix_s):
                 record_failure(db, cell, reason, attempt)
             outcomes.append(Outcome(cell, FAILED, attempt, reason))
     return Settled(outcomes, retry)
+
+
+def _ran_out_of_memory(db: ResultsDB, key: str, since_unix_s: float) -> bool:
+    """Whether the cell's run of this attempt ended in repeats that ran out of device memory, as many in a
+    row as make the runner give up (each after the first in a fresh engine)."""
+    runs = [r for r in db.runs(sweep_key=key) if r["created_unix_s"] >= since_unix_s]
+    if not runs:
+        return False
+    trailing = 0
+    for trial in db.trials(runs[-1]["id"], kind="generation"):
+        trailing = trailing + 1 if (trial.get("details") or {}).get("out_of_memory") else 0
+    return trailing >= OUT_OF_MEMORY_STRIKES
 
 
 def _last_error(db: ResultsDB, key: str) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from joulebench.errors import UsageError
 from joulebench.runner.config import RunConfig
+from joulebench.runner.engine_env import env_problems
 
 # Fields a cell takes from its engine, model and workload entries; `defaults` may not set them.
 CELL_FIELDS = frozenset({"engine", "model", "workload", "sweep_key", "engine_options", "tensor_parallel"})
@@ -27,7 +28,7 @@ ENGINE_RUN_FIELDS = (
     "tensor_parallel", "device", "dtype", "repeats", "setup_repeats", "monitor", "warmup_tokens",
     "unmonitored_repeats",
 )  # fmt: skip
-ENGINE_KEYS = frozenset({"name", "variant", "options", "num_cpus", *ENGINE_RUN_FIELDS})
+ENGINE_KEYS = frozenset({"name", "variant", "options", "env", "num_cpus", *ENGINE_RUN_FIELDS})
 WORKLOAD_KEYS = frozenset({"name", *WORKLOAD_FIELDS[1:]})
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -45,6 +46,7 @@ class EngineEntry:
     name: str
     variant: str | None = None  # a label telling apart two entries of one engine (e.g. eager, compiled)
     options: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # the engine processes' environment, over defaults'
     tensor_parallel: int = 1
     device: str | None = None  # None: the plan's
     dtype: str | None = None  # None: the plan's
@@ -181,18 +183,22 @@ def _engine(raw: Any, where: str, problems: list[str]) -> EngineEntry | None:
     variant = raw.get("variant")
     if variant is not None and not isinstance(variant, str):
         problems.append(f"{where}.variant must be a string")
+    env = raw.get("env") or {}
+    env_bad = env_problems(env, f"{where}.env")
+    problems += env_bad
     # a list, not a generator: all() would stop at the first bad field and hide the others
     ok = all([check_field(k, raw[k], f"{where}.{k}", problems) for k in ENGINE_RUN_FIELDS if k in raw])
     num_cpus = raw.get("num_cpus", 1.0)
     if isinstance(num_cpus, bool) or not isinstance(num_cpus, (int, float)) or num_cpus <= 0:
         problems.append(f"{where}.num_cpus must be a positive number")
         ok = False
-    if not ok:
+    if not ok or env_bad:
         return None
     return EngineEntry(
         name=raw["name"],
         variant=variant,
         options=dict(options),
+        env={k: str(v) for k, v in env.items()},
         tensor_parallel=raw.get("tensor_parallel", 1),
         device=raw.get("device"),
         dtype=raw.get("dtype"),
@@ -245,6 +251,10 @@ def check_field(name: str, value: Any, where: str, problems: list[str]) -> bool:
     if not _fits(value, hints[name]):
         problems.append(f"{where}: {value!r} is not a valid value (expected {_describe(hints[name])})")
         return False
+    if name == "engine_env":
+        bad = env_problems(value, where)
+        problems += bad
+        return not bad
     if name in ("repeats", "tensor_parallel", "warmup_tokens") and value is not None and value < 1:
         problems.append(f"{where}: must be at least 1")
         return False
