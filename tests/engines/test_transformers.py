@@ -108,6 +108,7 @@ def test_static_cache_compiled_variant_matches_eager(tiny_llama: Path) -> None:
         ({"device": "tpu"}, UsageError),
         ({"tensor_parallel": 2}, UsageError),
         ({"options": {"tp_plan": "auto"}, "tensor_parallel": 2, "device": "cuda"}, UsageError),
+        ({"options": {"tp_plan": "auto"}, "tensor_parallel": 2}, UsageError),  # one process, not 2 ranks
     ],
 )
 def test_bad_settings_are_usage_errors(tiny_llama: Path, config: dict, error: type) -> None:

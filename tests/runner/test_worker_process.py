@@ -4,6 +4,7 @@ engine is imported, so these tests take seconds."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,36 @@ def test_the_engine_environment_reaches_the_worker_process(tmp_path: Path) -> No
     with pytest.raises(WorkerFailed, match="injected fault at setup"):
         session.start(timeout_s=60.0)
     session.kill()
+
+
+def test_a_group_of_ranks_that_hangs_times_out_and_every_rank_is_killed(tmp_path: Path) -> None:
+    from joulebench.runner.ranks import WorkerGroup
+
+    spec = worker_spec(
+        "deepspeed", EngineConfig(model=str(tmp_path / "no-model"), device="cpu", tensor_parallel=2)
+    )
+    group = WorkerGroup(spec, log_dir=tmp_path, name="g", env={FAULT_ENV: "setup:hang"}, ranks=2)
+    group.start()
+    with pytest.raises(WorkerFailed) as info:
+        group.wait_for("ready", timeout_s=3.0)
+    # whichever rank is looked at when the time is up is named
+    assert info.value.timed_out and re.match(r"rank [01]: timed out", str(info.value))
+    assert not group.alive and all(w.proc is not None and w.proc.poll() is not None for w in group.workers)
+    assert sorted(p.name for p in tmp_path.glob("g-rank*.log")) == ["g-rank0.log", "g-rank1.log"]
+
+
+def test_one_failing_rank_fails_the_group_at_once(tmp_path: Path) -> None:
+    from joulebench.runner.ranks import WorkerGroup
+
+    spec = worker_spec(
+        "deepspeed", EngineConfig(model=str(tmp_path / "no-model"), device="cpu", tensor_parallel=2)
+    )
+    # rank 0 would wait for ever; rank 1 fails, and the group does not wait for rank 0's timeout
+    group = WorkerGroup(
+        spec, log_dir=tmp_path, name="g", env={FAULT_ENV: "setup:hang@0,setup:raise@1"}, ranks=2
+    )
+    group.start()
+    with pytest.raises(WorkerFailed) as info:
+        group.wait_for("ready", timeout_s=120.0)
+    assert str(info.value).startswith("rank 1: setup: RuntimeError: injected fault at setup")
+    assert not info.value.timed_out and not group.alive

@@ -73,6 +73,12 @@ class Engine(ABC):
         self.config = config
         self.marks = marks
 
+    @classmethod
+    def ranks(cls, config: EngineConfig) -> int:
+        """Processes, one per GPU, that the runner must start for this engine, as ``torchrun`` would (1: one
+        process, which may start its own workers, as vLLM does)."""
+        return 1
+
     @abstractmethod
     def setup(self) -> EngineInfo:
         """Import, initialise the engine and load the model, marking ``import``, ``engine_init`` and

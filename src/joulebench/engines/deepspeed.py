@@ -22,8 +22,8 @@ The code path taken is ``details["path"]``:
   DeepSpeed's wrapper (the only path on DeepSpeed's CPU accelerator, which has no inference kernels).
 
 Options: ``kernel_inject``: ``"auto"`` (default: try, fall back), ``True`` (fail if it fails) or ``False``.
-More than one rank (``tensor_parallel > 1``) needs the process to be one of them, started by the
-``deepspeed`` launcher or ``torchrun``.
+More than one rank (``tensor_parallel > 1``): the runner starts one worker per rank, as the ``deepspeed``
+launcher would (:mod:`joulebench.runner.ranks`); the adapter refuses to run as fewer ranks than asked.
 """
 
 from __future__ import annotations
@@ -74,6 +74,10 @@ class DeepSpeedEngine(Engine):
         super().__init__(config, marks)
         self.engine: Any = None
         self.tokenizer: Any = None
+
+    @classmethod
+    def ranks(cls, config: EngineConfig) -> int:
+        return config.tensor_parallel  # one process per shard: the runner starts them as the launcher would
 
     def setup(self) -> EngineInfo:
         cfg = self.config
@@ -134,7 +138,8 @@ class DeepSpeedEngine(Engine):
             # DeepSpeed picks its accelerator itself; DS_ACCELERATOR=cpu forces the CPU one
             raise UsageError(f"DeepSpeed chose accelerator {name!r}; set DS_ACCELERATOR=cpu for --device cpu")
         if world > 1:
-            deepspeed.init_distributed()
+            # DeepSpeed's CPU accelerator asks for oneCCL; gloo ships with torch
+            deepspeed.init_distributed(dist_backend="gloo" if self.config.device == "cpu" else None)
         return name
 
     def _load(self, deepspeed: Any, dtype: Any, inject: Any, details: dict[str, Any]) -> tuple[Any, bool]:

@@ -18,8 +18,8 @@ Options (``EngineConfig.options``):
   i.e. CUDA graphs, on CUDA; PyTorch's ``default`` on CPU). Compilation is lazy: it happens in the first
   ``generate`` of each new shape, so it falls in the setup trial's first-token stage and the warm-up, not
   in ``setup()``.
-* ``tp_plan``: ``"auto"`` for transformers' own tensor parallelism; the process must be one of
-  ``tensor_parallel`` ranks started by ``torchrun``.
+* ``tp_plan``: ``"auto"`` for transformers' own tensor parallelism, as ``tensor_parallel`` ranks that the
+  runner starts as ``torchrun`` would (:mod:`joulebench.runner.ranks`); on CUDA or, over gloo, on CPU.
 
 Multi-GPU without torchrun: ``tensor_parallel > 1`` loads with ``device_map="auto"`` over the first
 ``tensor_parallel`` visible GPUs. That splits the layers between the GPUs (pipeline style, one GPU busy at
@@ -29,6 +29,7 @@ a time); it is not tensor parallelism, and the results record it as ``details["p
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -71,8 +72,9 @@ def dtype_kwarg(transformers_version: str) -> str:
     return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
 
 
-def init_cuda(device_count_needed: int) -> None:
-    """Start CUDA and the first device's context, so that model_load holds no context creation."""
+def init_cuda(device_count_needed: int, device_index: int = 0) -> None:
+    """Start CUDA and the context of the device this process computes on (a rank's own), so that
+    model_load holds no context creation."""
     import torch
 
     if not torch.cuda.is_available():
@@ -83,6 +85,7 @@ def init_cuda(device_count_needed: int) -> None:
             f"torch sees {torch.cuda.device_count()}"
         )
     torch.cuda.init()
+    torch.cuda.set_device(device_index)
     torch.zeros(1, device="cuda")
     torch.cuda.synchronize()
 
@@ -107,6 +110,11 @@ class TransformersEngine(Engine):
         self.model: Any = None
         self.tokenizer: Any = None
 
+    @classmethod
+    def ranks(cls, config: EngineConfig) -> int:
+        # tp_plan shards the model over processes; device_map="auto" places it from one process
+        return config.tensor_parallel if config.options.get("tp_plan") is not None else 1
+
     def setup(self) -> EngineInfo:
         cfg = self.config
         check_options(cfg.options, OPTIONS, self.name)
@@ -118,8 +126,9 @@ class TransformersEngine(Engine):
             raise MissingDependency("flash-attn", hint="pip install flash-attn --no-build-isolation")
         if cfg.device not in ("cuda", "cpu"):
             raise UsageError(f"unknown device {cfg.device!r}; use cuda or cpu")
-        if cfg.tensor_parallel > 1 and cfg.device != "cuda":
-            raise UsageError("tensor_parallel > 1 needs --device cuda")
+        tp_plan = cfg.options.get("tp_plan") is not None
+        if cfg.tensor_parallel > 1 and cfg.device != "cuda" and not tp_plan:
+            raise UsageError("tensor_parallel > 1 without tp_plan splits the layers over GPUs: --device cuda")
 
         with marked(self.marks, STAGE_IMPORT):
             torch = require("torch", extra=self.extra)
@@ -129,7 +138,7 @@ class TransformersEngine(Engine):
         dtype = torch_dtype(cfg.dtype)
         with marked(self.marks, STAGE_ENGINE_INIT):
             if cfg.device == "cuda":
-                init_cuda(cfg.tensor_parallel)
+                init_cuda(cfg.tensor_parallel, int(os.environ.get("LOCAL_RANK", "0")) if tp_plan else 0)
             self.tokenizer = load_tokenizer(cfg.model)
 
         kwargs, parallel = self._placement()
@@ -178,15 +187,14 @@ class TransformersEngine(Engine):
 
     def _tp_plan(self, plan: Any) -> dict[str, Any]:
         import inspect
-        import os
 
         import transformers
 
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world != self.config.tensor_parallel or world < 2:
             raise UsageError(
-                f"tp_plan needs {max(self.config.tensor_parallel, 2)} ranks started by torchrun "
-                f"(torchrun --nproc-per-node N); this process has WORLD_SIZE={world}"
+                f"tp_plan runs as tensor_parallel ranks (at least 2), each a process that the runner starts; "
+                f"tensor_parallel is {self.config.tensor_parallel} and this process has WORLD_SIZE={world}"
             )
         config_cls = getattr(transformers, "DistributedConfig", None)
         if config_cls is not None and "tp_plan" in inspect.signature(config_cls).parameters:

@@ -19,6 +19,7 @@ from joulebench.runner.metrics import repeat_metrics
 from joulebench.runner.monitoring import trace_bytes
 from joulebench.runner.prepare import Prepared
 from joulebench.runner.process import WorkerProcess
+from joulebench.runner.ranks import WorkerGroup, worker_for
 from joulebench.runner.setup_trial import worker_spec
 from joulebench.runner.steady import steady_window
 from joulebench.store.rows import RequestRow, StageEnergyRow, TrialRow, request_row, stage_rows
@@ -48,14 +49,14 @@ class GenerationSession:
         self.engine_config = engine_config
         self.log_dir = log_dir
         self.env = env
-        self.worker: WorkerProcess | None = None
+        self.worker: WorkerProcess | WorkerGroup | None = None
         self.engine_info: dict[str, Any] | None = None
         self.starts = 0
         self.warmed: set[tuple[int, int, str]] = set()  # batch shapes already warmed up in this worker
 
     @property
     def alive(self) -> bool:
-        return self.worker is not None and self.worker.proc is not None and self.worker.proc.poll() is None
+        return self.worker is not None and self.worker.alive
 
     def serves(self, engine: str, config: EngineConfig) -> bool:
         """Whether a run with this engine configuration can use this session's engine."""
@@ -65,11 +66,13 @@ class GenerationSession:
         self.close()
         self.starts += 1
         self.warmed.clear()
-        self.worker = WorkerProcess(
+        self.worker = worker_for(
+            self.engine,
+            self.engine_config,
             worker_spec(self.engine, self.engine_config),
             log_dir=self.log_dir,
             name=f"generate-{self.starts}",
-            env={**self.engine_config.env, **self.env},
+            env=self.env,
         )
         self.worker.start()
         ready = self.worker.wait_for("ready", timeout_s)

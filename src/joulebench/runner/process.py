@@ -56,6 +56,10 @@ class WorkerProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def start(self) -> float:
         """Spawn the worker and send its spec; returns the monotonic instant just before the spawn."""
         read_fd, write_fd = os.pipe()
@@ -86,9 +90,17 @@ class WorkerProcess:
 
     def wait_for(self, event: str, timeout_s: float) -> dict[str, Any]:
         """The next message, which must be ``event``; raises :class:`WorkerFailed` otherwise."""
-        deadline = time.monotonic() + timeout_s
+        message = self.poll_for(event, time.monotonic() + timeout_s, deadline=True)
+        assert message is not None
+        return message
+
+    def poll_for(self, event: str, until_s: float, *, deadline: bool = False) -> dict[str, Any] | None:
+        """Like :meth:`wait_for`, waiting until the monotonic instant ``until_s``: None if ``event`` has not
+        come by then, unless ``deadline`` (then the worker has timed out and is killed)."""
         while True:
-            message = self._next_message(deadline)
+            message = self._next_message(until_s, deadline)
+            if message is None:
+                return None
             kind = message.get("event")
             if kind == event:
                 return message
@@ -101,11 +113,13 @@ class WorkerProcess:
                 self._fail(f"protocol error: expected {event!r}, got {kind!r}")
             self.started_s = float(message["t_s"])
 
-    def _next_message(self, deadline: float) -> dict[str, Any]:
+    def _next_message(self, until_s: float, deadline: bool = True) -> dict[str, Any] | None:
         assert self.proc is not None and self._fd is not None
         while not self._lines:
-            remaining = deadline - time.monotonic()
+            remaining = until_s - time.monotonic()
             if remaining <= 0:
+                if not deadline:
+                    return None
                 self._fail("timed out", timed_out=True)
             ready, _, _ = select.select([self._fd], [], [], min(remaining, 0.5))
             if ready:

@@ -17,7 +17,8 @@ from joulebench.runner import protocol
 from joulebench.runner.cache_state import compile_cache_state, drop_page_cache, page_cache_state
 from joulebench.runner.monitoring import trace_bytes
 from joulebench.runner.prepare import Prepared
-from joulebench.runner.process import WorkerFailed, WorkerProcess
+from joulebench.runner.process import WorkerFailed
+from joulebench.runner.ranks import worker_for
 from joulebench.store.rows import StageEnergyRow, TrialRow, stage_rows
 from joulebench.workloads.spec import Request, SamplingSpec
 
@@ -46,12 +47,8 @@ def run_setup_trial(
     cache = page_cache_state(p.model_path)
     compiled = compile_cache_state(p.engine)
     started_unix = time.time()
-    worker = WorkerProcess(
-        worker_spec(p.engine, p.engine_config, (p.requests[0], p.sampling)),
-        log_dir=log_dir,
-        name=f"setup-{index}",
-        env={**p.engine_config.env, **env},
-    )
+    spec = worker_spec(p.engine, p.engine_config, (p.requests[0], p.sampling))
+    worker = worker_for(p.engine, p.engine_config, spec, log_dir=log_dir, name=f"setup-{index}", env=env)
     details: dict[str, Any] = {"page_cache": asdict(cache)}
     spawn_s = worker.start()
     try:

@@ -8,7 +8,8 @@ everything else the process prints (engines log a lot, some from C) is sent to s
 ``JOULEBENCH_WORKER_FAULT=TAG:ACTION[,...]`` injects a failure when the worker reaches ``TAG``
 (``setup``, ``warmup``, ``repeat-K``): ``kill`` (SIGKILL itself), ``exit`` (``os._exit(3)``), ``hang``
 (sleep forever), ``raise``, or ``oom`` (raises torch's own ``OutOfMemoryError``, as a CUDA allocation that
-does not fit does). It exists to test the runner's recovery against a real engine.
+does not fit does); ``ACTION@R`` injects it into rank R of an engine that runs as several ranks only. It
+exists to test the runner's recovery against a real engine.
 """
 
 from __future__ import annotations
@@ -34,9 +35,16 @@ STAGE_FILE_ENV = "JOULEBENCH_STAGE_FILE"
 
 
 def _faults() -> dict[str, str]:
+    """``{tag: action}`` for this process; an action ``ACTION@R`` is for rank R of a group only."""
     spec = os.environ.get(FAULT_ENV, "")
     pairs = (item.rsplit(":", 1) for item in spec.split(",") if ":" in item)
-    return {tag.strip(): action.strip() for tag, action in pairs}
+    rank = os.environ.get("RANK", "0")
+    out = {}
+    for tag, action in pairs:
+        action, _, only = action.strip().partition("@")
+        if not only or only == rank:
+            out[tag.strip()] = action
+    return out
 
 
 def _inject(tag: str, faults: dict[str, str]) -> None:
