@@ -12,42 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from joulebench.runner.config import RunConfig
 from joulebench.runner.run import execute, execute_many
 from joulebench.runner.worker import FAULT_ENV
 from joulebench.store.db import ResultsDB
-
-
-def _config(model: Path, **over: object) -> RunConfig:
-    base: dict[str, object] = dict(
-        engine="transformers",
-        model=str(model),
-        workload="smoke",
-        batch_size=2,
-        output_tokens=8,
-        length_mode="fixed",
-        device="cpu",
-        setup_repeats=0,
-        idle_s=0.0,
-        trial_timeout_s=300.0,
-    )
-    base.update(over)
-    return RunConfig(**base)  # type: ignore[arg-type]
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+from tests.runner.helpers import cpu_config, gone
 
 
 def test_killed_worker_keeps_finished_trials_and_restarts(
     tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(FAULT_ENV, "repeat-1:kill")  # the worker SIGKILLs itself when repeat 1 arrives
-    result = execute(_config(tiny_llama, repeats=3, estimate=True), tmp_path / "r.db")
+    result = execute(cpu_config(tiny_llama, repeats=3, estimate=True), tmp_path / "r.db")
     assert result.status == "partial"
     with ResultsDB(tmp_path / "r.db") as db:
         assert db.run(result.run_id)["status"] == "partial"
@@ -106,13 +81,13 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_trials(tiny_llama: 
         assert run["status"] == "interrupted" and run["finished_unix_s"] is not None
         trials = db.trials(run["id"])
         assert [(t["repeat_index"], t["status"]) for t in trials] == [(0, "ok")]
-        assert _gone(trials[0]["details"]["worker_pid"])  # the hung worker was killed, not orphaned
+        assert gone(trials[0]["details"]["worker_pid"])  # the hung worker was killed, not orphaned
 
 
 def test_execute_many_shares_one_engine_start(tiny_llama: Path, tmp_path: Path) -> None:
     configs = [
-        _config(tiny_llama, repeats=1, warmup=False, output_tokens=4),
-        _config(tiny_llama, repeats=1, warmup=False, output_tokens=6, batch_size=3),
+        cpu_config(tiny_llama, repeats=1, warmup=False, output_tokens=4),
+        cpu_config(tiny_llama, repeats=1, warmup=False, output_tokens=6, batch_size=3),
     ]
     results = execute_many(configs, tmp_path / "r.db")
     assert [r.status for r in results] == ["ok", "ok"]
@@ -126,7 +101,7 @@ def test_execute_many_shares_one_engine_start(tiny_llama: Path, tmp_path: Path) 
 
 
 def test_a_short_warm_up_keeps_the_batch_and_cuts_its_output(tiny_llama: Path, tmp_path: Path) -> None:
-    result = execute(_config(tiny_llama, repeats=1, output_tokens=8, warmup_tokens=3), tmp_path / "r.db")
+    result = execute(cpu_config(tiny_llama, repeats=1, output_tokens=8, warmup_tokens=3), tmp_path / "r.db")
     assert result.status == "ok"
     with ResultsDB(tmp_path / "r.db") as db:
         (trial,) = db.trials(result.run_id, "generation")
@@ -141,7 +116,7 @@ def test_unmonitored_repeats_alternate_with_measured_ones_in_one_engine(
     from joulebench.runner.summary import summarize_run
     from joulebench.store.frames import load_frames
 
-    config = _config(tiny_llama, repeats=2, unmonitored_repeats=2, estimate=True)
+    config = cpu_config(tiny_llama, repeats=2, unmonitored_repeats=2, estimate=True)
     result = execute(config, tmp_path / "r.db")
     assert result.status == "ok"
     with ResultsDB(tmp_path / "r.db") as db:
@@ -166,7 +141,7 @@ def test_a_batch_that_runs_out_of_memory_twice_is_given_up(
     # every repeat would run out of memory: the first in the warm engine, the second in a fresh one; the
     # other repeats are recorded as not run instead of spending minutes each failing the same way
     monkeypatch.setenv(FAULT_ENV, "repeat-0:oom,repeat-1:oom,repeat-2:oom,repeat-3:oom")
-    result = execute(_config(tiny_llama, repeats=4), tmp_path / "r.db")
+    result = execute(cpu_config(tiny_llama, repeats=4), tmp_path / "r.db")
     assert result.status == "failed"
     with ResultsDB(tmp_path / "r.db") as db:
         trials = db.trials(result.run_id, "generation")
@@ -184,7 +159,7 @@ def test_one_out_of_memory_repeat_is_retried_in_a_fresh_engine(
     tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(FAULT_ENV, "repeat-0:oom")
-    result = execute(_config(tiny_llama, repeats=3), tmp_path / "r.db")
+    result = execute(cpu_config(tiny_llama, repeats=3), tmp_path / "r.db")
     assert result.status == "partial"
     with ResultsDB(tmp_path / "r.db") as db:
         trials = db.trials(result.run_id, "generation")
@@ -195,7 +170,7 @@ def test_one_out_of_memory_repeat_is_retried_in_a_fresh_engine(
 def test_the_engine_environment_is_set_and_recorded(tiny_llama: Path, tmp_path: Path) -> None:
     # the fault variable, set only as the run's engine environment, makes the engine's worker fail at
     # repeat 1: proof that it reached the process
-    config = _config(tiny_llama, repeats=2, engine_env={FAULT_ENV: "repeat-1:raise", "OMP_NUM_THREADS": 1})
+    config = cpu_config(tiny_llama, repeats=2, engine_env={FAULT_ENV: "repeat-1:raise", "OMP_NUM_THREADS": 1})
     result = execute(config, tmp_path / "r.db")
     assert result.status == "partial"
     with ResultsDB(tmp_path / "r.db") as db:

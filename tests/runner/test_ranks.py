@@ -3,7 +3,6 @@ parallelism and Transformers' tp_plan, two ranks on CPU (gloo), end to end throu
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
@@ -14,33 +13,15 @@ from joulebench.runner.ranks import free_port, rank_env
 from joulebench.runner.run import execute
 from joulebench.runner.worker import FAULT_ENV
 from joulebench.store.db import ResultsDB
+from tests.runner.helpers import cpu_config, gone
 
 
 def _config(model: Path, **over: object) -> RunConfig:
-    base: dict[str, object] = dict(
-        engine="deepspeed",
-        model=str(model),
-        workload="smoke",
-        batch_size=2,
-        output_tokens=6,
-        length_mode="fixed",
-        device="cpu",
-        dtype="float32",
-        tensor_parallel=2,
-        setup_repeats=0,
-        idle_s=0.0,
-        trial_timeout_s=300.0,
+    """Two ranks of DeepSpeed on CPU, two requests of 6 tokens."""
+    settings: dict[str, object] = dict(
+        engine="deepspeed", dtype="float32", tensor_parallel=2, output_tokens=6
     )
-    base.update(over)
-    return RunConfig(**base)  # type: ignore[arg-type]
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+    return cpu_config(model, **{**settings, **over})
 
 
 def test_rank_environment_is_what_a_launcher_sets() -> None:
@@ -71,7 +52,7 @@ def test_deepspeed_tensor_parallel_runs_as_two_ranks(tiny_llama: Path, tmp_path:
         trials = db.trials(result.run_id, "generation")
         assert [t["output_tokens"] for t in trials] == [12, 12]
         assert trials[0]["details"]["engine_info"]["details"]["world_size"] == 2
-        assert all(_gone(t["details"]["worker_pid"]) for t in trials)
+        assert all(gone(t["details"]["worker_pid"]) for t in trials)
 
 
 def test_a_rank_that_dies_fails_its_group_and_a_fresh_group_goes_on(
