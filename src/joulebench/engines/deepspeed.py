@@ -19,7 +19,7 @@ The code path taken is ``details["path"]``:
   parallelism shards the linear layers. Llama 3 (grouped-query attention) fails kernel injection with
   "Merging tensors is not allowed here" and lands here.
 * ``plain``: kernel injection is off or failed with one rank: the model runs as transformers runs it, inside
-  DeepSpeed's wrapper (the only path on DeepSpeed's CPU accelerator, which has no inference kernels).
+  DeepSpeed's wrapper (on DeepSpeed's CPU accelerator, which has no inference kernels, the path of one rank).
 
 Options: ``kernel_inject``: ``"auto"`` (default: try, fall back), ``True`` (fail if it fails) or ``False``.
 More than one rank (``tensor_parallel > 1``): the runner starts one worker per rank, as the ``deepspeed``
