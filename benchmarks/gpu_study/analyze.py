@@ -31,9 +31,8 @@ from typing import Any
 
 from joulebench.measurement.accounting import integrate_power
 from joulebench.measurement.series import PowerSeries
-from joulebench.report.metrics import engine_labels, model_label
+from joulebench.report.metrics import engine_labels, model_label, repeat_engine_label
 from joulebench.report.summary import summarize_metrics
-from joulebench.runner.metrics import ran_paused
 from joulebench.runner.stats import summarize
 from joulebench.store.frames import load_frames, load_trace, trial_metrics
 
@@ -62,9 +61,9 @@ def _cells(db: Path) -> tuple[dict[tuple[str, str, str], list[dict[str, Any]]], 
             continue
         run = runs[int(t["run_id"])]
         t["details"] = json.loads(t["details_json"] or "{}")
-        # repeats run with the sampler paused are the report's ``engine:unmonitored``, not the engine's
-        paused = ":unmonitored" if ran_paused(json.loads(run["config_json"] or "{}"), t["details"]) else ""
-        cells[(engines[int(run["id"])] + paused, model_label(run), str(run["workload"]))].append(t)
+        config = json.loads(run["config_json"] or "{}")
+        engine = repeat_engine_label(engines[int(run["id"])], config, t["details"])
+        cells[(engine, model_label(run), str(run["workload"]))].append(t)
     return cells, engines
 
 

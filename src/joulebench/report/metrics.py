@@ -97,7 +97,7 @@ def tidy_trial_metrics(frames: Frames) -> pd.DataFrame:
             "trial_id": int(trial["id"]),
             "kind": trial["kind"],
             "repeat_index": int(trial["repeat_index"]),
-            "engine": engine + (":unmonitored" if ran_paused(configs[int(run["id"])], details) else ""),
+            "engine": repeat_engine_label(engine, configs[int(run["id"])], details),
             "model": model_label(run),
             "workload": labels[int(run["id"])],
             "batch_size": int(run["batch_size"]),
@@ -128,6 +128,13 @@ def engine_labels(runs: pd.DataFrame) -> dict[int, str]:
             label = ",".join(quals)
         labels[int(r["id"])] = f"{r['engine']}:{label}" if label else str(r["engine"])
     return labels
+
+
+def repeat_engine_label(engine: str, config: dict[str, Any], details: dict[str, Any]) -> str:
+    """A trial's engine name: its run's (:func:`engine_labels`), with ``:unmonitored`` for a repeat run with
+    the sampler paused inside a monitored run, whose throughput beside the measured ones is the monitor's
+    cost."""
+    return engine + (":unmonitored" if ran_paused(config, details) else "")
 
 
 CACHE_NAMES = (("compile_cache", "compile cache"), ("cache_state", "page cache"))

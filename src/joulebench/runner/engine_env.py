@@ -44,9 +44,9 @@ def env_problems(env: Any, where: str) -> list[str]:
     return problems
 
 
-def as_env(env: Mapping[str, Any]) -> dict[str, str]:
+def as_env(env: Mapping[str, Any], where: str = "engine_env") -> dict[str, str]:
     """``env`` with every value as the text a process sees; raises :class:`UsageError` for bad input."""
-    problems = env_problems(env, "engine_env")
+    problems = env_problems(env, where)
     if problems:
         raise UsageError(problems[0])
     return {name: str(value) for name, value in env.items()}
@@ -60,7 +60,7 @@ def parse_pairs(pairs: Iterable[str]) -> dict[str, str]:
         if not sep:
             raise UsageError(f"--engine-env takes KEY=VALUE, got {pair!r}")
         out[name.strip()] = value
-    return as_env(out)
+    return as_env(out, "--engine-env")
 
 
 def recorded(engine_env: Mapping[str, str], environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -99,9 +99,13 @@ def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
     run = db.run(run_id)
     trials = db.trials(run_id)
     env = run.get("environment") or {}
-    gen_trials = [t for t in trials if t["kind"] == "generation"]
-    paused = [t for t in gen_trials if ran_paused(run.get("config") or {}, t.get("details") or {})]
-    generation = _generation([t for t in gen_trials if t not in paused])
+    config = run.get("config") or {}
+    measured: list[dict[str, Any]] = []
+    paused: list[dict[str, Any]] = []
+    for t in trials:
+        if t["kind"] == "generation":
+            (paused if ran_paused(config, t.get("details") or {}) else measured).append(t)
+    generation = _generation(measured)
     generation["monitor_overhead"] = _overhead(generation, _generation(paused)) if paused else None
     warnings = []
     if env.get("energy_note"):
