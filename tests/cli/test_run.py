@@ -89,12 +89,29 @@ def test_run_transformers_through_the_cli(tiny_llama: Path, tmp_path: Path) -> N
     assert "tokens/s" in text and "2 of 2 repeats ok" in text
 
 
+def test_repeats_0_measures_the_setup_only(tiny_llama: Path, tmp_path: Path) -> None:
+    db = tmp_path / "results.db"
+    proc = _joulebench(
+        "run", "--model", str(tiny_llama), "--repeats", "0", "--setup-repeats", "2", "--device", "cpu",
+        "--idle-s", "0", "--db", str(db), "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["status"] == "ok" and summary["setup"]["ok"] == 2
+    with ResultsDB(db) as store:
+        (run,) = store.runs()
+        assert [(t["kind"], t["status"]) for t in store.trials(run["id"])] == [("setup", "ok")] * 2
+        assert run["engine_version"]  # from the setup trials: no engine worker ever started
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--engine", "nope"], "unknown engine 'nope'"),
         (["--model", "/definitely/not/here"], "/definitely/not/here"),
-        (["--repeats", "0"], "--repeats must be >= 1"),
+        (["--repeats", "-1"], "--repeats must be >= 0"),
+        (["--repeats", "0", "--setup-repeats", "0"], "nothing to measure"),
+        (["--repeats", "0", "--unmonitored-repeats", "2"], "needs measured repeats"),
         (["--length-mode", "sometimes"], "--length-mode must be fixed or natural"),
         (["--workload", "no-such-workload"], "unknown workload"),
         (["--engine-opt", "novalue"], "expected KEY=VALUE"),

@@ -44,7 +44,7 @@ def run(
     output_tokens: Annotated[int | None, Opt(help="Override the workload's output tokens.")] = None,
     length_mode: Annotated[str | None, Opt(help="fixed (ignore EOS) or natural (stop at EOS).")] = None,
     dataset: Annotated[str | None, Opt(help="Override the workload's dataset (name or path).")] = None,
-    repeats: Annotated[int, Opt(help="Token-generation repeats in one warm engine.")] = 3,
+    repeats: Annotated[int, Opt(help="Token-generation repeats in one warm engine (0: setup only).")] = 3,
     unmonitored_repeats: Annotated[
         int,
         Opt(

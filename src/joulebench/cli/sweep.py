@@ -84,16 +84,15 @@ def _dry_run(plan: Plan, executor: Executor, db_path: Path, resume: bool) -> Non
 
 
 def _dry_run_lines(cells: list[Cell], db_path: Path, resume: bool) -> list[str]:
+    from joulebench.sweep.driver import pending_cells
     from joulebench.sweep.dryrun import dry_run_lines
-    from joulebench.sweep.state import finished_keys
 
     if not db_path.is_file():  # a dry run never creates a database
-        return dry_run_lines(cells, set(), None)
+        return dry_run_lines(cells, pending_cells(cells, None, resume=False), None)
     from joulebench.store.db import ResultsDB
 
     with ResultsDB(db_path) as db:
-        finished = finished_keys(db, [c.key for c in cells]) if resume else set()
-        return dry_run_lines(cells, finished, db)
+        return dry_run_lines(cells, pending_cells(cells, db, resume), db)
 
 
 def _say(line: str) -> None:

@@ -12,6 +12,7 @@ from joulebench.report import figures as figs
 from joulebench.report.devices import device_table
 from joulebench.report.html import Page, render
 from joulebench.report.metrics import engine_labels
+from joulebench.report.pooling import pooled_gpu_warnings
 from joulebench.report.summary import summarize_metrics
 from joulebench.report.tables import Table, generation_tables, setup_table
 from joulebench.store.frames import Frames, load_frames, parse_run_filter, trial_metrics
@@ -56,7 +57,7 @@ def build_report(
     ]
     figures = _figures(frames, summary, db_path, out_dir, timeline_run)
     exports = _export(out_dir, {"runs": _runs_export(frames), "trial_metrics": metrics, "summary": summary})
-    warnings = _quality_warnings(summary)
+    warnings = _quality_warnings(summary) + pooled_gpu_warnings(frames, metrics)
     page = Page(
         title="joulebench report",
         selection=str(run_filter) or "all runs",

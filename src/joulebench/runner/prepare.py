@@ -45,10 +45,14 @@ class Prepared:
 
 def check_config(config: RunConfig) -> None:
     """Checks that need nothing installed: numbers in range, names from a fixed set."""
-    if config.repeats < 1:
-        raise UsageError(f"--repeats must be >= 1, got {config.repeats}")
+    if config.repeats < 0:
+        raise UsageError(f"--repeats must be >= 0, got {config.repeats}")
     if config.setup_repeats < 0:
         raise UsageError(f"--setup-repeats must be >= 0, got {config.setup_repeats}")
+    if config.repeats == config.setup_repeats == 0:
+        raise UsageError("--repeats and --setup-repeats are both 0: nothing to measure")
+    if config.unmonitored_repeats and not config.repeats:
+        raise UsageError("--unmonitored-repeats needs measured repeats beside them (--repeats >= 1)")
     if config.device not in DEVICES:
         raise UsageError(f"--device must be one of {', '.join(DEVICES)}, got {config.device!r}")
     if config.tensor_parallel < 1:

@@ -69,7 +69,9 @@ def sweep_key(config: RunConfig, variant: str | None) -> str:
 
 
 def group_key(config: RunConfig, variant: str | None) -> str:
-    per_cell = (*WORKLOAD_FIELDS, "sweep_key", "label", "setup_repeats")
+    # the trial counts are per cell too: a cell that --resume continues runs only what it lacks, and still
+    # shares its engine start with the rest
+    per_cell = (*WORKLOAD_FIELDS, "sweep_key", "label", "setup_repeats", "repeats", "unmonitored_repeats")
     engine_start = {
         k: v
         for k, v in config.to_dict().items()

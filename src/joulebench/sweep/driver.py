@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from joulebench.sweep.cells import Cell, Group, expand, group
-from joulebench.sweep.outcome import FAILED, OK, SKIPPED, Outcome, Say, describe
+from joulebench.sweep.outcome import FAILED, OK, SKIPPED, Outcome, Say, describe, short_model
 from joulebench.sweep.plan import Plan, PlanError
-from joulebench.sweep.state import finished_keys
+from joulebench.sweep.state import finished_keys, remainder, tally
 from joulebench.sweep.validate import validate
 
 
@@ -45,20 +45,55 @@ def plan_cells(plan: Plan, gpus_per_node: int) -> list[Cell]:
     return cells
 
 
-def pending_cells(cells: Sequence[Cell], db: Any, resume: bool) -> tuple[list[Cell], list[Cell]]:
-    """(to run, finished earlier). Without ``resume`` every cell runs again."""
+@dataclass(frozen=True)
+class Pending:
+    todo: list[Cell]  # a cell that earlier runs did in part comes cut to the rest, with the same key
+    finished: list[Cell]
+    earlier: dict[str, str]  # by key, for a cell in ``todo`` that earlier runs began: what they did
+
+    def resumed(self, cell: Cell) -> str | None:
+        """The line a sweep prints for a cell it continues, or ``None``."""
+        done = self.earlier.get(cell.key)
+        if done is None:
+            return None
+        what = f"{cell.engine.label} {short_model(cell.config.model)} {cell.workload.label} [{cell.key}]"
+        return f"resume  {what}: {done}"
+
+
+def pending_cells(cells: Sequence[Cell], db: Any, resume: bool) -> Pending:
+    """What a sweep runs. Without ``resume`` every cell runs again, in full."""
     if not resume:
-        return list(cells), []
+        return Pending(list(cells), [], {})
     done = finished_keys(db, [c.key for c in cells])
-    return [c for c in cells if c.key not in done], [c for c in cells if c.key in done]
+    todo: list[Cell] = []
+    finished: list[Cell] = []
+    earlier: dict[str, str] = {}
+    for cell in cells:
+        if cell.key in done:
+            finished.append(cell)
+            continue
+        counted = tally(db, cell.key)
+        rest = remainder(cell.config, counted)
+        if rest is None:
+            finished.append(cell)
+        elif counted.runs:
+            earlier[cell.key] = counted.describe(cell.config)
+            todo.append(replace(cell, config=rest))
+        else:
+            todo.append(cell)
+    return Pending(todo, finished, earlier)
 
 
 def run_sweep(
     cells: Sequence[Cell], db: Any, executor: Executor, *, resume: bool, max_retries: int, say: Say
 ) -> SweepResult:
-    todo, finished = pending_cells(cells, db, resume)
-    skipped = [Outcome(c, SKIPPED, 0) for c in finished]
+    pending = pending_cells(cells, db, resume)
+    skipped = [Outcome(c, SKIPPED, 0) for c in pending.finished]
     for outcome in skipped:
         say(describe(outcome))
-    ran = executor.run(group(todo), db, max_retries, say) if todo else []
+    for cell in pending.todo:
+        line = pending.resumed(cell)
+        if line:
+            say(line)
+    ran = executor.run(group(pending.todo), db, max_retries, say) if pending.todo else []
     return SweepResult(tuple(skipped + ran))

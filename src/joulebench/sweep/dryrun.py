@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from joulebench.sweep.cells import Cell, group
+from joulebench.sweep.driver import Pending
 from joulebench.sweep.estimate import cell_estimate, format_duration, trial_times
 from joulebench.sweep.outcome import short_model
 
@@ -17,22 +18,28 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def dry_run_lines(cells: Sequence[Cell], finished: set[str], db: ResultsDB | None) -> list[str]:
-    """A table of cells (one engine start per group), then the totals. ``finished`` cells are listed but
-    not counted: ``--resume`` would skip them."""
-    groups = group([c for c in cells if c.key not in finished])
+def dry_run_lines(cells: Sequence[Cell], pending: Pending, db: ResultsDB | None) -> list[str]:
+    """A table of cells (one engine start per group), then the totals. Finished cells are listed but not
+    counted: ``--resume`` would skip them; a cell that earlier runs began shows only what it still lacks."""
+    todo = {c.key: c for c in pending.todo}
+    groups = group(pending.todo)
     first_of_group = {g.cells[0].key for g in groups}
     rows: list[tuple[str, ...]] = []
+    notes: list[str] = []
     total_s = 0.0
     setups = repeats = 0
-    for cell in cells:
+    for listed in cells:
+        cell = todo.get(listed.key, listed)
         cfg = cell.config
-        done = cell.key in finished
+        done = listed.key not in todo
         est = cell_estimate(trial_times(db, cfg), cfg, engine_start=cell.key in first_of_group)
         if not done:
             total_s += est.duration_s
             setups += cfg.setup_repeats
             repeats += cfg.repeats
+        resumed = pending.resumed(cell)
+        if resumed:
+            notes.append(resumed)
         rows.append(
             (
                 cell.engine.label,
@@ -45,13 +52,12 @@ def dry_run_lines(cells: Sequence[Cell], finished: set[str], db: ResultsDB | Non
                 "-" if done else format_duration(est.duration_s),
                 "-" if done else est.source,
                 cell.key,
-                "done" if done else "pending",
+                "done" if done else "resume" if resumed else "pending",
             )
         )
-    lines = _table(rows)
-    todo = len(cells) - len([c for c in cells if c.key in finished])
+    lines = [*_table(rows), *notes]
     lines.append(
-        f"{len(cells)} cells ({todo} to run) in {len(groups)} engine start(s): {setups} setup trial(s), "
+        f"{len(cells)} cells ({len(todo)} to run) in {len(groups)} engine start(s): {setups} setup trial(s), "
         f"{repeats} generation repeat(s); estimated {format_duration(total_s)}"
     )
     return lines

@@ -1,27 +1,79 @@
-"""What the results database says about a sweep's cells: finished, failed, or never run.
+"""What the results database says about a sweep's cells: finished, part done, or never run.
 
-A cell is finished when a run with its ``sweep_key`` ended ``ok``; a ``running`` row left by a killed
-sweep, a ``partial``, ``failed`` or ``interrupted`` one, does not count, so resume runs that cell again.
+A cell is finished when a run with its ``sweep_key`` ended ``ok``, or when its runs together hold every
+trial it asks for. A run that stopped part-way (a ``running`` row left by a killed sweep or a machine
+taken back, a ``partial`` or ``failed`` one) keeps its good trials: ``--resume`` runs only the setup
+trials and repeats still missing, as a run of its own with the same key, and the report pools them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from joulebench.runner.metrics import ran_paused
+
 if TYPE_CHECKING:
+    from joulebench.runner.config import RunConfig
     from joulebench.store.db import ResultsDB
 
 FINISHED = "ok"
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Good trials of one cell over all its runs."""
+
+    setup: int = 0
+    repeats: int = 0  # measured generation repeats
+    unmonitored: int = 0  # generation repeats run with the sampler paused
+    runs: tuple[int, ...] = ()  # the runs that hold them
+
+    def describe(self, config: RunConfig) -> str:
+        """What earlier runs did, against what the cell asks, e.g. ``2 of 3 repeats (run 34)``."""
+        wanted = (
+            (self.repeats, config.repeats, "repeats"),
+            (self.setup, config.setup_repeats, "setup trials"),
+            (self.unmonitored, config.unmonitored_repeats, "unmonitored repeats"),
+        )
+        parts = [f"{min(done, want)} of {want} {what}" for done, want, what in wanted if want]
+        runs = ", ".join(str(r) for r in self.runs)
+        return f"{', '.join(parts)} done earlier (run {runs})"
 
 
 def finished_keys(db: ResultsDB, keys: Iterable[str]) -> set[str]:
     return {key for key in dict.fromkeys(keys) if db.runs(sweep_key=key, status=FINISHED)}
 
 
-def run_counts(db: ResultsDB, key: str) -> dict[str, int]:
-    """Runs of one cell by status, e.g. ``{"ok": 1, "failed": 2}``."""
-    counts: dict[str, int] = {}
+def tally(db: ResultsDB, key: str) -> Tally:
+    setup = repeats = unmonitored = 0
+    runs: list[int] = []
     for run in db.runs(sweep_key=key):
-        counts[run["status"]] = counts.get(run["status"], 0) + 1
-    return counts
+        good = [t for t in db.trials(run["id"]) if t["status"] == "ok"]
+        n_setup = sum(t["kind"] == "setup" for t in good)
+        generation = [t for t in good if t["kind"] == "generation"]
+        n_paused = sum(ran_paused(run["config"], t["details"] or {}) for t in generation)
+        if n_setup or generation:
+            runs.append(int(run["id"]))
+        setup += n_setup
+        unmonitored += n_paused
+        repeats += len(generation) - n_paused
+    return Tally(setup, repeats, unmonitored, tuple(runs))
+
+
+def remainder(config: RunConfig, done: Tally) -> RunConfig | None:
+    """``config`` cut to the trials ``done`` lacks; ``None`` when it lacks none. Generation repeats left
+    over from an earlier run count towards the cell, so a continuation may measure setup trials only."""
+    rest = replace(
+        config,
+        setup_repeats=max(0, config.setup_repeats - done.setup),
+        repeats=max(0, config.repeats - done.repeats),
+        unmonitored_repeats=max(0, config.unmonitored_repeats - done.unmonitored),
+    )
+    if rest.setup_repeats == rest.repeats == rest.unmonitored_repeats == 0:
+        return None
+    if rest.repeats == 0 and rest.unmonitored_repeats:
+        # paused repeats are only meaningful beside measured ones of the same engine start
+        rest = replace(rest, repeats=1)
+    return rest

@@ -1,0 +1,91 @@
+"""--resume continues a cell that an earlier run did in part: only the missing trials run, in a run of
+their own with the cell's key, and the report pools them. The first sweep's last repeat fails in the real
+Transformers worker (an injected fault), as a machine taken back mid-cell would leave it."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from joulebench.runner.config import RunConfig
+from joulebench.runner.worker import FAULT_ENV
+from joulebench.sweep.cells import expand
+from joulebench.sweep.plan import load_plan
+from joulebench.sweep.state import Tally, remainder
+from tests.sweep.conftest import WORKLOADS, cells_in, cpu_plan, joulebench
+
+
+def test_the_remainder_is_what_earlier_runs_lack() -> None:
+    cell = RunConfig(repeats=3, setup_repeats=5, unmonitored_repeats=2)
+    rest = remainder(cell, Tally(setup=5, repeats=2, unmonitored=2, runs=(7,)))
+    assert rest is not None and (rest.setup_repeats, rest.repeats, rest.unmonitored_repeats) == (0, 1, 0)
+    rest = remainder(cell, Tally(setup=3, repeats=3, unmonitored=2, runs=(7,)))
+    assert rest is not None and (rest.setup_repeats, rest.repeats) == (2, 0)  # setup trials only
+    # paused repeats need a measured one beside them in the same engine start
+    rest = remainder(cell, Tally(setup=5, repeats=3, unmonitored=1, runs=(7,)))
+    assert rest is not None and (rest.repeats, rest.unmonitored_repeats) == (1, 1)
+    assert remainder(cell, Tally(setup=6, repeats=4, unmonitored=2, runs=(7, 8))) is None
+
+
+def test_the_sweep_key_and_the_rest_of_the_config_stay() -> None:
+    cell = RunConfig(repeats=3, setup_repeats=1, sweep_key="abc", label="eager", workload="standard")
+    rest = remainder(cell, Tally(setup=1, repeats=1, runs=(1,)))
+    assert rest is not None and (rest.sweep_key, rest.label, rest.workload) == ("abc", "eager", "standard")
+    assert Tally(1, 2, 0, (1,)).describe(cell) == "2 of 3 repeats, 1 of 1 setup trials done earlier (run 1)"
+
+
+@pytest.mark.slow  # real engine workers
+def test_resume_runs_only_the_missing_repeats_and_the_report_pools_them(
+    tmp_path: Path, tiny_llama: Path
+) -> None:
+    plan = cpu_plan(tmp_path, tiny_llama, repeats=3, setup_repeats=1)
+    db = tmp_path / "r.db"
+    first = joulebench(
+        "sweep", str(plan), "--db", str(db), "--max-retries", "0", env={FAULT_ENV: "repeat-2:raise"}
+    )
+    assert first.rc == 1, first.err  # both cells lost their last repeat
+    keys = [c.key for c in expand(load_plan(plan), gpus=0)]
+    cut = cells_in(db)
+    assert [r["status"] for k in keys for r in cut[k]] == ["partial", "partial"]
+
+    dry = joulebench("sweep", str(plan), "--dry-run", "--resume", "--db", str(db))
+    assert dry.rc == 0, dry.err
+    lines = dry.out.strip().splitlines()
+    rows = [line.split() for line in lines[1:3]]
+    # setup, repeats and state columns: the first cell had its setup trial, each lacks one repeat
+    assert [(r[5], r[6], r[-1]) for r in rows] == [("0", "1", "resume"), ("0", "1", "resume")]
+    assert any("2 of 3 repeats, 1 of 1 setup trials done earlier (run 1)" in line for line in lines)
+    assert lines[-1].startswith("2 cells (2 to run) in 1 engine start(s): 0 setup trial(s), 2 generation")
+
+    resumed = joulebench("sweep", str(plan), "--resume", "--db", str(db))
+    assert resumed.rc == 0, resumed.err
+    out = resumed.out.splitlines()
+    assert sum(line.startswith("resume  ") for line in out) == 2
+    assert sum(line.startswith("start   ") for line in out) == 1  # the two rests share one engine start
+    assert "2 ok, 0 failed, 0 skipped" in out[-1]
+    cells = cells_in(db)
+    for key, batch in zip(keys, [w["batch_size"] for w in WORKLOADS], strict=True):
+        earlier, rest = cells[key]
+        assert rest["status"] == "ok" and rest["config"]["sweep_key"] == key
+        assert (rest["config"]["repeats"], rest["config"]["setup_repeats"]) == (1, 0)
+        assert [(t["kind"], t["status"]) for t in rest["trials"]] == [("generation", "ok")]
+        trials = earlier["trials"] + rest["trials"]
+        good = [t for t in trials if t["kind"] == "generation" and t["status"] == "ok"]
+        assert len(good) == 3 and all(len(t["request_tokens"]) == batch for t in good)
+
+    again = joulebench("sweep", str(plan), "--dry-run", "--resume", "--db", str(db))
+    assert [line.split()[-1] for line in again.out.strip().splitlines()[1:3]] == ["done", "done"]
+
+    report = joulebench("report", "--db", str(db), "--out", str(tmp_path / "report"))
+    assert report.rc == 0, report.err
+    with open(tmp_path / "report" / "summary.csv") as f:
+        n = {
+            (r["batch_size"], r["max_output_tokens"]): r["n"]
+            for r in csv.DictReader(f)
+            if r["kind"] == "generation" and r["stage"] == "generate" and r["metric"] == "tokens_per_s"
+        }
+    assert {(int(float(b)), int(float(t))): int(v) for (b, t), v in n.items()} == {
+        (w["batch_size"], w["output_tokens"]): 3 for w in WORKLOADS
+    }
