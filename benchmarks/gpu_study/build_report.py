@@ -23,6 +23,7 @@ import sqlite3
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from scrub_paths import WORK_DIRS, scrub  # beside this script
 
@@ -35,17 +36,29 @@ def main(folder: Path) -> None:
     merged = folder / "study.db"
     merged.unlink(missing_ok=True)
     target = ResultsDB(merged)
+    merged_runs: set[tuple[object, ...]] = set()
     for raw in sorted((folder / "raw").glob("*.db.gz")):
         with tempfile.TemporaryDirectory() as tmp:
             db = Path(tmp) / "raw.db"
             with gzip.open(raw) as src, db.open("wb") as dst:
                 shutil.copyfileobj(src, dst)
-            ids = import_runs(target, export_runs(ResultsDB(db)))
-        print(f"{raw.name}: runs {ids}")
+            runs = export_runs(ResultsDB(db))
+        # a lane that resumed an earlier part's database (four-gpu/seed.sh) brings that part's runs again
+        fresh = [r for r in runs if _identity(r) not in merged_runs]
+        merged_runs |= {_identity(r) for r in fresh}
+        ids = import_runs(target, fresh)
+        again = f" ({len(runs) - len(fresh)} merged from an earlier file)" if len(fresh) < len(runs) else ""
+        print(f"{raw.name}: runs {ids}{again}")
     _repository_relative_models(merged)
     _plan_variants(merged, _variants_from_lane_logs(folder))
     files = build_report(merged, folder / "report")
     print(f"report: {files.html}")
+
+
+def _identity(exported: dict[str, Any]) -> tuple[object, ...]:
+    """A run as it was created on the GPU machine: the same run in two raw files has the same identity."""
+    run = exported["run"]
+    return (run["created_unix_s"], run["sweep_key"], run["engine"], run["workload"], run["batch_size"])
 
 
 def _repository_relative_models(db: Path) -> None:
