@@ -34,6 +34,7 @@ def test_the_sweep_key_and_the_rest_of_the_config_stay() -> None:
     rest = remainder(cell, Tally(setup=1, repeats=1, runs=(1,)))
     assert rest is not None and (rest.sweep_key, rest.label, rest.workload) == ("abc", "eager", "standard")
     assert Tally(1, 2, 0, (1,)).describe(cell) == "2 of 3 repeats, 1 of 1 setup trials done earlier (run 1)"
+    assert Tally(1, 2, 0, (1, 4)).describe(cell).endswith("done earlier (runs 1, 4)")
 
 
 @pytest.mark.slow  # real engine workers

@@ -31,7 +31,7 @@ class Tally:
     runs: tuple[int, ...] = ()  # the runs that hold them
 
     def describe(self, config: RunConfig) -> str:
-        """What earlier runs did, against what the cell asks, e.g. ``2 of 3 repeats (run 34)``."""
+        """What earlier runs did against what the cell asks: ``2 of 3 repeats done earlier (run 34)``."""
         wanted = (
             (self.repeats, config.repeats, "repeats"),
             (self.setup, config.setup_repeats, "setup trials"),
@@ -39,7 +39,7 @@ class Tally:
         )
         parts = [f"{min(done, want)} of {want} {what}" for done, want, what in wanted if want]
         runs = ", ".join(str(r) for r in self.runs)
-        return f"{', '.join(parts)} done earlier (run {runs})"
+        return f"{', '.join(parts)} done earlier (run{'s' if len(self.runs) > 1 else ''} {runs})"
 
 
 def finished_keys(db: ResultsDB, keys: Iterable[str]) -> set[str]:
