@@ -23,7 +23,12 @@ def register(app: typer.Typer) -> None:
 
 def sweep(
     plan: Annotated[Path, typer.Argument(help="The sweep plan (YAML): engines, models, workloads, repeats.")],
-    resume: Annotated[bool, typer.Option("--resume", help="Skip cells already finished in --db.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Skip cells finished in --db; of a cell begun there, run only what it lacks."
+        ),
+    ] = False,
     executor: Annotated[str, typer.Option(help="local (this machine) or ray (a Ray cluster).")] = "local",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List the trials and an estimate; run nothing.")
