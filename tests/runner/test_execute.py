@@ -57,7 +57,16 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_trials(tiny_llama: 
     ]  # fmt: skip
     # Repeat 1 hangs, so the interrupt lands at a known point: after repeat 0 was written.
     env = {**os.environ, FAULT_ENV: "repeat-1:hang"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as a terminal delivers it: a suite started in the background by a non-interactive shell inherits
+    # SIGINT ignored, and Python then raises no KeyboardInterrupt in its children either
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
