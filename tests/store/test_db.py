@@ -193,3 +193,31 @@ def test_json_columns_are_valid_json(tmp_path: Path) -> None:
     (raw,) = conn.execute("SELECT config_json FROM runs WHERE id = ?", (run_id,)).fetchone()
     conn.close()
     assert json.loads(raw) == {"nan": None}
+
+
+def test_a_database_another_process_created_meanwhile_is_opened_not_created_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A report or a test opens the database a run is creating: both read "empty"; the run takes the write
+    # lock first and creates the schema. The late one must find it under the lock, not insert it again.
+    from joulebench.store import migrate
+
+    path = tmp_path / "r.db"
+    real = migrate.schema_version
+    raced: list[bool] = []
+
+    def read_then_lose_the_race(conn: sqlite3.Connection) -> int | None:
+        version = real(conn)
+        if not raced:
+            raced.append(True)
+            with ResultsDB(path) as other:  # the other process, between this read and the lock
+                other.create_run(
+                    engine="transformers", model="m", workload="smoke", batch_size=1, output_tokens=1,
+                    length_mode="fixed", device="cpu", config={}, environment={},
+                )  # fmt: skip
+        return version
+
+    monkeypatch.setattr(migrate, "schema_version", read_then_lose_the_race)
+    with ResultsDB(path) as db:
+        assert db.schema_version == SCHEMA_VERSION
+        assert [r["engine"] for r in db.runs()] == ["transformers"]  # the other's data is intact

@@ -34,19 +34,12 @@ def schema_version(conn: sqlite3.Connection) -> int | None:
 
 def prepare(conn: sqlite3.Connection, path: Path, joulebench_version: str) -> int:
     """Create the schema in an empty database or migrate an older one; return the version now stored."""
-    try:
-        version = schema_version(conn)
-    except StoreError as exc:
-        raise StoreError(f"{path} is {exc}") from None
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path} is not a joulebench results database ({exc})") from None
-    if version is not None and version > SCHEMA_VERSION:
-        raise StoreError(
-            f"{path} has schema version {version}, newer than this joulebench's {SCHEMA_VERSION}: "
-            "upgrade joulebench or use another --db"
-        )
+    _usable_version(conn, path)  # a database that is not ours, or too new, fails before taking the lock
     conn.execute("BEGIN IMMEDIATE")
     try:
+        # read again under the lock: another process (a run creating the database that a report or a test
+        # opens at the same moment) may have created or migrated it since
+        version = _usable_version(conn, path)
         if version is None:
             for statement in _statements(DDL):
                 conn.execute(statement)
@@ -66,6 +59,21 @@ def prepare(conn: sqlite3.Connection, path: Path, joulebench_version: str) -> in
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    return version
+
+
+def _usable_version(conn: sqlite3.Connection, path: Path) -> int | None:
+    try:
+        version = schema_version(conn)
+    except StoreError as exc:
+        raise StoreError(f"{path} is {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} is not a joulebench results database ({exc})") from None
+    if version is not None and version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} has schema version {version}, newer than this joulebench's {SCHEMA_VERSION}: "
+            "upgrade joulebench or use another --db"
+        )
     return version
 
 
