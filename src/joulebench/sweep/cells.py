@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from joulebench.runner.config import RunConfig
+from joulebench.runner.engine_env import as_env
 from joulebench.sweep.plan import WORKLOAD_FIELDS, EngineEntry, Plan, WorkloadEntry
 
 KEY_LENGTH = 16  # hex digits of sha256: collisions are negligible at any plausible plan size
@@ -60,24 +61,22 @@ LATER_FIELDS = {"engine_env": {}}
 
 def sweep_key(config: RunConfig, variant: str | None) -> str:
     """A hash of the resolved configuration (without its own key), the same on every machine and run."""
-    data = {
-        k: v
-        for k, v in config.to_dict().items()
-        if k not in ("sweep_key", "label") and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
-    }
-    return _digest(data, variant)
+    return _digest(_settings(config, leave_out=("sweep_key", "label")), variant)
 
 
 def group_key(config: RunConfig, variant: str | None) -> str:
     # the trial counts are per cell too: a cell that --resume continues runs only what it lacks, and still
     # shares its engine start with the rest
     per_cell = (*WORKLOAD_FIELDS, "sweep_key", "label", "setup_repeats", "repeats", "unmonitored_repeats")
-    engine_start = {
+    return _digest(_settings(config, leave_out=per_cell), variant)
+
+
+def _settings(config: RunConfig, leave_out: tuple[str, ...]) -> dict[str, Any]:
+    return {
         k: v
         for k, v in config.to_dict().items()
-        if k not in per_cell and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
+        if k not in leave_out and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
     }
-    return _digest(engine_start, variant)
 
 
 def _digest(data: dict[str, Any], variant: str | None) -> str:
@@ -131,8 +130,8 @@ def _cell(
         **workload.overrides,
     }
     env = {**plan.defaults.get("engine_env", {}), **engine.env}
-    if env:  # as the process sees it: text
-        settings["engine_env"] = {k: str(v) for k, v in env.items()}
+    if env:  # checked with the plan; as the process sees it: text
+        settings["engine_env"] = as_env(env)
     if engine.monitor is not None:
         settings["monitor"] = engine.monitor
     for name in ("warmup_tokens", "unmonitored_repeats"):
