@@ -64,14 +64,19 @@ def device_table(frames: Frames) -> Table | None:
     return Table("Energy per device", cols, tuple(rows), (NOTE,))
 
 
-def _device_names(run: dict[str, Any]) -> dict[str, str]:
-    """``gpu0`` -> ``gpu0 (NVML 2, GPU-a4b54df4)`` from the devices the run recorded at its start."""
+def devices_at_start(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The devices a run (a row of the runs frame) recorded at its start: component, device, attributes."""
     try:
         environment = json.loads(run.get("environment_json") or "{}")
     except ValueError:
-        return {}
+        return []
+    return list(environment.get("devices_start") or [])
+
+
+def _device_names(run: dict[str, Any]) -> dict[str, str]:
+    """``gpu0`` -> ``gpu0 (NVML 2, GPU-a4b54df4)`` from the devices the run recorded at its start."""
     out = {}
-    for d in environment.get("devices_start") or []:
+    for d in devices_at_start(run):
         attrs = d.get("attributes") or {}
         if "nvml_index" in attrs and "uuid" in attrs:
             out[str(d["device"])] = f"{d['device']} (NVML {attrs['nvml_index']}, {str(attrs['uuid'])[:12]})"

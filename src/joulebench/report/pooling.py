@@ -8,9 +8,9 @@ study of docs/results/h100x4-2026-11-26. The report says so next to the other qu
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
+from joulebench.report.devices import devices_at_start
 from joulebench.report.metrics import GENERATE
 
 if TYPE_CHECKING:
@@ -39,15 +39,10 @@ def pooled_gpu_warnings(frames: Frames, metrics: pd.DataFrame) -> list[str]:
 
 
 def _gpu_uuids(run: dict[str, Any]) -> tuple[str, ...]:
-    try:
-        environment = json.loads(run.get("environment_json") or "{}")
-    except ValueError:
-        return ()
-    devices = environment.get("devices_start") or []
     return tuple(
         sorted(
             str(d["attributes"]["uuid"])
-            for d in devices
+            for d in devices_at_start(run)
             if d.get("component") == "gpu" and "uuid" in (d.get("attributes") or {})
         )
     )

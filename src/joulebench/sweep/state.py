@@ -53,7 +53,7 @@ def tally(db: ResultsDB, key: str) -> Tally:
         good = [t for t in db.trials(run["id"]) if t["status"] == "ok"]
         n_setup = sum(t["kind"] == "setup" for t in good)
         generation = [t for t in good if t["kind"] == "generation"]
-        n_paused = sum(ran_paused(run["config"], t["details"] or {}) for t in generation)
+        n_paused = sum(ran_paused(run["config"] or {}, t["details"] or {}) for t in generation)
         if n_setup or generation:
             runs.append(int(run["id"]))
         setup += n_setup
