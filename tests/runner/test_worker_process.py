@@ -21,6 +21,14 @@ def _worker(tmp_path: Path, fault: str | None, engine: str = "transformers") -> 
     return WorkerProcess(spec, log_dir=tmp_path, name="w", env=env)
 
 
+def _setup_failure(w: WorkerProcess) -> WorkerFailed:
+    """How ``w`` fails while setting up: it must fail, not hang."""
+    w.start()
+    with pytest.raises(WorkerFailed) as info:
+        w.wait_for("ready", timeout_s=60.0)
+    return info.value
+
+
 def test_hang_times_out_and_is_killed(tmp_path: Path) -> None:
     w = _worker(tmp_path, "setup:hang")
     w.start()
@@ -41,36 +49,23 @@ def test_sigkill_is_reported(tmp_path: Path) -> None:
 
 
 def test_exception_carries_the_stderr_tail(tmp_path: Path) -> None:
-    w = _worker(tmp_path, "setup:raise")
-    w.start()
-    with pytest.raises(WorkerFailed) as info:
-        w.wait_for("ready", timeout_s=60.0)
-    text = str(info.value)
+    failure = _setup_failure(_worker(tmp_path, "setup:raise"))
+    text = str(failure)
     assert text.splitlines()[0] == "setup: RuntimeError: injected fault at setup"
     assert "Traceback" in text  # the last lines of the worker's stderr follow
-    assert info.value.usage is None
+    assert failure.usage is None
 
 
 def test_bad_input_found_in_the_worker_is_a_usage_error(tmp_path: Path) -> None:
-    w = _worker(tmp_path, None, engine="no-such-engine")
-    w.start()
-    with pytest.raises(WorkerFailed) as info:
-        w.wait_for("ready", timeout_s=60.0)
-    assert info.value.usage is not None and "unknown engine 'no-such-engine'" in info.value.usage
+    failure = _setup_failure(_worker(tmp_path, None, engine="no-such-engine"))
+    assert failure.usage is not None and "unknown engine 'no-such-engine'" in failure.usage
 
 
 def test_out_of_memory_is_told_apart_from_other_errors(tmp_path: Path) -> None:
-    w = _worker(tmp_path, "setup:oom")
-    w.start()
-    with pytest.raises(WorkerFailed) as info:
-        w.wait_for("ready", timeout_s=60.0)
-    assert info.value.out_of_memory
-    assert str(info.value).startswith("setup: OutOfMemoryError: CUDA out of memory.")
-    other = _worker(tmp_path, "setup:raise")
-    other.start()
-    with pytest.raises(WorkerFailed) as info:
-        other.wait_for("ready", timeout_s=60.0)
-    assert not info.value.out_of_memory
+    failure = _setup_failure(_worker(tmp_path, "setup:oom"))
+    assert failure.out_of_memory
+    assert str(failure).startswith("setup: OutOfMemoryError: CUDA out of memory.")
+    assert not _setup_failure(_worker(tmp_path, "setup:raise")).out_of_memory
 
 
 def test_the_engine_environment_reaches_the_worker_process(tmp_path: Path) -> None:

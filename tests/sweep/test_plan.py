@@ -73,9 +73,7 @@ def test_every_problem_is_listed_one_per_line() -> None:
         "defaults.idle_s: 'long' is not a valid value",
         "engines[1].warmup_tokens: must be at least 1",
     ]
-    for fragment in expected:
-        assert any(fragment in p for p in problems), (fragment, problems)
-    assert len(problems) == len(expected)
+    _each_once(problems, expected)
     assert isinstance(err.value, UsageError) and err.value.exit_code == 2
 
 
@@ -173,6 +171,11 @@ def test_bad_engine_environments_are_listed() -> None:
         "engines[2].env: must be a mapping",
         "defaults.engine_env.VLLM_API_KEY: looks like a secret",
     ]
+    _each_once(problems, expected)
+
+
+def _each_once(problems: list[str], expected: list[str]) -> None:
+    """Every expected fragment is in some problem line, and there is no other problem."""
     for fragment in expected:
         assert any(fragment in p for p in problems), (fragment, problems)
     assert len(problems) == len(expected)
