@@ -10,6 +10,7 @@ build_report.py) and written to ``analysis.json`` beside it:
 - ``monitor_overhead``: throughput of the repeats run with the sampler paused (or of an unmonitored twin
   run) against the measured ones of the same engine and cell; for paused repeats also the paired cost,
   each against the measured repeat just before it.
+- ``pooled_runs``: for a cell whose repeats come from several runs, each run's own figures.
 - ``counter_vs_timeline``: per generation repeat, the NVML energy counter's window energy against the
   trapezoid integral of the power timeline stored in the trial's trace.
 - ``first_repeat``: with ``--superseded DIR``, the first repeat's duration over the mean of the later ones,
@@ -79,6 +80,20 @@ def generation(cells: dict[tuple[str, str, str], list[dict[str, Any]]]) -> list[
             if values:
                 row[name] = _stat(values)
         out.append(row)
+    return out
+
+
+def pooled_runs(cells: dict[tuple[str, str, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Cells whose repeats come from several runs (a cell run again, on another GPU): each run's own figures,
+    which the pooled ones in ``generation`` mix."""
+    out = []
+    for key, trials in sorted(cells.items()):
+        runs = sorted({int(t["run_id"]) for t in trials if t["kind"] == "generation"})
+        if len(runs) < 2:
+            continue
+        for run_id in runs:
+            (row,) = generation({key: [t for t in trials if int(t["run_id"]) == run_id]})
+            out.append({**row, "run_id": run_id})
     return out
 
 
@@ -241,6 +256,7 @@ def main(argv: list[str]) -> int:
         "generation": gen,
         "setup": setup(db),
         "monitor_overhead": monitor_overhead(gen, cells),
+        "pooled_runs": pooled_runs(cells),
         "counter_vs_timeline": counter_vs_timeline(db),
     }
     if args.superseded:
