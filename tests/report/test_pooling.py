@@ -41,6 +41,22 @@ def test_runs_on_two_cards_pooled_into_one_cell_are_named(tmp_path: Path) -> Non
     ]
 
 
+def test_setup_trials_continued_on_another_card_are_named(tmp_path: Path) -> None:
+    # A booking cut off after four of five setup trials; --resume ran the fifth, and the repeats, elsewhere.
+    w = ResultsWriter(tmp_path / "r.db")
+    first, second = _run_on(w, "GPU-aaaa"), _run_on(w, "GPU-bbbb")
+    for k in range(4):
+        w.window(w.trial(first, "setup", k), "setup", 20.0, {"gpu": 1800.0 + k})
+    w.window(w.trial(second, "setup", 0), "setup", 20.0, {"gpu": 1900.0})
+    _repeats(w, second, [912.0, 914.0, 915.0])  # all on one card: no line for the repeats
+    w.close()
+    frames = load_frames(tmp_path / "r.db")
+    assert pooled_gpu_warnings(frames, trial_metrics(frames)) == [
+        f"transformers, llama-3.1-8b, setup: setup trials pooled from runs {first}, {second} on 2 different "
+        "GPU sets; the CI includes the difference between the cards"
+    ]
+
+
 def test_runs_that_recorded_no_gpu_are_not_flagged(tmp_path: Path) -> None:
     w = ResultsWriter(tmp_path / "r.db")
     for _ in range(2):  # CPU runs, or runs from before devices were recorded
