@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from joulebench.runner.config import RunConfig
-from joulebench.sweep.estimate import TrialTimes, cell_estimate
+from joulebench.store.db import ResultsDB
+from joulebench.store.rows import TrialRow
+from joulebench.sweep.estimate import TrialTimes, cell_estimate, trial_times
 
 TIMES = TrialTimes(setup_s=30.0, generate_s=100.0, source="default")
 
@@ -24,3 +28,60 @@ def test_repeats_alternate_measured_and_paused_from_a_measured_one() -> None:
     assert repeat_plan(1, 3) == [True, False, False, False]
     paused = RunConfig(repeats=3, unmonitored_repeats=2, setup_repeats=0, idle_s=0.0, warmup=False)
     assert cell_estimate(TIMES, paused, engine_start=False).duration_s == 500.0  # 5 repeats of 100 s
+
+
+def _run(
+    db: ResultsDB,
+    model: str,
+    shape: tuple[str, int, int],
+    trials: list[tuple[str, float, int | None]],
+    key: str | None = None,
+    label: str | None = None,
+) -> None:
+    """A run of ``shape`` (workload, batch, output tokens) with ``trials`` (kind, duration s, tokens)."""
+    workload, batch, out = shape
+    run = db.create_run(
+        engine="transformers", model=model, workload=workload, batch_size=batch, output_tokens=out,
+        length_mode="fixed", device="cuda", config={"label": label}, environment={}, sweep_key=key,
+    )  # fmt: skip
+    for k, (kind, duration_s, tokens) in enumerate(trials):
+        db.add_trial(run, TrialRow(kind, k, "ok", 1.7e9, duration_s=duration_s, output_tokens=tokens))
+    db.add_trial(run, TrialRow("generation", 9, "failed", 1.7e9, duration_s=1.0))  # never timed by
+
+
+HT = ("high-throughput", 256, 2000)
+HC = ("high-concurrency", 256, 500)
+
+
+def _config(model: str, workload: str, key: str | None = None, label: str | None = None) -> RunConfig:
+    return RunConfig(engine="transformers", model=model, workload=workload, device="cuda", sweep_key=key,
+                     label=label)  # fmt: skip
+
+
+def test_a_cell_continued_elsewhere_is_timed_by_its_own_trials(tmp_path: Path) -> None:
+    # The earlier part ran from another folder: the model path differs, the cell's sweep key does not.
+    with ResultsDB(tmp_path / "r.db") as db:
+        _run(db, "/elsewhere/m", HT, [("setup", 15.0, 1), ("generation", 365.0, 512000)] * 2, key="k1")
+        times = trial_times(db, _config("/here/m", "high-throughput", key="k1"))
+    assert (times.setup_s, times.generate_s, times.source) == (15.0, 365.0, "history")
+
+
+def test_a_new_shape_is_timed_per_token_from_the_model_s_other_shapes(tmp_path: Path) -> None:
+    with ResultsDB(tmp_path / "r.db") as db:
+        _run(db, "m", HC, [("setup", 16.0, 1), ("generation", 40.0, 128000), ("generation", 44.0, 128000)])
+        times = trial_times(db, _config("m", "high-throughput"))
+    # median of 40 and 44 s per 128,000 tokens, times 256 x 2,000 tokens; setup from any workload
+    assert (times.setup_s, times.generate_s, times.source) == (16.0, 168.0, "scaled")
+
+
+def test_the_same_shape_is_preferred_to_scaling_and_variants_do_not_time_each_other(tmp_path: Path) -> None:
+    with ResultsDB(tmp_path / "r.db") as db:
+        _run(db, "m", HC, [("generation", 40.0, 128000)])
+        _run(db, "m", HT, [("generation", 300.0, 512000)])
+        _run(db, "m", HT, [("setup", 25.0, 1), ("generation", 120.0, 512000)], label="compiled")
+        eager = trial_times(db, _config("m", "high-throughput"))
+        compiled = trial_times(db, _config("m", "high-throughput", label="compiled"))
+        unknown = trial_times(db, _config("other", "high-throughput"))
+    assert (eager.setup_s, eager.generate_s, eager.source) == (30.0, 300.0, "history")  # default setup
+    assert (compiled.setup_s, compiled.generate_s, compiled.source) == (25.0, 120.0, "history")
+    assert (unknown.setup_s, unknown.generate_s, unknown.source) == (30.0, 20.0, "default")

@@ -90,3 +90,25 @@ def test_resume_runs_only_the_missing_repeats_and_the_report_pools_them(
     assert {(int(float(b)), int(float(t))): int(v) for (b, t), v in n.items()} == {
         (w["batch_size"], w["output_tokens"]): 3 for w in WORKLOADS
     }
+
+
+@pytest.mark.slow  # real engine workers
+def test_a_retry_within_a_sweep_runs_only_what_the_cut_attempt_lacks(
+    tmp_path: Path, tiny_llama: Path
+) -> None:
+    plan = cpu_plan(tmp_path, tiny_llama, repeats=3, setup_repeats=1)
+    db = tmp_path / "r.db"
+    # Every attempt's third repeat (index 2) fails; the retry needs one repeat, index 0, so it succeeds.
+    result = joulebench(
+        "sweep", str(plan), "--db", str(db), "--max-retries", "1", env={FAULT_ENV: "repeat-2:raise"}
+    )
+    assert result.rc == 0, result.err
+    assert "2 ok, 0 failed, 0 skipped" in result.out.splitlines()[-1]
+    cells = cells_in(db)
+    for key in [c.key for c in expand(load_plan(plan), gpus=0)]:
+        cut, retry = cells[key]
+        assert cut["status"] == "partial"
+        assert (retry["status"], retry["config"]["repeats"], retry["config"]["setup_repeats"]) == ("ok", 1, 0)
+        trials = cut["trials"] + retry["trials"]
+        good = [t for t in trials if t["kind"] == "generation" and t["status"] == "ok"]
+        assert len(good) == 3  # not 2 + 3: the retry did not measure the cell over again

@@ -141,6 +141,20 @@ def test_a_cell_that_runs_out_of_memory_is_not_retried(tmp_path: Path, tiny_llam
     assert line.endswith("PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True")
 
 
+def test_a_cell_finished_by_an_earlier_sweep_fails_when_its_new_run_does(
+    tmp_path: Path, tiny_llama: Path
+) -> None:
+    plan = cpu_plan(tmp_path, tiny_llama, repeats=1, setup_repeats=0, workloads=WORKLOADS[:1])
+    db = str(tmp_path / "r.db")
+    assert joulebench("sweep", str(plan), "--db", db).rc == 0
+    fault = {FAULT_ENV: "repeat-0:raise"}
+    again = joulebench("sweep", str(plan), "--db", db, "--max-retries", "0", env=fault)
+    assert again.rc == 1, again.out  # the earlier ok run does not stand in for this one
+    ((key, runs),) = cells_in(tmp_path / "r.db").items()
+    assert [r["status"] for r in runs] == ["ok", "failed"]
+    assert any(line.startswith("failed ") and key in line for line in again.out.splitlines())
+
+
 def _ok_runs(db: Path) -> list[tuple[int, str]]:
     if not db.exists():
         return []

@@ -26,10 +26,11 @@ class LocalExecutor:
             while pending:
                 attempt += 1
                 say(starting(pending, attempt))
+                attempt_started = time.time()
                 with pinned(group.num_gpus):
                     # a retry runs cells one by one: a cell rejected at start cannot fail its neighbours
                     error = run_group([c.config for c in pending], db, together=attempt == 1)
-                settled = settle(db, pending, attempt, max_retries, error, started)
+                settled = settle(db, pending, attempt, max_retries, error, started, attempt_started)
                 for outcome in settled.outcomes:
                     say(describe(outcome))
                 outcomes += settled.outcomes

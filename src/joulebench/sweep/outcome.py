@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,7 +11,7 @@ from joulebench.errors import OUT_OF_MEMORY_HINT
 from joulebench.runner.run import OUT_OF_MEMORY_STRIKES
 from joulebench.sweep.cells import Cell
 from joulebench.sweep.failures import has_run_since, record_failure
-from joulebench.sweep.state import finished_keys
+from joulebench.sweep.state import finished_keys, remainder, tally
 
 if TYPE_CHECKING:
     from joulebench.store.db import ResultsDB
@@ -38,20 +38,30 @@ class Settled:
 
 
 def settle(
-    db: ResultsDB, cells: list[Cell], attempt: int, max_retries: int, error: str | None, since_unix_s: float
+    db: ResultsDB,
+    cells: list[Cell],
+    attempt: int,
+    max_retries: int,
+    error: str | None,
+    since_unix_s: float,
+    attempt_since_unix_s: float,
 ) -> Settled:
-    """After attempt number ``attempt`` (1-based) of ``cells``: which finished, which get another try
-    (at most ``max_retries`` after the first), which are given up as failed. A cell given up without any
-    run since ``since_unix_s`` (it failed before the runner wrote one) is recorded as a failed run."""
-    done = finished_keys(db, [c.key for c in cells])
+    """After attempt number ``attempt`` (1-based) of ``cells``, begun at ``attempt_since_unix_s``: which
+    finished, which get another try (at most ``max_retries`` after the first), which are given up as
+    failed. A cell given up without any run since ``since_unix_s`` (it failed before the runner wrote one)
+    is recorded as a failed run. Another try runs only what this attempt left: a cell cut off after two of
+    three repeats retries the third, as ``--resume`` would."""
+    # Only this sweep's runs: without --resume, a cell that an earlier sweep finished is measured anew.
+    done = finished_keys(db, [c.key for c in cells], since_unix_s)
     outcomes: list[Outcome] = []
     retry: list[Cell] = []
     for cell in cells:
+        rest = remainder(cell.config, tally(db, cell.key, attempt_since_unix_s))
         out_of_memory = cell.key not in done and _ran_out_of_memory(db, cell.key, since_unix_s)
-        if cell.key in done:
+        if cell.key in done or rest is None:
             outcomes.append(Outcome(cell, OK, attempt))
         elif attempt <= max_retries and not out_of_memory:
-            retry.append(cell)
+            retry.append(replace(cell, config=rest))
         else:
             reason = error or _last_error(db, cell.key) or "the run did not finish ok"
             if out_of_memory:  # another attempt needs as much memory: not retried

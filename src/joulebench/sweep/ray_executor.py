@@ -62,7 +62,7 @@ class RayExecutor:
     def run(self, groups: list[Group], db: Any, max_retries: int, say: Say) -> list[Outcome]:
         started = time.time()
         remote = self.ray.remote(run_group_on_node)
-        in_flight: dict[Any, tuple[Group, list[Cell], int]] = {}
+        in_flight: dict[Any, tuple[Group, list[Cell], int, float]] = {}
 
         def submit(group: Group, cells: list[Cell], attempt: int) -> None:
             # Ray must not retry on its own: a retry here counts against --max-retries.
@@ -71,7 +71,7 @@ class RayExecutor:
             )
             # a retry runs cells one by one: a cell rejected at start cannot fail its neighbours
             ref = task.remote([c.config.to_dict() for c in cells], group.num_gpus, together=attempt == 1)
-            in_flight[ref] = (group, cells, attempt)
+            in_flight[ref] = (group, cells, attempt, time.time())
             say(starting(cells, attempt, " (queued on Ray)"))
 
         for group in groups:
@@ -79,9 +79,9 @@ class RayExecutor:
         outcomes: list[Outcome] = []
         while in_flight:
             ready, _ = self.ray.wait(list(in_flight), num_returns=1)
-            group, cells, attempt = in_flight.pop(ready[0])
+            group, cells, attempt, submitted = in_flight.pop(ready[0])
             error = self._collect(ready[0], db)
-            settled = settle(db, cells, attempt, max_retries, error, started)
+            settled = settle(db, cells, attempt, max_retries, error, started, submitted)
             for outcome in settled.outcomes:
                 say(describe(outcome))
             outcomes += settled.outcomes

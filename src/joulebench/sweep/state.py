@@ -42,14 +42,25 @@ class Tally:
         return f"{', '.join(parts)} done earlier (run{'s' if len(self.runs) > 1 else ''} {runs})"
 
 
-def finished_keys(db: ResultsDB, keys: Iterable[str]) -> set[str]:
-    return {key for key in dict.fromkeys(keys) if db.runs(sweep_key=key, status=FINISHED)}
+def finished_keys(db: ResultsDB, keys: Iterable[str], since_unix_s: float | None = None) -> set[str]:
+    """The keys with a run that ended ok (created from ``since_unix_s`` on, when given)."""
+    return {
+        key
+        for key in dict.fromkeys(keys)
+        if any(
+            since_unix_s is None or r["created_unix_s"] >= since_unix_s
+            for r in db.runs(sweep_key=key, status=FINISHED)
+        )
+    }
 
 
-def tally(db: ResultsDB, key: str) -> Tally:
+def tally(db: ResultsDB, key: str, since_unix_s: float | None = None) -> Tally:
+    """Good trials of the cell ``key`` in all its runs, or in those created from ``since_unix_s`` on."""
     setup = repeats = unmonitored = 0
     runs: list[int] = []
     for run in db.runs(sweep_key=key):
+        if since_unix_s is not None and run["created_unix_s"] < since_unix_s:
+            continue
         good = [t for t in db.trials(run["id"]) if t["status"] == "ok"]
         n_setup = sum(t["kind"] == "setup" for t in good)
         generation = [t for t in good if t["kind"] == "generation"]
