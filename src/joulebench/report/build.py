@@ -13,6 +13,7 @@ from joulebench.report.devices import device_table
 from joulebench.report.html import Page, render
 from joulebench.report.metrics import engine_labels
 from joulebench.report.pooling import pooled_gpu_warnings
+from joulebench.report.ranking import ranking_table
 from joulebench.report.summary import summarize_metrics
 from joulebench.report.tables import Table, generation_tables, setup_table
 from joulebench.store.frames import Frames, load_frames, parse_run_filter, trial_metrics
@@ -62,6 +63,7 @@ def build_report(
         title="joulebench report",
         selection=str(run_filter) or "all runs",
         runs=runs_table(frames),
+        ranking=ranking_table(summary),
         tables=tuple(tables),
         figures=tuple(figures),
         warnings=tuple(warnings),

@@ -29,6 +29,7 @@ class Page:
     title: str
     selection: str  # the run filter, or "all runs"
     runs: Table
+    ranking: Table | None  # the least energy per token, per model and workload
     tables: tuple[Table, ...]
     figures: tuple[FigureFiles, ...]
     warnings: tuple[str, ...]
@@ -60,6 +61,7 @@ def render(page: Page) -> str:
         f"<h1>{escape(page.title)}</h1>",
         f'<p class="note">Runs: {escape(page.selection)}</p>',
         table_html(page.runs),
+        *(["<h2>Which engine costs the least energy</h2>", table_html(page.ranking)] if page.ranking else []),
         "<h2>Setup and token generation</h2>",
         *(table_html(t) for t in page.tables),
         "<h2>Figures</h2>",
