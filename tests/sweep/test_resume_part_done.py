@@ -14,7 +14,7 @@ from joulebench.runner.worker import FAULT_ENV
 from joulebench.sweep.cells import expand
 from joulebench.sweep.plan import load_plan
 from joulebench.sweep.state import Tally, remainder
-from tests.sweep.conftest import WORKLOADS, cells_in, cpu_plan, joulebench
+from tests.sweep.conftest import WORKLOADS, Cli, cells_in, cpu_plan, joulebench
 
 
 def test_the_remainder_is_what_earlier_runs_lack() -> None:
@@ -37,15 +37,21 @@ def test_the_sweep_key_and_the_rest_of_the_config_stay() -> None:
     assert Tally(1, 2, 0, (1, 4)).describe(cell).endswith("done earlier (runs 1, 4)")
 
 
+def _sweep_failing_repeat_2(tmp_path: Path, tiny_llama: Path, max_retries: int) -> tuple[Path, Path, Cli]:
+    """A sweep of two cells (1 setup trial, 3 repeats each) whose every run fails at repeat index 2, in the
+    real Transformers worker (an injected fault), as a machine taken back mid-cell would leave it."""
+    plan = cpu_plan(tmp_path, tiny_llama, repeats=3, setup_repeats=1)
+    db = tmp_path / "r.db"
+    fault = {FAULT_ENV: "repeat-2:raise"}
+    result = joulebench("sweep", str(plan), "--db", str(db), "--max-retries", str(max_retries), env=fault)
+    return plan, db, result
+
+
 @pytest.mark.slow  # real engine workers
 def test_resume_runs_only_the_missing_repeats_and_the_report_pools_them(
     tmp_path: Path, tiny_llama: Path
 ) -> None:
-    plan = cpu_plan(tmp_path, tiny_llama, repeats=3, setup_repeats=1)
-    db = tmp_path / "r.db"
-    first = joulebench(
-        "sweep", str(plan), "--db", str(db), "--max-retries", "0", env={FAULT_ENV: "repeat-2:raise"}
-    )
+    plan, db, first = _sweep_failing_repeat_2(tmp_path, tiny_llama, max_retries=0)
     assert first.rc == 1, first.err  # both cells lost their last repeat
     keys = [c.key for c in expand(load_plan(plan), gpus=0)]
     cut = cells_in(db)
@@ -96,12 +102,8 @@ def test_resume_runs_only_the_missing_repeats_and_the_report_pools_them(
 def test_a_retry_within_a_sweep_runs_only_what_the_cut_attempt_lacks(
     tmp_path: Path, tiny_llama: Path
 ) -> None:
-    plan = cpu_plan(tmp_path, tiny_llama, repeats=3, setup_repeats=1)
-    db = tmp_path / "r.db"
     # Every attempt's third repeat (index 2) fails; the retry needs one repeat, index 0, so it succeeds.
-    result = joulebench(
-        "sweep", str(plan), "--db", str(db), "--max-retries", "1", env={FAULT_ENV: "repeat-2:raise"}
-    )
+    plan, db, result = _sweep_failing_repeat_2(tmp_path, tiny_llama, max_retries=1)
     assert result.rc == 0, result.err
     assert "2 ok, 0 failed, 0 skipped" in result.out.splitlines()[-1]
     cells = cells_in(db)
