@@ -43,6 +43,11 @@ def _check_run(db_path: Path, batch: int, tokens: int, repeats: int) -> dict[str
         assert setup_rows["setup"]["start_s"] <= setup_rows["import"]["start_s"]
         assert setup_rows["model_load"]["end_s"] <= setup_rows["first_token"]["end_s"]
         assert setup_rows["setup"]["end_s"] == pytest.approx(setup_rows["first_token"]["end_s"])
+        # One warm-up batch per engine start, measured in a window of its own beside the first repeat's
+        windows = [{r["stage"]: r for r in db.stage_energy(t["id"])} for t in gen]
+        assert [("warmup" in w) for w in windows] == [True] + [False] * (repeats - 1)
+        assert windows[0]["warmup"]["end_s"] <= windows[0]["generate"]["start_s"]
+        assert gen[0]["details"]["warmup_output_tokens"] == batch * tokens
         for t in gen:
             assert t["output_tokens"] == batch * tokens  # fixed mode, counted from token IDs
             assert t["n_requests"] == batch
@@ -70,6 +75,8 @@ def test_run_transformers_through_the_cli(tiny_llama: Path, tmp_path: Path) -> N
     assert summary["generation"]["ok"] == 2 and summary["setup"]["ok"] == 1
     assert summary["generation"]["metrics"]["output_tokens"]["mean"] == 16
     assert summary["setup"]["stages"]["model_load"]["duration_s"]["n"] == 1
+    (warmup,) = summary["generation"]["warmups"]  # one engine start, one warm-up
+    assert (warmup["before_repeat"], warmup["output_tokens"]) == (0, 16) and warmup["duration_s"] > 0
     run = _check_run(db, batch=2, tokens=8, repeats=2)
     if not any(s["available"] for s in run["environment"]["energy_sources"]):  # type: ignore[index]
         # No energy source on this machine: the windows keep their times, labelled why.
@@ -87,6 +94,7 @@ def test_run_transformers_through_the_cli(tiny_llama: Path, tmp_path: Path) -> N
     text = out.getvalue()
     assert "Setup (1 of 1 trials ok" in text and "model_load" in text
     assert "tokens/s" in text and "2 of 2 repeats ok" in text
+    assert "warm-up before repeat 1: " in text and "16 tokens" in text
 
 
 def test_repeats_0_measures_the_setup_only(tiny_llama: Path, tmp_path: Path) -> None:

@@ -30,3 +30,21 @@ def test_live_line_shows_trial_throughput_and_watts() -> None:
     assert watts and all(f"{k} " in rendered for k in watts)
     assert "generation 3 failed: worker killed by SIGKILL" in out.getvalue()
     assert progress.live is None
+
+
+def test_a_warm_up_is_shown_against_the_repeats_mean() -> None:
+    from joulebench.runner.display import warmup_lines
+
+    summary = {
+        "generation": {
+            "metrics": {"j_per_token.total": {"mean": 0.25}},
+            "warmups": [
+                {"before_repeat": 0, "duration_s": 6.0, "output_tokens": 400, "j_per_token": 0.75},
+                {"before_repeat": 2, "duration_s": 5.5, "output_tokens": 400, "j_per_token": None},
+            ],
+        }
+    }
+    assert warmup_lines(summary) == [
+        "warm-up before repeat 1: 6 s, 400 tokens, 0.75 J/token (3x the repeats' mean)",
+        "warm-up before repeat 3: 5.5 s, 400 tokens, energy not measured",
+    ]

@@ -33,7 +33,7 @@ STAGE_ENGINE_INIT = "engine_init"  # E_IE: runtime/device/process initialisation
 STAGE_MODEL_LOAD = "model_load"  # E_LM: reading weights to the device, until the engine can serve
 STAGE_FIRST_TOKEN = "first_token"  # the first request, until its first token
 STAGE_SETUP = "setup"  # the whole setup trial: process start to first token
-STAGE_WARMUP = "warmup"
+STAGE_WARMUP = "warmup"  # the batch before an engine start's first repeat of a shape, outside the statistics
 STAGE_GENERATE = "generate"  # one token-generation repeat (a whole batch)
 STAGE_STEADY = "steady"  # the steady-state part of a repeat (ramp-up and ramp-down excluded)
 

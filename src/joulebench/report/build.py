@@ -16,6 +16,7 @@ from joulebench.report.pooling import pooled_gpu_warnings
 from joulebench.report.ranking import ranking_table
 from joulebench.report.summary import summarize_metrics
 from joulebench.report.tables import Table, generation_tables, setup_table
+from joulebench.report.warmup import warmup_table
 from joulebench.store.frames import Frames, load_frames, parse_run_filter, trial_metrics
 
 if TYPE_CHECKING:
@@ -54,7 +55,14 @@ def build_report(
     metrics = trial_metrics(frames)
     summary = summarize_metrics(metrics)
     tables = [
-        t for t in (setup_table(summary), *generation_tables(summary), device_table(frames)) if t is not None
+        t
+        for t in (
+            setup_table(summary),
+            *generation_tables(summary),
+            warmup_table(summary),
+            device_table(frames),
+        )
+        if t is not None
     ]
     figures = _figures(frames, summary, db_path, out_dir, timeline_run)
     exports = _export(out_dir, {"runs": _runs_export(frames), "trial_metrics": metrics, "summary": summary})

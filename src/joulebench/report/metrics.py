@@ -28,6 +28,7 @@ COMPONENTS = ("gpu", "cpu", "dram", "other", "node", "platform")
 SETUP_STAGES = ("import", "engine_init", "model_load", "first_token", "setup")
 GENERATE = "generate"
 STEADY = "steady"  # the batch fully occupied (runner/steady.py); its tokens come from the trial's details
+WARMUP = "warmup"  # the batch before an engine start's first repeat; its tokens come from the trial's details
 
 UNITS = {
     "energy_j": "J",
@@ -223,9 +224,11 @@ def _stage_rows(
         per_token = tokens if tokens else None
         per_response = n_ok if n_ok else None
         out += _generation_rows(base, tokens, n_req, n_ok, duration_s, requests)
-    elif stage == STEADY:
-        tokens = _num(_steady_tokens(details))
+    elif stage in (STEADY, WARMUP):
+        tokens = _num(_steady_tokens(details) if stage == STEADY else details.get("warmup_output_tokens"))
         per_token = tokens if tokens else None
+        if tokens and stage == WARMUP:  # a warm-up may be cut short: its length is part of the comparison
+            out.append(_row(base, stage, "", False, "", "output_tokens", tokens))
         if tokens and duration_s > 0:
             out.append(_row(base, stage, "", False, "", "tokens_per_s", tokens / duration_s))
     for component, e in energies.items():

@@ -25,6 +25,7 @@ SHADES = {
     "model_load": "#c7e9c0",
     "first_token": "#dadaeb",
     "setup": "#fee391",
+    "warmup": "#fde0dd",
     "generate": "#fcbba1",
     "idle": "#e0e0e0",
 }

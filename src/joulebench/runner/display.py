@@ -156,6 +156,8 @@ def render_summary(summary: dict[str, Any], console: Any) -> None:
         console.print(setup_table(summary))
     if summary["generation"]["repeats"]:
         console.print(generation_table(summary))
+    for line in warmup_lines(summary):
+        console.print(line, highlight=False, markup=False)
     overhead = summary["generation"].get("monitor_overhead")
     if overhead:
         on, off = overhead["tokens_per_s_monitored"], overhead["tokens_per_s_unmonitored"]
@@ -171,3 +173,20 @@ def render_summary(summary: dict[str, Any], console: Any) -> None:
         console.print(Text.assemble(("warning", "yellow"), f": {w}"))
     for f in summary["failures"]:
         console.print(Text.assemble(("failed", "red"), f" {f['kind']} {f['repeat_index'] + 1}: {f['error']}"))
+
+
+def warmup_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per measured warm-up batch, against the repeats' mean J/token where both are known."""
+    repeats = summary["generation"]["metrics"].get("j_per_token.total") or {}
+    lines = []
+    for w in summary["generation"].get("warmups", []):
+        what = f"warm-up before repeat {w['before_repeat'] + 1}: {_fmt(w['duration_s'])} s"
+        what += f", {w['output_tokens']} tokens"
+        if w["j_per_token"] is None:
+            lines.append(f"{what}, energy not measured")
+            continue
+        what += f", {_fmt(w['j_per_token'])} J/token"
+        if repeats.get("mean"):
+            what += f" ({w['j_per_token'] / repeats['mean']:.3g}x the repeats' mean)"
+        lines.append(what)
+    return lines

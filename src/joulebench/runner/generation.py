@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from joulebench.engines.base import STAGE_GENERATE, STAGE_STEADY, EngineConfig
+from joulebench.engines.base import STAGE_GENERATE, STAGE_STEADY, STAGE_WARMUP, EngineConfig
 from joulebench.runner import protocol
 from joulebench.runner.metrics import repeat_metrics
 from joulebench.runner.monitoring import trace_bytes
@@ -134,13 +134,26 @@ class GenerationSession:
 
 
 def measure_batch(
-    p: Prepared, index: int, batch: Batch, monitor: Any, started_unix: float, extra: dict[str, Any]
+    p: Prepared,
+    index: int,
+    batch: Batch,
+    monitor: Any,
+    started_unix: float,
+    extra: dict[str, Any],
+    warmup: Batch | None = None,
+    warmup_monitor: Any = None,
 ) -> tuple[TrialRow, list[StageEnergyRow], list[RequestRow], bytes | None]:
-    """Turn one finished batch into its trial, windows (whole batch and steady state) and request rows."""
+    """Turn one finished batch into its trial, windows (whole batch and steady state) and request rows.
+    ``warmup``, the batch that warmed the engine up just before, gets a window of its own in this trial:
+    what the first batch after an engine start costs beyond a warm one. It stays out of every statistic.
+    ``warmup_monitor`` measured it where ``monitor`` did not (a repeat run with the sampler paused)."""
     window = monitor.window(STAGE_GENERATE, batch.begin_s, batch.end_s)
     steady = steady_window(batch.responses, p.config.max_concurrency)
     steady_stage = None
     stages = stage_rows(window)
+    if warmup is not None:
+        warm = (warmup_monitor or monitor).window(STAGE_WARMUP, warmup.begin_s, warmup.end_s)
+        stages = stage_rows(warm) + stages
     if steady.available:
         assert steady.start_s is not None and steady.end_s is not None
         steady_stage = monitor.window(STAGE_STEADY, steady.start_s, steady.end_s)
@@ -170,7 +183,8 @@ def measure_batch(
         details=details,
     )
     requests = [request_row(r) for r in batch.responses]
-    return trial, stages, requests, trace_bytes(monitor, batch.begin_s, batch.end_s)
+    trace_start_s = warmup.begin_s if warmup is not None else batch.begin_s
+    return trial, stages, requests, trace_bytes(monitor, trace_start_s, batch.end_s)
 
 
 def failed_trial(

@@ -207,6 +207,7 @@ class _Run:
                 "worker_pid": session.worker.pid if session.worker else None,
                 "engine_info": session.engine_info,
             }
+            warm = None
             try:
                 if self.config.warmup:
                     _notify(self.progress, "phase", phase="warmup", index=k, total=n)
@@ -239,7 +240,9 @@ class _Run:
                 k += 1
                 continue
             out_of_memory = 0
-            self._record(*measure_batch(p, k, batch, monitor, started, extra))
+            self._record(
+                *measure_batch(p, k, batch, monitor, started, extra, warmup=warm, warmup_monitor=self.monitor)
+            )
             k += 1
 
     def finish(self, status: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from joulebench.engines.base import STAGE_WARMUP
 from joulebench.runner.metrics import TOTAL, TOTAL_INCL_ESTIMATED, component_energies, ran_paused, row_items
 from joulebench.runner.stats import summarize
 from joulebench.store.db import ResultsDB
@@ -82,6 +83,29 @@ def _generation(trials: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _warmups(db: ResultsDB, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each measured warm-up batch (one per engine start): its time, tokens and energy by component."""
+    out = []
+    for t in trials:
+        rows = [r for r in db.stage_energy(t["id"]) if r["stage"] == STAGE_WARMUP]
+        details = t.get("details") or {}
+        if t["status"] != "ok" or not rows:
+            continue
+        energies = component_energies(row_items(rows))
+        tokens = details.get("warmup_output_tokens")
+        total = energies.get(TOTAL)
+        out.append(
+            {
+                "before_repeat": t["repeat_index"],
+                "duration_s": details.get("warmup_duration_s"),
+                "output_tokens": tokens,
+                "energy_j": {c: e for c, (e, _) in energies.items()},
+                "j_per_token": total[0] / tokens if total and tokens else None,
+            }
+        )
+    return out
+
+
 def _overhead(monitored: dict[str, Any], paused: dict[str, Any]) -> dict[str, Any] | None:
     """Throughput of the repeats with the sampler paused against the measured ones of the same engine."""
     on, off = monitored["metrics"].get("tokens_per_s"), paused["metrics"].get("tokens_per_s")
@@ -106,6 +130,7 @@ def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
         if t["kind"] == "generation":
             (paused if ran_paused(config, t.get("details") or {}) else measured).append(t)
     generation = _generation(measured)
+    generation["warmups"] = _warmups(db, measured + paused)
     generation["monitor_overhead"] = _overhead(generation, _generation(paused)) if paused else None
     warnings = []
     if env.get("energy_note"):

@@ -1,0 +1,53 @@
+"""The warm-up batch before an engine start's first repeat is measured, shown against a warm batch, and
+kept out of every statistic of the repeats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from joulebench.report.ranking import ranking_table
+from joulebench.report.summary import StatIndex, summarize_metrics
+from joulebench.report.warmup import warmup_table
+from joulebench.store.frames import load_frames, trial_metrics
+from tests.report.resultsdb import ResultsWriter
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _summary(tmp_path: Path, warmup_tokens: int) -> pd.DataFrame:
+    w = ResultsWriter(tmp_path / "r.db")
+    run = w.run("transformers", "m", batch_size=4, output_tokens=100, model_label="llama")
+    for k in range(3):
+        details = {"warmup_output_tokens": warmup_tokens} if k == 0 else None
+        t = w.trial(run, "generation", repeat_index=k, output_tokens=400, n_requests=4, details=details)
+        if k == 0:  # the warm-up ran just before the first repeat, three times slower per token
+            w.window(t, "warmup", 6.0 * warmup_tokens / 400, {"gpu": 300.0 * warmup_tokens / 400})
+        w.window(t, "generate", 2.0, {"gpu": 100.0 + k})
+    w.close()
+    return summarize_metrics(trial_metrics(load_frames(tmp_path / "r.db")))
+
+
+def test_the_warm_up_is_compared_with_the_repeats_and_stays_out_of_them(tmp_path: Path) -> None:
+    summary = _summary(tmp_path, warmup_tokens=400)
+    table = warmup_table(summary)
+    assert table is not None
+    (row,) = [dict(zip(table.columns, r, strict=True)) for r in table.rows]
+    assert (row["Engine"], row["n"]) == ("transformers", "1")
+    assert (row["Warm-up tokens"], row["Repeat tokens"]) == ("400", "400")
+    assert row["Warm-up J/token"] == "0.75 (n=1, no CI)"
+    assert row["Warm-up / repeat"] == "2.97×"  # 0.75 against the repeats' 0.2525
+    assert row["Warm-up tokens/s"] == "66.67 (n=1, no CI)" and row["Repeat tokens/s"].startswith("200 ± 0")
+    index = StatIndex(summary)
+    stat = index.get("generation", "transformers", "llama", "standard", "generate", "total", "j_per_token")
+    assert stat is not None and stat.n == 3 and abs(stat.mean - 0.2525) < 1e-12  # repeats only
+    assert ranking_table(summary) is None  # one engine: nothing to rank
+
+
+def test_a_warm_up_cut_short_shows_its_length(tmp_path: Path) -> None:
+    table = warmup_table(_summary(tmp_path, warmup_tokens=64))
+    assert table is not None
+    (row,) = [dict(zip(table.columns, r, strict=True)) for r in table.rows]
+    assert (row["Warm-up tokens"], row["Repeat tokens"]) == ("64", "400")
+    assert any("cut short" in note for note in table.notes)
