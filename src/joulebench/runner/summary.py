@@ -130,7 +130,7 @@ def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
         if t["kind"] == "generation":
             (paused if ran_paused(config, t.get("details") or {}) else measured).append(t)
     generation = _generation(measured)
-    generation["warmups"] = _warmups(db, measured + paused)
+    generation["warmups"] = _warmups(db, sorted(measured + paused, key=lambda t: t["repeat_index"]))
     generation["monitor_overhead"] = _overhead(generation, _generation(paused)) if paused else None
     warnings = []
     if env.get("energy_note"):
