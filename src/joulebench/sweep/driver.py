@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from joulebench.sweep.cells import Cell, Group, expand, group
 from joulebench.sweep.outcome import FAILED, OK, SKIPPED, Outcome, Say, describe, short_model
 from joulebench.sweep.plan import Plan, PlanError
-from joulebench.sweep.state import finished_keys, remainder, tally
+from joulebench.sweep.state import remainder, tally
 from joulebench.sweep.validate import validate
 
 
@@ -64,14 +64,10 @@ def pending_cells(cells: Sequence[Cell], db: Any, resume: bool) -> Pending:
     """What a sweep runs. Without ``resume`` every cell runs again, in full."""
     if not resume:
         return Pending(list(cells), [], {})
-    done = finished_keys(db, [c.key for c in cells])
     todo: list[Cell] = []
     finished: list[Cell] = []
     earlier: dict[str, str] = {}
     for cell in cells:
-        if cell.key in done:
-            finished.append(cell)
-            continue
         counted = tally(db, cell.key)
         rest = remainder(cell.config, counted)
         if rest is None:

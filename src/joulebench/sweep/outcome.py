@@ -11,7 +11,7 @@ from joulebench.errors import OUT_OF_MEMORY_HINT
 from joulebench.runner.run import OUT_OF_MEMORY_STRIKES
 from joulebench.sweep.cells import Cell
 from joulebench.sweep.failures import has_run_since, record_failure
-from joulebench.sweep.state import finished_keys, remainder, tally
+from joulebench.sweep.state import remainder, tally
 
 if TYPE_CHECKING:
     from joulebench.store.db import ResultsDB
@@ -51,16 +51,17 @@ def settle(
     failed. A cell given up without any run since ``since_unix_s`` (it failed before the runner wrote one)
     is recorded as a failed run. Another try runs only what this attempt left: a cell cut off after two of
     three repeats retries the third, as ``--resume`` would."""
-    # Only this sweep's runs: without --resume, a cell that an earlier sweep finished is measured anew.
-    done = finished_keys(db, [c.key for c in cells], since_unix_s)
     outcomes: list[Outcome] = []
     retry: list[Cell] = []
     for cell in cells:
+        # Only this attempt's runs count: without --resume, a cell that an earlier sweep finished is measured
+        # anew, and an earlier attempt of this sweep left ``cell.config`` as what it still lacked.
         rest = remainder(cell.config, tally(db, cell.key, attempt_since_unix_s))
-        out_of_memory = cell.key not in done and _ran_out_of_memory(db, cell.key, since_unix_s)
-        if cell.key in done or rest is None:
+        if rest is None:
             outcomes.append(Outcome(cell, OK, attempt))
-        elif attempt <= max_retries and not out_of_memory:
+            continue
+        out_of_memory = _ran_out_of_memory(db, cell.key, since_unix_s)
+        if attempt <= max_retries and not out_of_memory:
             retry.append(replace(cell, config=rest))
         else:
             reason = error or _last_error(db, cell.key) or "the run did not finish ok"

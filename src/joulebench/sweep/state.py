@@ -1,14 +1,13 @@
 """What the results database says about a sweep's cells: finished, part done, or never run.
 
-A cell is finished when a run with its ``sweep_key`` ended ``ok``, or when its runs together hold every
-trial it asks for. A run that stopped part-way (a ``running`` row left by a killed sweep or a machine
-taken back, a ``partial`` or ``failed`` one) keeps its good trials: ``--resume`` runs only the setup
-trials and repeats still missing, as a run of its own with the same key, and the report pools them.
+A cell is finished when its runs (those with its ``sweep_key``) together hold every trial it asks for, as
+one run that ended ``ok`` does. A run that stopped part-way (a ``running`` row left by a killed sweep or a
+machine taken back, a ``partial`` or ``failed`` one) keeps its good trials: ``--resume`` runs only the
+setup trials and repeats still missing, as a run of its own with the same key, and the report pools them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -17,8 +16,6 @@ from joulebench.runner.metrics import ran_paused
 if TYPE_CHECKING:
     from joulebench.runner.config import RunConfig
     from joulebench.store.db import ResultsDB
-
-FINISHED = "ok"
 
 
 @dataclass(frozen=True)
@@ -40,18 +37,6 @@ class Tally:
         parts = [f"{min(done, want)} of {want} {what}" for done, want, what in wanted if want]
         runs = ", ".join(str(r) for r in self.runs)
         return f"{', '.join(parts)} done earlier (run{'s' if len(self.runs) > 1 else ''} {runs})"
-
-
-def finished_keys(db: ResultsDB, keys: Iterable[str], since_unix_s: float | None = None) -> set[str]:
-    """The keys with a run that ended ok (created from ``since_unix_s`` on, when given)."""
-    return {
-        key
-        for key in dict.fromkeys(keys)
-        if any(
-            since_unix_s is None or r["created_unix_s"] >= since_unix_s
-            for r in db.runs(sweep_key=key, status=FINISHED)
-        )
-    }
 
 
 def tally(db: ResultsDB, key: str, since_unix_s: float | None = None) -> Tally:
