@@ -32,8 +32,12 @@ def dry_run_lines(cells: Sequence[Cell], pending: Pending, db: ResultsDB | None)
         cell = todo.get(listed.key, listed)
         cfg = cell.config
         done = listed.key not in todo
-        est = cell_estimate(trial_times(db, cfg), cfg, engine_start=cell.key in first_of_group)
-        if not done:
+        est = (
+            None
+            if done
+            else cell_estimate(trial_times(db, cfg), cfg, engine_start=cell.key in first_of_group)
+        )
+        if est is not None:
             total_s += est.duration_s
             setups += cfg.setup_repeats
             repeats += cfg.repeats
@@ -49,8 +53,8 @@ def dry_run_lines(cells: Sequence[Cell], pending: Pending, db: ResultsDB | None)
                 str(cfg.tensor_parallel),
                 str(cfg.setup_repeats),
                 str(cfg.repeats),
-                "-" if done else format_duration(est.duration_s),
-                "-" if done else est.source,
+                "-" if est is None else format_duration(est.duration_s),
+                "-" if est is None else est.source,
                 cell.key,
                 "done" if done else "resume" if resumed else "pending",
             )

@@ -39,20 +39,25 @@ class CellEstimate:
 
 
 def trial_times(db: ResultsDB | None, config: RunConfig) -> TrialTimes:
-    runs = _EarlierRuns(db, config)
+    cell, model = _runs_of_cell(db, config), _runs_of_model(db, config)
+    shape = workload_columns(config)
     # Setup does not depend on the workload: any earlier run of the engine and model times it.
-    setup = _median(db, runs.same_cell(), "setup")
+    setup = _median(db, cell, "setup")
     if setup is None:
-        setup = _median(db, runs.same_model(), "setup")
-    generate = _median(db, runs.same_cell(), "generation")
+        setup = _median(db, model, "setup")
+    generate = _median(db, cell, "generation")
     if generate is None:
-        generate = _median(db, runs.same_shape(), "generation")
+        # same workload name and shape, so that a batch of 8 is not timed by earlier batches of 256
+        same = [
+            r for r in model if all(r[k] == shape[k] for k in ("workload", "batch_size", "output_tokens"))
+        ]
+        generate = _median(db, same, "generation")
     source = "history"
     if generate is None:
-        tokens = _cell_tokens(config)
+        tokens = float(shape["batch_size"] * shape["output_tokens"])
         # Seconds per generated token at other shapes, times this shape's tokens: a batch of 256 x 2,000 is
         # not timed as one of 128 x 500 (the per-token time itself grows with the KV cache, so this is low).
-        generate = _median(db, runs.same_model(), "generation", lambda t: _per_token(t, tokens))
+        generate = _median(db, model, "generation", lambda t: _per_token(t, tokens))
         source = "scaled" if generate is not None else "history" if setup is not None else "default"
     return TrialTimes(
         setup_s=setup if setup is not None else ENGINE_SETUP_S.get(config.engine, DEFAULT_SETUP_S),
@@ -77,47 +82,30 @@ def cell_estimate(times: TrialTimes, config: RunConfig, engine_start: bool) -> C
     return CellEstimate(duration_s=duration, source=times.source)
 
 
-class _EarlierRuns:
-    """The database's runs of this configuration, from the closest match to the loosest."""
-
-    def __init__(self, db: ResultsDB | None, config: RunConfig) -> None:
-        self._db, self._config = db, config
-
-    def same_cell(self) -> list[dict[str, Any]]:
-        if self._db is None or self._config.sweep_key is None:
-            return []
-        return self._db.runs(sweep_key=self._config.sweep_key)
-
-    def same_shape(self) -> list[dict[str, Any]]:
-        """Same workload name and shape, so that a batch of 8 is not timed by earlier batches of 256."""
-        columns = workload_columns(self._config)
-        return self._of_model(**{k: columns[k] for k in ("workload", "batch_size", "output_tokens")})
-
-    def same_model(self) -> list[dict[str, Any]]:
-        return self._of_model()
-
-    def _of_model(self, **where: object) -> list[dict[str, Any]]:
-        if self._db is None:
-            return []
-        c = self._config
-        if c.device != "auto":  # runs store the device that "auto" resolved to
-            where["device"] = c.device
-        runs = self._db.runs(engine=c.engine, model=c.model, tensor_parallel=c.tensor_parallel, **where)
-        # A plan's variants of one engine (compiled, eager) share its name but not its speed.
-        return [r for r in runs if _label(r) == c.label]
+def _runs_of_cell(db: ResultsDB | None, config: RunConfig) -> list[dict[str, Any]]:
+    """Earlier runs of this very cell (its sweep key survives a moved model folder)."""
+    if db is None or config.sweep_key is None:
+        return []
+    return db.runs(sweep_key=config.sweep_key)
 
 
-def _label(run: dict[str, Any]) -> str | None:
-    return (run.get("config") or {}).get("label")
+def _runs_of_model(db: ResultsDB | None, config: RunConfig) -> list[dict[str, Any]]:
+    """Earlier runs of the engine, variant and model on the same device and tensor parallelism."""
+    if db is None:
+        return []
+    where: dict[str, object] = {
+        "engine": config.engine,
+        "model": config.model,
+        "tensor_parallel": config.tensor_parallel,
+    }
+    if config.device != "auto":  # runs store the device that "auto" resolved to
+        where["device"] = config.device
+    # A plan's variants of one engine (compiled, eager) share its name but not its speed.
+    return [r for r in db.runs(**where) if (r.get("config") or {}).get("label") == config.label]
 
 
 def _per_token(trial: dict[str, Any], tokens: float) -> float | None:
     return tokens / trial["output_tokens"] if trial["output_tokens"] else None
-
-
-def _cell_tokens(config: RunConfig) -> float:
-    columns = workload_columns(config)
-    return float(columns["batch_size"] * columns["output_tokens"])
 
 
 def _median(
