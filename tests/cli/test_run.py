@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -153,6 +154,10 @@ def test_unknown_engine_option_stops_the_run_with_exit_2(tiny_llama: Path, tmp_p
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "flux_capacitor" in lines[0]
+    # stdout is not a terminal here: a line per step, the failed setup trial's among them
+    steps = proc.stdout.strip().splitlines()
+    assert re.fullmatch(r"\d\d:\d\d:\d\d run 1: transformers \S+ smoke \(4 × 32 tokens\)", steps[0])
+    assert " run 1: setup trial 1 of 1 failed: " in steps[-1] and "flux_capacitor" in steps[-1]
     with ResultsDB(tmp_path / "r.db") as db:
         (run,) = db.runs()
         assert run["status"] == "failed"

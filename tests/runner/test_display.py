@@ -48,3 +48,33 @@ def test_a_warm_up_is_shown_against_the_repeats_mean() -> None:
         "warm-up before repeat 1: 6 s, 400 tokens, 0.75 J/token (3x the repeats' mean)",
         "warm-up before repeat 3: 5.5 s, 400 tokens, energy not measured",
     ]
+
+
+def test_a_log_gets_one_line_per_step_that_ends_with_its_time() -> None:
+    from joulebench.runner.display import LineProgress
+
+    lines: list[str] = []
+    progress = LineProgress(lines.append, clock=lambda: time.mktime((2026, 11, 26, 19, 33, 12, 0, 0, -1)))
+    progress({"event": "run_start", "run_id": 4})
+    progress({"event": "phase", "phase": "idle", "index": 0, "total": 1})
+    progress({"event": "trial", "kind": "idle", "index": 0, "status": "ok", "duration_s": 5.0,
+              "metrics": None, "error": None})  # fmt: skip
+    progress({"event": "phase", "phase": "engine_start", "index": 0, "total": 3})
+    progress({"event": "phase", "phase": "warmup", "index": 0, "total": 3})
+    progress({"event": "warmed", "index": 0, "total": 3, "duration_s": 458.07, "output_tokens": 512000})
+    progress({"event": "phase", "phase": "generate", "index": 0, "total": 3})
+    metrics = {"tokens_per_s": 1404.74, "j_per_token.gpu": 0.39137, "j_per_token.cpu": 0.05,
+               "j_per_token.total": 0.44137, "estimated_components": ["cpu"]}  # fmt: skip
+    progress({"event": "trial", "kind": "generation", "index": 0, "status": "ok", "duration_s": 364.48,
+              "metrics": metrics, "error": None})  # fmt: skip
+    progress({"event": "trial", "kind": "generation", "index": 1, "status": "failed", "duration_s": 1.1,
+              "metrics": None, "error": "CUDA out of memory. Tried to allocate 3.13 GiB\nmore"})  # fmt: skip
+    assert lines == [
+        "19:33:12 run 4: idle baseline ok in 5.0 s",
+        "19:33:12 run 4: starting the engine for repeat 1 of 3",
+        "19:33:12 run 4: warm-up batch before repeat 1 of 3",
+        "19:33:12 run 4: warm-up done in 458.1 s (512,000 tokens, 1,117.7 tokens/s)",
+        "19:33:12 run 4: repeat 1 of 3 ok in 364.5 s, 1,404.7 tokens/s, "
+        "J/token gpu 0.3914, cpu 0.05 (est.), total 0.4414",
+        "19:33:12 run 4: repeat 2 of 3 failed: CUDA out of memory. Tried to allocate 3.13 GiB",
+    ]

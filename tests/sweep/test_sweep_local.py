@@ -46,6 +46,27 @@ def test_every_cell_runs_once_with_its_key(local_sweep: dict[str, Any]) -> None:
     assert summary.startswith("sweep cpu-tiny: 2 ok, 0 failed, 0 skipped")
 
 
+def test_a_sweep_says_each_warm_up_and_trial_as_it_ends(local_sweep: dict[str, Any]) -> None:
+    runs = {r["id"]: r for runs in cells_in(local_sweep["db"]).values() for r in runs}
+    out = local_sweep["out"].splitlines()
+    for run_id, run in runs.items():
+        mine = [line.split(f" run {run_id}: ", 1)[1] for line in out if f" run {run_id}: " in line]
+        shape = f"({run['batch_size']} × {run['output_tokens']} tokens)"
+        assert mine[0] == f"transformers {run['model_label']} smoke {shape}"
+        setup = [line for line in mine if line.startswith("setup trial ")]
+        has_setup = any(t["kind"] == "setup" for t in run["trials"])
+        assert len(setup) == int(has_setup)
+        assert all(line.startswith("setup trial 1 of 1 ok in ") for line in setup)
+        repeats = [line for line in mine if line.startswith("repeat ")]
+        assert [line.split(" ok in ")[0] for line in repeats] == ["repeat 1 of 2", "repeat 2 of 2"]
+        assert all(" tokens/s" in line for line in repeats)
+        # one engine start for both cells: only the first shape's warm-up follows the start, and every
+        # shape is warmed up once, before its first repeat
+        warmed = [i for i, line in enumerate(mine) if line.startswith("warm-up done in ")]
+        assert len(warmed) == 1 and warmed[0] < mine.index(repeats[0])
+        assert f"({run['batch_size'] * run['output_tokens']} tokens" in mine[warmed[0]]
+
+
 def test_cells_of_one_engine_and_model_share_one_engine_start(local_sweep: dict[str, Any]) -> None:
     (call,) = local_sweep["calls"]
     assert [(c.batch_size, c.output_tokens) for c in call] == [(2, 4), (3, 6)]

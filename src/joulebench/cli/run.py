@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -122,11 +122,15 @@ def run(
     from rich.console import Console
 
     err = Console(stderr=True)
-    progress = None
+    progress: Any = None  # with --json, stdout holds the JSON alone
     if not json_out and err.is_terminal:
         from joulebench.runner.display import LiveProgress
 
         progress = LiveProgress(err)
+    elif not json_out:  # a log, where a live line cannot redraw: a line per step, before the summary
+        from joulebench.runner.display import LineProgress
+
+        progress = LineProgress(lambda line: print(line, flush=True))
     try:
         result = execute(config, db, progress=progress)
     except KeyboardInterrupt:

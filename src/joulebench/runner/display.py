@@ -1,7 +1,10 @@
-"""What `joulebench run` shows: a live line while it runs (stderr) and the summary tables at the end."""
+"""What `joulebench run` shows while it runs (a live line on a terminal, a line per step in a log) and the
+summary tables at the end."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 _PHASES = {
@@ -11,6 +14,9 @@ _PHASES = {
     "warmup": "warm-up before repeat",
     "generate": "repeat",
 }
+_TRIAL_KINDS = {"idle": "idle baseline", "setup": "setup trial", "generation": "repeat"}
+_PHASE_TRIAL = {"idle": "idle", "setup": "setup", "engine_start": "generation", "warmup": "generation",
+                "generate": "generation"}  # fmt: skip
 _ENERGY_ORDER = ("gpu", "cpu", "dram", "node", "other", "platform", "total", "total_incl_estimated")
 
 
@@ -88,6 +94,73 @@ class LiveProgress:
         if self.failed:
             parts.append(f"{self.failed} failed")
         return Text(" · ".join(parts))
+
+
+class LineProgress:
+    """A progress callback that writes one line per step that ends, with the time of day: for logs, where a
+    live line cannot redraw. A cell of long repeats (minutes each) then shows when its engine started, when
+    its warm-up ended and what each repeat measured while the rest still runs."""
+
+    def __init__(self, write: Callable[[str], None], clock: Callable[[], float] = time.time) -> None:
+        self.write = write
+        self.clock = clock
+        self.run_id: Any = None
+        self.totals: dict[str, int] = {}
+
+    def stop(self) -> None:
+        """Nothing to take down: every line written is final."""
+
+    def _say(self, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S", time.localtime(self.clock()))
+        self.write(f"{stamp} run {self.run_id}: {text}")
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "run_start":
+            self.run_id = event.get("run_id")
+            self.totals = {}
+            p = event.get("prepared")
+            if p is not None:
+                engine = f"{p.engine}:{p.config.label}" if p.config.label else p.engine
+                w = p.workload
+                self._say(f"{engine} {p.model_label} {w.name} ({w.batch_size} × {w.output_tokens} tokens)")
+        elif kind == "phase":
+            phase = event["phase"]
+            self.totals[_PHASE_TRIAL.get(phase, phase)] = event["total"]
+            if phase == "engine_start":
+                self._say(f"starting the engine for repeat {event['index'] + 1} of {event['total']}")
+            elif phase == "warmup":
+                self._say(f"warm-up batch before repeat {event['index'] + 1} of {event['total']}")
+        elif kind == "warmed":
+            duration_s, tokens = event["duration_s"], event["output_tokens"]
+            rate = f", {tokens / duration_s:,.1f} tokens/s" if duration_s > 0 else ""
+            self._say(f"warm-up done in {duration_s:.1f} s ({tokens:,} tokens{rate})")
+        elif kind == "trial":
+            self._say(self._trial(event))
+
+    def _trial(self, event: dict[str, Any]) -> str:
+        what = _TRIAL_KINDS.get(event["kind"], event["kind"])
+        total = self.totals.get(event["kind"])
+        name = (
+            what
+            if event["kind"] == "idle"
+            else f"{what} {event['index'] + 1}" + (f" of {total}" if total else "")
+        )
+        if event["status"] != "ok":
+            first = (event.get("error") or "").strip().splitlines()[:1]
+            return f"{name} {event['status']}: {first[0] if first else 'no error recorded'}"
+        parts = [f"{name} ok" + (f" in {event['duration_s']:.1f} s" if event.get("duration_s") else "")]
+        metrics = event.get("metrics") or {}
+        if metrics.get("tokens_per_s") is not None:
+            parts.append(f"{metrics['tokens_per_s']:,.1f} tokens/s")
+        estimated = set(metrics.get("estimated_components") or ())
+        per_token = [
+            f"{c} {_fmt(metrics[f'j_per_token.{c}'])}" + (" (est.)" if c in estimated else "")
+            for c in _components(metrics, "j_per_token.")
+        ]
+        if per_token:
+            parts.append("J/token " + ", ".join(per_token))
+        return ", ".join(parts)
 
 
 def _components(stats: dict[str, Any], prefix: str) -> list[str]:

@@ -94,6 +94,12 @@ class GenerationSession:
         responses = tuple(protocol.response_from_dict(d) for d in msg["responses"])
         return Batch(float(msg["begin_s"]), float(msg["end_s"]), responses)
 
+    def is_warm(
+        self, requests: tuple[Request, ...], sampling: SamplingSpec, max_tokens: int | None = None
+    ) -> bool:
+        """Whether this worker has run the warm-up of this shape already."""
+        return _warm_shape(requests, _warm_sampling(sampling, max_tokens)) in self.warmed
+
     def warm_up(
         self,
         requests: tuple[Request, ...],
@@ -103,13 +109,11 @@ class GenerationSession:
     ) -> Batch | None:
         """One unmeasured batch of the measured shape (once per shape per worker), its output cut to
         ``max_tokens`` where given; None when this shape was already warmed up."""
-        if max_tokens is not None and max_tokens < sampling.max_output_tokens:
-            sampling = replace(sampling, max_output_tokens=max_tokens)
-        shape = (len(requests), sampling.max_output_tokens, sampling.length_mode)
-        if shape in self.warmed:
+        if self.is_warm(requests, sampling, max_tokens):
             return None
+        sampling = _warm_sampling(sampling, max_tokens)
         batch = self.generate("warmup", requests, sampling, timeout_s)
-        self.warmed.add(shape)
+        self.warmed.add(_warm_shape(requests, sampling))
         return batch
 
     def close(self) -> None:
@@ -131,6 +135,16 @@ class GenerationSession:
             self.close()
         else:
             self.kill()
+
+
+def _warm_sampling(sampling: SamplingSpec, max_tokens: int | None) -> SamplingSpec:
+    if max_tokens is not None and max_tokens < sampling.max_output_tokens:
+        return replace(sampling, max_output_tokens=max_tokens)
+    return sampling
+
+
+def _warm_shape(requests: tuple[Request, ...], sampling: SamplingSpec) -> tuple[int, int, str]:
+    return (len(requests), sampling.max_output_tokens, sampling.length_mode)
 
 
 def measure_batch(

@@ -114,6 +114,7 @@ class _Run:
             kind=trial.kind,
             index=trial.repeat_index,
             status=trial.status,
+            duration_s=trial.duration_s,
             metrics=trial.details.get("metrics"),
             error=trial.error,
         )
@@ -209,12 +210,21 @@ class _Run:
             }
             warm = None
             try:
-                if self.config.warmup:
+                cut = self.config.warmup_tokens
+                if self.config.warmup and not session.is_warm(p.requests, p.sampling, cut):
                     _notify(self.progress, "phase", phase="warmup", index=k, total=n)
-                    warm = session.warm_up(p.requests, p.sampling, timeout, self.config.warmup_tokens)
+                    warm = session.warm_up(p.requests, p.sampling, timeout, cut)
                     if warm is not None:
                         extra["warmup_duration_s"] = warm.end_s - warm.begin_s
                         extra["warmup_output_tokens"] = sum(r.output_tokens for r in warm.responses)
+                        _notify(
+                            self.progress,
+                            "warmed",
+                            index=k,
+                            total=n,
+                            duration_s=extra["warmup_duration_s"],
+                            output_tokens=extra["warmup_output_tokens"],
+                        )
                 _notify(self.progress, "phase", phase="generate", index=k, total=n)
                 monitor = self.monitor
                 extra["monitored"] = monitored[k] and self.config.monitor

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from joulebench.runner.config import RunConfig
@@ -15,21 +16,26 @@ from joulebench.runner.config import RunConfig
 log = logging.getLogger(__name__)
 
 
-def run_group(configs: list[RunConfig], db: Any, *, together: bool = True) -> str | None:
+def run_group(
+    configs: list[RunConfig], db: Any, *, together: bool = True, say: Callable[[str], None] | None = None
+) -> str | None:
     """Run ``configs`` (equal but for the workload) in one engine start, or with ``together=False`` one
     run after another, so that a cell the runner rejects cannot take the others down with it (retries do
-    this). Returns the last error met, or ``None``."""
+    this). ``say`` gets a line per step that ends (warm-ups, trials). Returns the last error met, or
+    ``None``."""
     from joulebench.runner import run as runner
+    from joulebench.runner.display import LineProgress
 
+    progress = LineProgress(say) if say is not None else None
     if together and len(configs) > 1:
-        return _guarded(runner.execute_many, configs, db)
-    errors = [_guarded(runner.execute, config, db) for config in configs]
+        return _guarded(runner.execute_many, configs, db, progress)
+    errors = [_guarded(runner.execute, config, db, progress) for config in configs]
     return next((e for e in reversed(errors) if e), None)
 
 
-def _guarded(call: Any, *args: Any) -> str | None:
+def _guarded(call: Any, configs: Any, db: Any, progress: Any) -> str | None:
     try:
-        call(*args)
+        call(configs, db, progress=progress)
     except Exception as exc:  # the sweep goes on; the cells' statuses in the database tell what failed
         log.debug("runner failed:\n%s", traceback.format_exc())
         text = str(exc).strip()

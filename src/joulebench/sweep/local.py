@@ -29,7 +29,7 @@ class LocalExecutor:
                 attempt_started = time.time()
                 with pinned(group.num_gpus):
                     # a retry runs cells one by one: a cell rejected at start cannot fail its neighbours
-                    error = run_group([c.config for c in pending], db, together=attempt == 1)
+                    error = run_group([c.config for c in pending], db, together=attempt == 1, say=say)
                 settled = settle(db, pending, attempt, max_retries, error, started, attempt_started)
                 for outcome in settled.outcomes:
                     say(describe(outcome))

@@ -36,7 +36,8 @@ def run_group_on_node(configs: list[dict[str, Any]], num_gpus: int, together: bo
     with hide_gpus, tempfile.TemporaryDirectory(prefix="joulebench-node-") as tmp:
         db = ResultsDB(Path(tmp) / "node.db")
         try:
-            error = run_group(run_configs, db, together=together)
+            # Ray forwards a task's stdout to the driver, each line marked with the task and its node
+            error = run_group(run_configs, db, together=together, say=lambda line: print(line, flush=True))
             runs = export_runs(db)
         finally:
             db.close()
