@@ -120,3 +120,73 @@ def test_several_models_need_a_choice(sample_db: Path, tmp_path: Path) -> None:
     assert _advise(tmp_path / "two.db", requests_per_day=1, cold_starts_per_day=1, model="m2").model == "m2"
     with pytest.raises(UsageError, match="must be a number >= 0"):
         _advise(sample_db, requests_per_day=-1, cold_starts_per_day=1)
+
+
+def _with_warm_ups(path: Path, warm_up: dict[str, tuple[int, float]]) -> Path:
+    """Engines 'a' (setup 1,000 J, 0.25 J/token) and 'b' (setup 3,000 J, 0.10 J/token), 3 repeats of 400
+    tokens each; ``warm_up`` gives an engine a warm-up of (tokens, joules) before its first repeat."""
+    w = ResultsWriter(path)
+    for engine, setup_j, repeat_j in (("a", 1000.0, 100.0), ("b", 3000.0, 40.0)):
+        run = w.run(engine, "m", workload="w", batch_size=4, output_tokens=100)
+        for i in range(2):
+            w.window(w.trial(run, "setup", i), "setup", 10.0, {"gpu": setup_j + (-1) ** i})
+        for k in range(3):
+            tokens, warm_j = warm_up.get(engine, (0, 0.0))
+            first = k == 0 and engine in warm_up
+            details = {"warmup_output_tokens": tokens} if first else None
+            t = w.trial(run, "generation", k, output_tokens=400, n_requests=4, details=details)
+            if first:
+                w.window(t, "warmup", 5.0, {"gpu": warm_j})
+            w.window(t, "generate", 2.0, {"gpu": repeat_j + k - 1})
+    w.close()
+    return path
+
+
+def test_a_restart_costs_the_first_batch_above_a_warm_one(tmp_path: Path) -> None:
+    # a's first batch of the shape costs 300 J for 400 tokens, 200 J above the repeats' 0.25 J/token
+    db = _with_warm_ups(tmp_path / "warm.db", {"a": (400, 300.0), "b": (400, 40.0)})
+    advice = _advise(db, requests_per_day=10, cold_starts_per_day=3)
+    days = {d.engine: d for d in advice.ranking}
+    assert (days["a"].first_batch_j, days["a"].first_batch_n) == (pytest.approx(200.0), 1)
+    assert (days["b"].first_batch_j, days["b"].first_batch_n) == (0.0, 1)  # no dearer than warm: nothing
+    tokens_per_day = 10 * 100
+    assert days["a"].energy_j == pytest.approx((1000 + 200) * 3 + 0.25 * tokens_per_day)
+    assert days["a"].restart_energy_j == pytest.approx(1200.0)
+    # the crossover along requests/day moves with the restart cost: K (R_b - R_a) / (T (p_a - p_b))
+    (along_n,) = [c for c in advice.crossovers if c.variable == "requests_per_day"]
+    assert along_n.value == pytest.approx(3 * (3000 - 1200) / (100 * (0.25 - 0.10)))
+
+    from joulebench.cli.advise import format_advice
+
+    text = format_advice(advice)
+    assert "First batch (J/start)" in text and "200 (n=1)" in text
+    assert "First batch: the first batch of this shape after an engine start" in text
+
+
+def test_a_warm_up_cut_short_says_nothing_of_the_first_full_batch(tmp_path: Path) -> None:
+    db = _with_warm_ups(tmp_path / "short.db", {"a": (64, 300.0)})
+    advice = _advise(db, requests_per_day=10, cold_starts_per_day=3)
+    days = {d.engine: d for d in advice.ranking}
+    assert all((d.first_batch_j, d.first_batch_n) == (0.0, 0) for d in days.values())
+    assert days["a"].energy_j == pytest.approx(1000 * 3 + 0.25 * 1000)
+    from joulebench.cli.advise import format_advice
+
+    assert "First batch" not in format_advice(advice)
+
+
+def test_each_warm_up_is_set_against_the_repeats_of_its_own_run(tmp_path: Path) -> None:
+    # Two runs of one cell on two cards: the second card costs 20 % more per token. The first run's
+    # warm-up is 200 J above its own repeats; against the pooled J/token it would look 190 J above.
+    w = ResultsWriter(tmp_path / "cards.db")
+    for i, repeat_j in enumerate((100.0, 120.0)):
+        run = w.run("a", "m", workload="w")
+        w.window(w.trial(run, "setup", 0), "setup", 10.0, {"gpu": 1000.0 + i})
+        for k in range(2):
+            details = {"warmup_output_tokens": 400} if (i, k) == (0, 0) else None
+            t = w.trial(run, "generation", k, output_tokens=400, n_requests=4, details=details)
+            if details:
+                w.window(t, "warmup", 5.0, {"gpu": 300.0})
+            w.window(t, "generate", 2.0, {"gpu": repeat_j})
+    w.close()
+    (day,) = _advise(tmp_path / "cards.db", requests_per_day=1, cold_starts_per_day=1).ranking
+    assert (day.first_batch_j, day.first_batch_n) == (pytest.approx(200.0), 1)

@@ -42,7 +42,8 @@ def advise(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the advice as JSON.")] = False,
 ) -> None:
-    """Rank engines by daily energy (E_setup x K + J/token x N x T) from measured data, with crossovers."""
+    """Rank engines by daily energy ((E_setup + E_first) x K + J/token x N x T) from measured data, with
+    crossovers; E_first is the first batch's extra cost after a restart (its measured warm-up)."""
     from joulebench.errors import UsageError
     from joulebench.report.advisor import advise as compute
     from joulebench.report.summary import summarize_metrics
@@ -75,6 +76,8 @@ def _ci(mean: float, half: float | None, digits: int = 4) -> str:
 
 
 def format_advice(advice: Advice) -> str:
+    from joulebench.report.tables import plain
+
     load = advice.load
     t_from = "measured mean" if load.tokens_measured else "given"
     lines = [
@@ -83,13 +86,19 @@ def format_advice(advice: Advice) -> str:
         f"{load.tokens_per_day:.6g} tokens/day; {load.cold_starts_per_day:g} cold starts/day",
         "",
     ]
-    header = ["Rank", "Engine", "Energy/day (kWh)", "Setup (J/start)", "J/token"]
+    first = any(d.first_batch_n for d in advice.ranking)
+    header = ["Rank", "Engine", "Energy/day (kWh)", "Setup (J/start)"]
+    header += ["First batch (J/start)"] if first else []
+    header += ["J/token"]
     header += ["gCO2/day"] if advice.grid_gco2_per_kwh is not None else []
     header += ["Cost/day"] if advice.price_per_kwh is not None else []
     rows = [header]
     for rank, d in enumerate(advice.ranking, 1):
         half_kwh = None if d.energy_half_width_j is None else d.energy_half_width_j / 3.6e6
         row = [str(rank), d.engine, _ci(d.kwh, half_kwh), _ci(d.setup_energy_j, d.setup_half_width_j)]
+        if first:
+            n = d.first_batch_n
+            row.append(f"{plain(d.first_batch_j, 4)} (n={n})" if n else "not measured")
         row.append(_ci(d.j_per_token, d.j_per_token_half_width))
         row += [f"{d.gco2:.4g}"] if d.gco2 is not None else []
         row += [f"{d.cost:.4g}"] if d.cost is not None else []
@@ -101,7 +110,7 @@ def format_advice(advice: Advice) -> str:
         lines += [f"  {_crossover(c, advice)}" for c in advice.crossovers]
     for better, worse in advice.dominance:
         lines.append(
-            f"{better} uses less energy than {worse} at any load (lower setup and per-token energy)."
+            f"{better} uses less energy than {worse} at any load (lower restart and per-token energy)."
         )
     for a, b in advice.ties:
         lines.append(
@@ -112,6 +121,11 @@ def format_advice(advice: Advice) -> str:
             lines.append(
                 f"{d.engine}: setup energy from the trials '{d.setup_from}' (a restart finds its caches)."
             )
+    if first:
+        lines.append(
+            "First batch: the first batch of this shape after an engine start (its measured warm-up) above "
+            "the same tokens at the warm J/token, added to every cold start; n engine starts, not in the CIs."
+        )
     for engine, why in advice.excluded:
         lines.append(f"not ranked: {engine}: {why}")
     lines.append("Only measured totals are used (estimated components never rank an engine).")

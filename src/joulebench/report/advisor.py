@@ -1,9 +1,13 @@
 """`joulebench advise`: which engine uses the least energy per day for a given load, and where that flips.
 
-Daily energy of an engine is ``E_setup x K + E_token x N x T`` (the paper's Eq. 2 per day): K cold starts,
-N requests of T output tokens. Both terms are linear, so two engines trade places at most once along
-N (at fixed K) and once along K (at fixed N): those crossover points turn the paper's "no single best
-engine" (section 4.6) into a decision. Only measured totals are used; an estimated figure never ranks.
+Daily energy of an engine is ``(E_setup + E_first) x K + E_token x N x T`` (the paper's Eq. 2 per day, with
+the first batch's extra cost added to a restart): K cold starts, N requests of T output tokens. E_first is
+what the first batch of the workload's shape after an engine start (the measured warm-up) costs above the
+same tokens at the warm repeats' J/token: allocator growth, compilation, CUDA graphs, paid again on every
+restart. It is counted where a full-length warm-up was measured, and never below zero. Both terms are
+linear, so two engines trade places at most once along N (at fixed K) and once along K (at fixed N): those
+crossover points turn the paper's "no single best engine" (section 4.6) into a decision. Only measured
+totals are used; an estimated figure never ranks.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from itertools import combinations, pairwise
 from typing import TYPE_CHECKING
 
 from joulebench.errors import UsageError
-from joulebench.report.metrics import TOTAL, restart_setup_label
+from joulebench.report.metrics import GENERATE, TOTAL, WARMUP, restart_setup_label
 from joulebench.report.summary import ALL_MODELS, Stat, StatIndex
 
 if TYPE_CHECKING:
@@ -49,10 +53,17 @@ class EngineDay:
     gco2: float | None
     cost: float | None
     setup_from: str = ""  # the setup trials used, where not the engine's own (e.g. its warm-cache ones)
+    first_batch_j: float = 0.0  # E_first: the first batch's cost above a warm one, per restart
+    first_batch_n: int = 0  # engine starts whose warm-up measured it (0: not measured or cut short)
 
     @property
     def kwh(self) -> float:
         return self.energy_j / J_PER_KWH
+
+    @property
+    def restart_energy_j(self) -> float:
+        """What one cold start adds to a day: the setup stage and the first batch's extra cost."""
+        return self.setup_energy_j + self.first_batch_j
 
 
 @dataclass(frozen=True)
@@ -129,7 +140,8 @@ def advise(
         elif setup is None:
             excluded.append((engine, "no measured setup energy: run it with setup trials"))
         else:
-            day = _day(engine, setup, per_token, load, grid_gco2_per_kwh, price_per_kwh)
+            first = first_batch_excess(metrics, engine, model, workload)
+            day = _day(engine, setup, per_token, first, load, grid_gco2_per_kwh, price_per_kwh)
             days.append(replace(day, setup_from=setup_from if setup_from != engine else ""))
     if not days:
         why = "; ".join(f"{e}: {r}" for e, r in excluded)
@@ -190,10 +202,48 @@ def setup_energy(index: StatIndex, engine: str, model: str) -> Stat | None:
     return Stat(sum(p.mean for p in found), half, min(p.n for p in found), False, "sum of stages")
 
 
+def first_batch_excess(metrics: pd.DataFrame, engine: str, model: str, workload: str) -> tuple[float, int]:
+    """E_first and the engine starts it comes from. Each warm-up is set against the repeats of its own run
+    (the same engine start and GPUs: cards differ by several per cent at equal work) and the excesses
+    averaged. A warm-up cut short (``warmup_tokens``) says nothing of the first full batch and is left out;
+    a first batch cheaper than its repeats is noise and counts as 0."""
+    rows = metrics[
+        (metrics["engine"] == engine)
+        & (metrics["model"] == model)
+        & (metrics["workload"] == workload)
+        & (metrics["kind"] == "generation")
+    ]
+
+    def per_run(stage: str, component: str, metric: str) -> dict[int, float]:
+        found = rows[(rows["stage"] == stage) & (rows["component"] == component) & (rows["metric"] == metric)]
+        return {int(k): float(v) for k, v in found.groupby("run_id")["value"].mean().items()}
+
+    warm_j, warm_tokens = per_run(WARMUP, TOTAL, "energy_j"), per_run(WARMUP, "", "output_tokens")
+    repeat_per_token = per_run(GENERATE, TOTAL, "j_per_token")
+    repeat_tokens = per_run(GENERATE, "", "output_tokens")
+    excesses = [
+        max(0.0, warm_j[run] - repeat_per_token[run] * warm_tokens[run])
+        for run in warm_j
+        if run in warm_tokens
+        and run in repeat_per_token
+        and warm_tokens[run] >= repeat_tokens.get(run, math.inf)
+    ]
+    return (math.fsum(excesses) / len(excesses), len(excesses)) if excesses else (0.0, 0)
+
+
 def _day(
-    engine: str, setup: Stat, per_token: Stat, load: Load, grid: float | None, price: float | None
+    engine: str,
+    setup: Stat,
+    per_token: Stat,
+    first: tuple[float, int],
+    load: Load,
+    grid: float | None,
+    price: float | None,
 ) -> EngineDay:
-    energy = setup.mean * load.cold_starts_per_day + per_token.mean * load.tokens_per_day
+    first_j, first_n = first
+    energy = (setup.mean + first_j) * load.cold_starts_per_day + per_token.mean * load.tokens_per_day
+    # The half-width spans the setup trials and the repeats; one warm-up per engine start has no spread of
+    # its own to add (the output says so where it counts).
     half = None
     if setup.half_width is not None and per_token.half_width is not None:
         half = math.hypot(
@@ -203,18 +253,19 @@ def _day(
     return EngineDay(
         engine, setup.mean, setup.half_width, per_token.mean, per_token.half_width, energy, half,
         None if grid is None else kwh * grid, None if price is None else kwh * price,
+        first_batch_j=first_j, first_batch_n=first_n,
     )  # fmt: skip
 
 
 def _crossovers(days: list[EngineDay], load: Load) -> tuple[list[Crossover], list[tuple[str, str]]]:
     out, dominance = [], []
     for a, b in combinations(days, 2):
-        d_setup = b.setup_energy_j - a.setup_energy_j  # > 0: a starts cheaper
+        d_setup = b.restart_energy_j - a.restart_energy_j  # > 0: a starts cheaper
         d_token = a.j_per_token - b.j_per_token  # > 0: b generates cheaper
         if d_setup * d_token <= 0:
-            if a.setup_energy_j <= b.setup_energy_j and a.j_per_token <= b.j_per_token:
+            if a.restart_energy_j <= b.restart_energy_j and a.j_per_token <= b.j_per_token:
                 dominance.append((a.engine, b.engine))
-            elif b.setup_energy_j <= a.setup_energy_j and b.j_per_token <= a.j_per_token:
+            elif b.restart_energy_j <= a.restart_energy_j and b.j_per_token <= a.j_per_token:
                 dominance.append((b.engine, a.engine))
             continue
         cheap_start, cheap_token = (a, b) if d_setup > 0 else (b, a)

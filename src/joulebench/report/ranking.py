@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 NOTES = (
     "Energy per output token while generating (the measured total, 'covers' as in the tables below), the "
     "lowest first; setup energy is in the setup table. For a daily load with engine restarts, "
-    "`joulebench advise` adds setup and idle energy.",
+    "`joulebench advise` adds each restart's setup and first batch.",
     "Resolved: the cheapest engine's 95 % CI lies wholly below the next one's. Otherwise the two are a tie "
     "at this many repeats.",
 )
