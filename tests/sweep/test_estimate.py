@@ -84,4 +84,18 @@ def test_the_same_shape_is_preferred_to_scaling_and_variants_do_not_time_each_ot
         unknown = trial_times(db, _config("other", "high-throughput"))
     assert (eager.setup_s, eager.generate_s, eager.source) == (30.0, 300.0, "history")  # default setup
     assert (compiled.setup_s, compiled.generate_s, compiled.source) == (25.0, 120.0, "history")
-    assert (unknown.setup_s, unknown.generate_s, unknown.source) == (30.0, 20.0, "default")
+    # nothing known of this model: on a GPU its 512,000 tokens at the default rate of 1,000 tokens/s
+    assert (unknown.setup_s, unknown.generate_s, unknown.source) == (30.0, 512.0, "default")
+
+
+def test_defaults_time_a_gpu_repeat_by_its_tokens_and_a_cpu_repeat_flat() -> None:
+    def default(engine: str, workload: str, device: str = "cuda") -> float:
+        config = RunConfig(engine=engine, model="m", workload=workload, device=device)
+        times = trial_times(None, config)
+        assert times.source == "default"
+        return times.generate_s
+
+    assert default("vllm", "high-throughput") == 51.2  # 512,000 tokens at 10,000 tokens/s
+    assert default("deepspeed", "high-concurrency") == 128.0  # 128,000 tokens at 1,000 tokens/s
+    assert default("vllm", "standard") == 20.0  # 64,000 tokens: 6.4 s, held at the 20 s floor
+    assert default("transformers", "high-throughput", device="cpu") == 20.0

@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 DEFAULT_SETUP_S = 30.0
 ENGINE_SETUP_S = {"vllm": 90.0, "tensorrt-llm": 120.0, "deepspeed": 45.0}
 DEFAULT_GENERATE_S = 20.0
+# On a GPU a repeat is timed by its tokens at these rates, and never below DEFAULT_GENERATE_S: a batch of
+# 256 x 2,000 is not 20 s. They sit below the slowest one-GPU cells of the H100 study (vLLM 10,528 tokens/s
+# at 8B 256 x 2,000; Transformers and DeepSpeed 1,405 at 3B 256 x 2,000), so that a booking sized by them
+# is long enough. A CPU's speed varies too much with the model for any rate: it keeps the flat default.
+ENGINE_TOKENS_PER_S = {"vllm": 10_000.0, "tensorrt-llm": 10_000.0}
+DEFAULT_TOKENS_PER_S = 1_000.0
 
 
 @dataclass(frozen=True)
@@ -53,17 +59,24 @@ def trial_times(db: ResultsDB | None, config: RunConfig) -> TrialTimes:
         ]
         generate = _median(db, same, "generation")
     source = "history"
+    tokens = float(shape["batch_size"] * shape["output_tokens"])
     if generate is None:
-        tokens = float(shape["batch_size"] * shape["output_tokens"])
         # Seconds per generated token at other shapes, times this shape's tokens: a batch of 256 x 2,000 is
         # not timed as one of 128 x 500 (the per-token time itself grows with the KV cache, so this is low).
         generate = _median(db, model, "generation", lambda t: _per_token(t, tokens))
         source = "scaled" if generate is not None else "history" if setup is not None else "default"
     return TrialTimes(
         setup_s=setup if setup is not None else ENGINE_SETUP_S.get(config.engine, DEFAULT_SETUP_S),
-        generate_s=generate if generate is not None else DEFAULT_GENERATE_S,
+        generate_s=generate if generate is not None else _default_generate_s(config, tokens),
         source=source,
     )
+
+
+def _default_generate_s(config: RunConfig, tokens: float) -> float:
+    if config.device == "cpu":
+        return DEFAULT_GENERATE_S
+    rate = ENGINE_TOKENS_PER_S.get(config.engine, DEFAULT_TOKENS_PER_S)
+    return max(DEFAULT_GENERATE_S, tokens / rate)
 
 
 def cell_estimate(times: TrialTimes, config: RunConfig, engine_start: bool) -> CellEstimate:
