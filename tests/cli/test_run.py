@@ -156,7 +156,7 @@ def test_unknown_engine_option_stops_the_run_with_exit_2(tiny_llama: Path, tmp_p
     assert len(lines) == 1 and "flux_capacitor" in lines[0]
     # stdout is not a terminal here: a line per step, the failed setup trial's among them
     steps = proc.stdout.strip().splitlines()
-    assert re.fullmatch(r"\d\d:\d\d:\d\d run 1: transformers \S+ smoke \(4 × 32 tokens\)", steps[0])
+    assert re.fullmatch(r"\d\d:\d\d:\d\d run 1: transformers \S+ smoke \(4 × up to 32 tokens\)", steps[0])
     assert " run 1: setup trial 1 of 1 failed: " in steps[-1] and "flux_capacitor" in steps[-1]
     with ResultsDB(tmp_path / "r.db") as db:
         (run,) = db.runs()

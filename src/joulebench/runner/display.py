@@ -123,7 +123,8 @@ class LineProgress:
             if p is not None:
                 engine = f"{p.engine}:{p.config.label}" if p.config.label else p.engine
                 w = p.workload
-                self._say(f"{engine} {p.model_label} {w.name} ({w.batch_size} × {w.output_tokens} tokens)")
+                tokens = f"{w.output_tokens}" if w.length_mode == "fixed" else f"up to {w.output_tokens}"
+                self._say(f"{engine} {p.model_label} {w.name} ({w.batch_size} × {tokens} tokens)")
         elif kind == "phase":
             phase = event["phase"]
             self.totals[_PHASE_TRIAL.get(phase, phase)] = event["total"]
