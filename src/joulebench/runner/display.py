@@ -10,13 +10,13 @@ from typing import Any
 _PHASES = {
     "idle": "idle baseline",
     "setup": "setup trial",
-    "engine_start": "starting engine for repeat",
-    "warmup": "warm-up before repeat",
+    "engine_start": "starting the engine for repeat",
+    "warmup": "warm-up batch before repeat",
     "generate": "repeat",
 }
-_TRIAL_KINDS = {"idle": "idle baseline", "setup": "setup trial", "generation": "repeat"}
-_PHASE_TRIAL = {"idle": "idle", "setup": "setup", "engine_start": "generation", "warmup": "generation",
-                "generate": "generation"}  # fmt: skip
+# A trial kind, and the phase that names its trials; the other phases come before a generation trial.
+_TRIAL_PHASE = {"idle": "idle", "setup": "setup", "generation": "generate"}
+_PHASE_TRIAL = {phase: kind for kind, phase in _TRIAL_PHASE.items()}
 _ENERGY_ORDER = ("gpu", "cpu", "dram", "node", "other", "platform", "total", "total_incl_estimated")
 
 
@@ -127,11 +127,9 @@ class LineProgress:
                 self._say(f"{engine} {p.model_label} {w.name} ({w.batch_size} × {tokens} tokens)")
         elif kind == "phase":
             phase = event["phase"]
-            self.totals[_PHASE_TRIAL.get(phase, phase)] = event["total"]
-            if phase == "engine_start":
-                self._say(f"starting the engine for repeat {event['index'] + 1} of {event['total']}")
-            elif phase == "warmup":
-                self._say(f"warm-up batch before repeat {event['index'] + 1} of {event['total']}")
+            self.totals[_PHASE_TRIAL.get(phase, "generation")] = event["total"]
+            if phase in ("engine_start", "warmup"):  # the long silent steps; the others end in a trial line
+                self._say(f"{_PHASES[phase]} {event['index'] + 1} of {event['total']}")
         elif kind == "warmed":
             duration_s, tokens = event["duration_s"], event["output_tokens"]
             rate = f", {tokens / duration_s:,.1f} tokens/s" if duration_s > 0 else ""
@@ -140,7 +138,7 @@ class LineProgress:
             self._say(self._trial(event))
 
     def _trial(self, event: dict[str, Any]) -> str:
-        what = _TRIAL_KINDS.get(event["kind"], event["kind"])
+        what = _PHASES.get(_TRIAL_PHASE.get(event["kind"], ""), event["kind"])
         total = self.totals.get(event["kind"])
         name = (
             what
