@@ -44,11 +44,13 @@ def _check_run(db_path: Path, batch: int, tokens: int, repeats: int) -> dict[str
         assert setup_rows["setup"]["start_s"] <= setup_rows["import"]["start_s"]
         assert setup_rows["model_load"]["end_s"] <= setup_rows["first_token"]["end_s"]
         assert setup_rows["setup"]["end_s"] == pytest.approx(setup_rows["first_token"]["end_s"])
-        # One warm-up batch per engine start, measured in a window of its own beside the first repeat's
-        windows = [{r["stage"]: r for r in db.stage_energy(t["id"])} for t in gen]
-        assert [("warmup" in w) for w in windows] == [True] + [False] * (repeats - 1)
-        assert windows[0]["warmup"]["end_s"] <= windows[0]["generate"]["start_s"]
-        assert gen[0]["details"]["warmup_output_tokens"] == batch * tokens
+        # One warm-up batch per engine start, a trial of its own just before the first repeat
+        (warm,) = [t for t in trials if t["kind"] == "warmup"]
+        (warm_window,) = db.stage_energy(warm["id"])
+        first = {r["stage"]: r for r in db.stage_energy(gen[0]["id"])}
+        assert warm["repeat_index"] == 0 and warm_window["stage"] == "warmup" and "warmup" not in first
+        assert warm_window["end_s"] <= first["generate"]["start_s"]
+        assert warm["output_tokens"] == warm["details"]["warmup_output_tokens"] == batch * tokens
         for t in gen:
             assert t["output_tokens"] == batch * tokens  # fixed mode, counted from token IDs
             assert t["n_requests"] == batch

@@ -118,3 +118,23 @@ def test_dtype_conversion_matches_torch(dtype: str, torch_dtype: str, tmp_path: 
         bytearray(_convert(values.copy(), dtype, np).tobytes()), dtype=getattr(torch, torch_dtype)
     )
     assert torch.equal(ours, torch.from_numpy(values).to(getattr(torch, torch_dtype)))
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_threads_write_the_bytes_one_generator_would(
+    workers: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Generated ahead in threads, with a look-ahead bound small enough to hold back every other tensor,
+    the file is byte for byte the tensors' own generators in model order."""
+    from joulebench.models import random_weights
+
+    monkeypatch.setattr(random_weights, "AHEAD_BYTES", 300_000)
+    (path,) = write_random_weights(TINY, tmp_path, dtype="BF16", seed=3, workers=workers)
+    data = path.read_bytes()
+    start = 8 + int.from_bytes(data[:8], "little")
+    expected = b"".join(
+        bytes(chunk)
+        for name, shape in TINY.tensor_shapes()
+        for chunk in random_weights._chunks(name, shape, "BF16", 3)
+    )
+    assert data[start:] == expected

@@ -122,29 +122,35 @@ def test_several_models_need_a_choice(sample_db: Path, tmp_path: Path) -> None:
         _advise(sample_db, requests_per_day=-1, cold_starts_per_day=1)
 
 
-def _with_warm_ups(path: Path, warm_up: dict[str, tuple[int, float]]) -> Path:
+def _with_warm_ups(path: Path, warm_up: dict[str, tuple[int, float]], own_trial: bool = True) -> Path:
     """Engines 'a' (setup 1,000 J, 0.25 J/token) and 'b' (setup 3,000 J, 0.10 J/token), 3 repeats of 400
-    tokens each; ``warm_up`` gives an engine a warm-up of (tokens, joules) before its first repeat."""
+    tokens each; ``warm_up`` gives an engine a warm-up of (tokens, joules) before its first repeat: a trial
+    of its own, or (``own_trial=False``) a window of the first repeat's trial, as older runs store it."""
     w = ResultsWriter(path)
     for engine, setup_j, repeat_j in (("a", 1000.0, 100.0), ("b", 3000.0, 40.0)):
         run = w.run(engine, "m", workload="w", batch_size=4, output_tokens=100)
         for i in range(2):
             w.window(w.trial(run, "setup", i), "setup", 10.0, {"gpu": setup_j + (-1) ** i})
+        tokens, warm_j = warm_up.get(engine, (0, 0.0))
+        if engine in warm_up and own_trial:
+            details = {"warmup_output_tokens": tokens}
+            t = w.trial(run, "warmup", 0, output_tokens=tokens, n_requests=4, details=details)
+            w.window(t, "warmup", 5.0, {"gpu": warm_j})
         for k in range(3):
-            tokens, warm_j = warm_up.get(engine, (0, 0.0))
-            first = k == 0 and engine in warm_up
-            details = {"warmup_output_tokens": tokens} if first else None
+            inside = k == 0 and engine in warm_up and not own_trial
+            details = {"warmup_output_tokens": tokens} if inside else None
             t = w.trial(run, "generation", k, output_tokens=400, n_requests=4, details=details)
-            if first:
+            if inside:
                 w.window(t, "warmup", 5.0, {"gpu": warm_j})
             w.window(t, "generate", 2.0, {"gpu": repeat_j + k - 1})
     w.close()
     return path
 
 
-def test_a_restart_costs_the_first_batch_above_a_warm_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("own_trial", [True, False])
+def test_a_restart_costs_the_first_batch_above_a_warm_one(tmp_path: Path, own_trial: bool) -> None:
     # a's first batch of the shape costs 300 J for 400 tokens, 200 J above the repeats' 0.25 J/token
-    db = _with_warm_ups(tmp_path / "warm.db", {"a": (400, 300.0), "b": (400, 40.0)})
+    db = _with_warm_ups(tmp_path / "warm.db", {"a": (400, 300.0), "b": (400, 40.0)}, own_trial)
     advice = _advise(db, requests_per_day=10, cold_starts_per_day=3)
     days = {d.engine: d for d in advice.ranking}
     assert (days["a"].first_batch_j, days["a"].first_batch_n) == (pytest.approx(200.0), 1)

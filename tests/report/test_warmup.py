@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 from joulebench.report.ranking import ranking_table
 from joulebench.report.summary import StatIndex, summarize_metrics
 from joulebench.report.warmup import warmup_table
@@ -16,21 +18,39 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _summary(tmp_path: Path, warmup_tokens: int) -> pd.DataFrame:
+def _summary(tmp_path: Path, warmup_tokens: int, own_trial: bool = True) -> pd.DataFrame:
+    """Three repeats of 400 tokens after a warm-up three times slower per token: a trial of its own, as
+    joulebench stores it, or (``own_trial=False``) a window of the first repeat's trial, as runs stored
+    before that hold it."""
     w = ResultsWriter(tmp_path / "r.db")
     run = w.run("transformers", "m", batch_size=4, output_tokens=100, model_label="llama")
+    warm_s, warm_j = 6.0 * warmup_tokens / 400, 300.0 * warmup_tokens / 400
+    details = {"warmup_output_tokens": warmup_tokens}
+    if own_trial:
+        t = w.trial(run, "warmup", 0, output_tokens=warmup_tokens, n_requests=4, details=details)
+        w.window(t, "warmup", warm_s, {"gpu": warm_j})
     for k in range(3):
-        details = {"warmup_output_tokens": warmup_tokens} if k == 0 else None
-        t = w.trial(run, "generation", repeat_index=k, output_tokens=400, n_requests=4, details=details)
-        if k == 0:  # the warm-up ran just before the first repeat, three times slower per token
-            w.window(t, "warmup", 6.0 * warmup_tokens / 400, {"gpu": 300.0 * warmup_tokens / 400})
+        inside = k == 0 and not own_trial
+        t = w.trial(
+            run,
+            "generation",
+            repeat_index=k,
+            output_tokens=400,
+            n_requests=4,
+            details=details if inside else None,
+        )
+        if inside:
+            w.window(t, "warmup", warm_s, {"gpu": warm_j})
         w.window(t, "generate", 2.0, {"gpu": 100.0 + k})
     w.close()
     return summarize_metrics(trial_metrics(load_frames(tmp_path / "r.db")))
 
 
-def test_the_warm_up_is_compared_with_the_repeats_and_stays_out_of_them(tmp_path: Path) -> None:
-    summary = _summary(tmp_path, warmup_tokens=400)
+@pytest.mark.parametrize("own_trial", [True, False])
+def test_the_warm_up_is_compared_with_the_repeats_and_stays_out_of_them(
+    tmp_path: Path, own_trial: bool
+) -> None:
+    summary = _summary(tmp_path, warmup_tokens=400, own_trial=own_trial)
     table = warmup_table(summary)
     assert table is not None
     (row,) = [dict(zip(table.columns, r, strict=True)) for r in table.rows]

@@ -26,13 +26,14 @@ def test_killed_worker_keeps_finished_trials_and_restarts(
     assert result.status == "partial"
     with ResultsDB(tmp_path / "r.db") as db:
         assert db.run(result.run_id)["status"] == "partial"
-        trials = db.trials(result.run_id)
+        trials = db.trials(result.run_id, "generation")
         assert [(t["repeat_index"], t["status"]) for t in trials] == [(0, "ok"), (1, "failed"), (2, "ok")]
         assert "worker killed by SIGKILL" in trials[1]["error"]
         # repeat 2 ran in a fresh worker, warmed up again
         assert trials[0]["details"]["worker_start"] == 1 and trials[2]["details"]["worker_start"] == 2
         assert trials[0]["details"]["worker_pid"] != trials[2]["details"]["worker_pid"]
-        assert "warmup_duration_s" in trials[2]["details"]
+        warm = db.trials(result.run_id, "warmup")
+        assert [(t["repeat_index"], t["details"]["worker_start"]) for t in warm] == [(0, 1), (2, 2)]
         for t in (trials[0], trials[2]):
             assert t["output_tokens"] == 16 and len(db.requests(t["id"])) == 2
             rows = db.stage_energy(t["id"])
@@ -74,7 +75,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_trials(tiny_llama: 
             if db_path.exists():
                 with ResultsDB(db_path) as db:
                     runs = db.runs()
-                    if runs and db.trials(runs[0]["id"]):
+                    if runs and db.trials(runs[0]["id"], "generation"):
                         break
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         time.sleep(1.0)  # let repeat 1 start and hang
@@ -89,8 +90,11 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_trials(tiny_llama: 
         (run,) = db.runs()
         assert run["status"] == "interrupted" and run["finished_unix_s"] is not None
         trials = db.trials(run["id"])
-        assert [(t["repeat_index"], t["status"]) for t in trials] == [(0, "ok")]
-        assert gone(trials[0]["details"]["worker_pid"])  # the hung worker was killed, not orphaned
+        assert [(t["kind"], t["repeat_index"], t["status"]) for t in trials] == [
+            ("warmup", 0, "ok"),
+            ("generation", 0, "ok"),
+        ]
+        assert gone(trials[1]["details"]["worker_pid"])  # the hung worker was killed, not orphaned
 
 
 def test_execute_many_shares_one_engine_start(tiny_llama: Path, tmp_path: Path) -> None:
@@ -115,7 +119,26 @@ def test_a_short_warm_up_keeps_the_batch_and_cuts_its_output(tiny_llama: Path, t
     with ResultsDB(tmp_path / "r.db") as db:
         (trial,) = db.trials(result.run_id, "generation")
         assert trial["output_tokens"] == 16  # the measured batch keeps its length
-        assert trial["details"]["warmup_output_tokens"] == 6  # 2 requests x 3 tokens
+        (warm,) = db.trials(result.run_id, "warmup")
+        assert warm["output_tokens"] == warm["details"]["warmup_output_tokens"] == 6  # 2 requests x 3 tokens
+
+
+def test_the_warm_up_is_stored_before_the_first_repeat_starts(tiny_llama: Path, tmp_path: Path) -> None:
+    """A run cut off during its first repeat (a long one: minutes at 256 x 2,000 on a GPU) keeps the
+    measured warm-up: it is in the database, with its window, when the repeat begins."""
+    seen: list[list[tuple[str, int, str]]] = []
+
+    def progress(info: dict[str, object]) -> None:
+        if info["event"] == "phase" and info["phase"] == "generate" and info["index"] == 0:
+            with ResultsDB(tmp_path / "r.db") as other:  # another connection: only what is committed
+                (run,) = other.runs()
+                seen.append([(t["kind"], t["repeat_index"], t["status"]) for t in other.trials(run["id"])])
+                (warm,) = other.trials(run["id"], "warmup")
+                assert {r["stage"] for r in other.stage_energy(warm["id"])} == {"warmup"}
+
+    result = execute(cpu_config(tiny_llama, repeats=1, output_tokens=4), tmp_path / "r.db", progress=progress)
+    assert result.status == "ok"
+    assert seen == [[("warmup", 0, "ok")]]  # no idle baseline, no setup trial (cpu_config)
 
 
 def test_unmonitored_repeats_alternate_with_measured_ones_in_one_engine(

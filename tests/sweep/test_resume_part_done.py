@@ -77,7 +77,7 @@ def test_resume_runs_only_the_missing_repeats_and_the_report_pools_them(
         earlier, rest = cells[key]
         assert rest["status"] == "ok" and rest["config"]["sweep_key"] == key
         assert (rest["config"]["repeats"], rest["config"]["setup_repeats"]) == (1, 0)
-        assert [(t["kind"], t["status"]) for t in rest["trials"]] == [("generation", "ok")]
+        assert [(t["kind"], t["status"]) for t in rest["trials"]] == [("warmup", "ok"), ("generation", "ok")]
         trials = earlier["trials"] + rest["trials"]
         good = [t for t in trials if t["kind"] == "generation" and t["status"] == "ok"]
         assert len(good) == 3 and all(len(t["request_tokens"]) == batch for t in good)

@@ -35,11 +35,15 @@ def test_every_cell_runs_once_with_its_key(local_sweep: dict[str, Any]) -> None:
         setup = [("setup", "ok")] if i == 0 else []
         assert [(t["kind"], t["status"]) for t in run["trials"]] == [
             *setup,
+            ("warmup", "ok"),  # each shape warmed up once, before its first repeat
             ("generation", "ok"),
             ("generation", "ok"),
         ]
         batch, out = run["batch_size"], run["output_tokens"]
         for t in run["trials"][len(setup) :]:  # fixed length: every request gives exactly output_tokens
+            if t["kind"] == "warmup":
+                assert t["output_tokens"] == batch * out
+                continue
             assert t["request_tokens"] == [out] * batch and t["output_tokens"] == batch * out
     assert {(r["batch_size"], r["output_tokens"]) for runs in cells.values() for r in runs} == SHAPES
     summary = local_sweep["out"].strip().splitlines()[-1]
@@ -156,7 +160,8 @@ def test_a_cell_that_runs_out_of_memory_is_not_retried(tmp_path: Path, tiny_llam
     ((key, runs),) = cells_in(tmp_path / "r.db").items()
     (run,) = runs  # one attempt only
     assert run["status"] == "failed" and run["config"]["engine_env"] == fault
-    assert [t["details"]["out_of_memory"] for t in run["trials"]] == [True, True]
+    gen = [t for t in run["trials"] if t["kind"] == "generation"]
+    assert [t["details"]["out_of_memory"] for t in gen] == [True, True]
     (line,) = [line for line in result.out.splitlines() if line.startswith("failed ")]
     assert key in line and "after 1 attempt(s)" in line and "OutOfMemoryError" in line
     assert line.endswith("PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True")

@@ -2,7 +2,7 @@
 
 The format is an 8-byte little-endian header length, a JSON header mapping each tensor name to its dtype,
 shape and byte range, then the raw bytes. Shapes are known before any weight exists, so the header is
-written first and each tensor streamed after it: memory stays at one chunk, whatever the file's size.
+written first and each tensor streamed after it: the writer holds nothing beyond the chunk it is given.
 """
 
 from __future__ import annotations

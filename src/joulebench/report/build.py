@@ -150,7 +150,7 @@ def runs_table(frames: Frames) -> Table:
     for r in frames.runs.to_dict("records"):
         trials = frames.trials[frames.trials["run_id"] == r["id"]]
         counts = []
-        for kind in ("setup", "generation", "idle"):
+        for kind in ("setup", "generation", "warmup", "idle"):
             of_kind = trials[trials["kind"] == kind]
             ok = int((of_kind["status"] == "ok").sum())
             failed = len(of_kind) - ok

@@ -96,7 +96,7 @@ def tidy_trial_metrics(frames: Frames) -> pd.DataFrame:
         base = {
             "run_id": int(run["id"]),
             "trial_id": int(trial["id"]),
-            "kind": trial["kind"],
+            "kind": phase_kind(str(trial["kind"])),
             "repeat_index": int(trial["repeat_index"]),
             "engine": repeat_engine_label(engine, configs[int(run["id"])], details),
             "model": model_label(run),
@@ -107,6 +107,12 @@ def tidy_trial_metrics(frames: Frames) -> pd.DataFrame:
         for stage, rows in sorted(windows[int(trial["id"])].items()):
             out += _stage_rows(base, stage, rows, trial, details, requests[int(trial["id"])])
     return pd.DataFrame(out, columns=COLUMNS)
+
+
+def phase_kind(kind: str) -> str:
+    """A trial's kind in the report: a warm-up, stored as a trial of its own, is the generation phase's
+    ``warmup`` stage, as it was when runs stored it inside its repeat's trial."""
+    return "generation" if kind == "warmup" else kind
 
 
 def model_label(run: dict[str, object]) -> str:

@@ -134,7 +134,7 @@ class LineProgress:
             duration_s, tokens = event["duration_s"], event["output_tokens"]
             rate = f", {tokens / duration_s:,.1f} tokens/s" if duration_s > 0 else ""
             self._say(f"warm-up done in {duration_s:.1f} s ({tokens:,} tokens{rate})")
-        elif kind == "trial":
+        elif kind == "trial" and event["kind"] != "warmup":  # the "warmed" line says it, with its tokens
             self._say(self._trial(event))
 
     def _trial(self, event: dict[str, Any]) -> str:

@@ -147,6 +147,36 @@ def _warm_shape(requests: tuple[Request, ...], sampling: SamplingSpec) -> tuple[
     return (len(requests), sampling.max_output_tokens, sampling.length_mode)
 
 
+def measure_warmup(
+    index: int, batch: Batch, monitor: Any, started_unix: float, prompt_tokens: int, extra: dict[str, Any]
+) -> tuple[TrialRow, list[StageEnergyRow], list[RequestRow], bytes | None]:
+    """The batch that warmed the engine up before repeat ``index``, as a trial of its own (kind
+    ``warmup``): what the first batch after an engine start costs beyond a warm one, stored the moment it
+    ends, so that a run cut off during the long first repeat keeps it. It stays out of every statistic."""
+    tokens = sum(r.output_tokens for r in batch.responses)
+    duration_s = batch.end_s - batch.begin_s
+    details = {
+        "begin_s": batch.begin_s,
+        "end_s": batch.end_s,
+        "warmup_duration_s": duration_s,
+        "warmup_output_tokens": tokens,
+        **extra,
+    }
+    trial = TrialRow(
+        kind="warmup",
+        repeat_index=index,
+        status="ok",
+        started_unix_s=started_unix,
+        duration_s=duration_s,
+        n_requests=len(batch.responses),
+        prompt_tokens=prompt_tokens,
+        output_tokens=tokens,
+        details=details,
+    )
+    stages = stage_rows(monitor.window(STAGE_WARMUP, batch.begin_s, batch.end_s))
+    return trial, stages, [], trace_bytes(monitor, batch.begin_s, batch.end_s)
+
+
 def measure_batch(
     p: Prepared,
     index: int,
@@ -154,20 +184,12 @@ def measure_batch(
     monitor: Any,
     started_unix: float,
     extra: dict[str, Any],
-    warmup: Batch | None = None,
-    warmup_monitor: Any = None,
 ) -> tuple[TrialRow, list[StageEnergyRow], list[RequestRow], bytes | None]:
-    """Turn one finished batch into its trial, windows (whole batch and steady state) and request rows.
-    ``warmup``, the batch that warmed the engine up just before, gets a window of its own in this trial:
-    what the first batch after an engine start costs beyond a warm one. It stays out of every statistic.
-    ``warmup_monitor`` measured it where ``monitor`` did not (a repeat run with the sampler paused)."""
+    """Turn one finished batch into its trial, windows (whole batch and steady state) and request rows."""
     window = monitor.window(STAGE_GENERATE, batch.begin_s, batch.end_s)
     steady = steady_window(batch.responses, p.config.max_concurrency)
     steady_stage = None
     stages = stage_rows(window)
-    if warmup is not None:
-        warm = (warmup_monitor or monitor).window(STAGE_WARMUP, warmup.begin_s, warmup.end_s)
-        stages = stage_rows(warm) + stages
     if steady.available:
         assert steady.start_s is not None and steady.end_s is not None
         steady_stage = monitor.window(STAGE_STEADY, steady.start_s, steady.end_s)
@@ -197,8 +219,7 @@ def measure_batch(
         details=details,
     )
     requests = [request_row(r) for r in batch.responses]
-    trace_start_s = warmup.begin_s if warmup is not None else batch.begin_s
-    return trial, stages, requests, trace_bytes(monitor, trace_start_s, batch.end_s)
+    return trial, stages, requests, trace_bytes(monitor, batch.begin_s, batch.end_s)
 
 
 def failed_trial(

@@ -18,7 +18,13 @@ from typing import Any
 
 from joulebench.errors import OUT_OF_MEMORY_HINT, UsageError
 from joulebench.runner.config import RunConfig
-from joulebench.runner.generation import GenerationSession, engine_key, failed_trial, measure_batch
+from joulebench.runner.generation import (
+    GenerationSession,
+    engine_key,
+    failed_trial,
+    measure_batch,
+    measure_warmup,
+)
 from joulebench.runner.prepare import Prepared, prepare
 from joulebench.runner.process import WorkerFailed
 from joulebench.store.db import ResultsDB
@@ -208,22 +214,21 @@ class _Run:
                 "worker_pid": session.worker.pid if session.worker else None,
                 "engine_info": session.engine_info,
             }
-            warm = None
             try:
                 cut = self.config.warmup_tokens
                 if self.config.warmup and not session.is_warm(p.requests, p.sampling, cut):
                     _notify(self.progress, "phase", phase="warmup", index=k, total=n)
                     warm = session.warm_up(p.requests, p.sampling, timeout, cut)
                     if warm is not None:
-                        extra["warmup_duration_s"] = warm.end_s - warm.begin_s
-                        extra["warmup_output_tokens"] = sum(r.output_tokens for r in warm.responses)
+                        trial, *rest = measure_warmup(k, warm, self.monitor, started, p.prompt_tokens, extra)
+                        self._record(trial, *rest)
                         _notify(
                             self.progress,
                             "warmed",
                             index=k,
                             total=n,
-                            duration_s=extra["warmup_duration_s"],
-                            output_tokens=extra["warmup_output_tokens"],
+                            duration_s=trial.duration_s,
+                            output_tokens=trial.output_tokens,
                         )
                 _notify(self.progress, "phase", phase="generate", index=k, total=n)
                 monitor = self.monitor
@@ -250,9 +255,7 @@ class _Run:
                 k += 1
                 continue
             out_of_memory = 0
-            self._record(
-                *measure_batch(p, k, batch, monitor, started, extra, warmup=warm, warmup_monitor=self.monitor)
-            )
+            self._record(*measure_batch(p, k, batch, monitor, started, extra))
             k += 1
 
     def finish(self, status: str) -> None:

@@ -126,11 +126,13 @@ def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
     config = run.get("config") or {}
     measured: list[dict[str, Any]] = []
     paused: list[dict[str, Any]] = []
+    # warm-ups are trials of their own; runs stored before that carry each in its repeat's trial
+    warm = [t for t in trials if t["kind"] in ("warmup", "generation")]
     for t in trials:
         if t["kind"] == "generation":
             (paused if ran_paused(config, t.get("details") or {}) else measured).append(t)
     generation = _generation(measured)
-    generation["warmups"] = _warmups(db, sorted(measured + paused, key=lambda t: t["repeat_index"]))
+    generation["warmups"] = _warmups(db, sorted(warm, key=lambda t: t["repeat_index"]))
     generation["monitor_overhead"] = _overhead(generation, _generation(paused)) if paused else None
     warnings = []
     if env.get("energy_note"):

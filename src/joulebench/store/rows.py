@@ -17,7 +17,7 @@ NO_SOURCE_FLAG = "no-energy-source"
 
 @dataclass(frozen=True)
 class TrialRow:
-    kind: str  # setup | generation | idle
+    kind: str  # setup | generation | warmup (the batch before an engine start's first repeat) | idle
     repeat_index: int
     status: str  # ok | failed
     started_unix_s: float

@@ -37,11 +37,12 @@ CREATE TABLE IF NOT EXISTS runs (
     environment_json   TEXT NOT NULL           -- GPUs, driver, power limits, CPU, engine versions, host
 );
 
--- One measured trial: a setup trial (fresh process) or a token-generation repeat.
+-- One measured trial: a setup trial (fresh process), a token-generation repeat, or the warm-up batch
+-- before an engine start's first repeat.
 CREATE TABLE IF NOT EXISTS trials (
     id               INTEGER PRIMARY KEY,
     run_id           INTEGER NOT NULL REFERENCES runs(id),
-    kind             TEXT NOT NULL,            -- setup | generation | idle
+    kind             TEXT NOT NULL,            -- setup | generation | warmup | idle
     repeat_index     INTEGER NOT NULL,
     status           TEXT NOT NULL,            -- ok | failed | running
     error            TEXT,
