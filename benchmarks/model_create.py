@@ -5,6 +5,9 @@ Runs the CLI in a child process, so the peak resident set size is the child's al
 saves the result as JSON (default: benchmarks/results/model_create-cpu.json).
 
     python benchmarks/model_create.py [--preset llama-3.1-8b] [--out benchmarks/results/model_create-cpu.json]
+
+`model_create-h100-host.json` is the same run on the host of a one-H100 machine (16 cores; the GPU is not
+used), with `--out` naming that file.
 """
 
 from __future__ import annotations
