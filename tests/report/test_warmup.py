@@ -71,3 +71,28 @@ def test_a_warm_up_cut_short_shows_its_length(tmp_path: Path) -> None:
     (row,) = [dict(zip(table.columns, r, strict=True)) for r in table.rows]
     assert (row["Warm-up tokens"], row["Repeat tokens"]) == ("64", "400")
     assert any("cut short" in note for note in table.notes)
+
+
+def test_a_run_cut_off_in_its_first_repeat_reports_its_warm_up(tmp_path: Path) -> None:
+    """A booking that ended during the first repeat left the warm-up trial and nothing after it: the
+    report shows the warm-up with no repeat to set it against, and builds every other part."""
+    from joulebench.report.build import build_report
+
+    w = ResultsWriter(tmp_path / "cut.db")
+    run = w.run(
+        "transformers", "m", batch_size=4, output_tokens=100, model_label="llama", status="interrupted"
+    )
+    t = w.trial(run, "warmup", 0, output_tokens=400, n_requests=4, details={"warmup_output_tokens": 400})
+    w.window(t, "warmup", 6.0, {"gpu": 300.0})
+    w.close()
+    table = warmup_table(summarize_metrics(trial_metrics(load_frames(tmp_path / "cut.db"))))
+    assert table is not None
+    (row,) = [dict(zip(table.columns, r, strict=True)) for r in table.rows]
+    assert (row["Warm-up J/token"], row["Repeat J/token"], row["Warm-up / repeat"]) == (
+        "0.75 (n=1, no CI)",
+        "-",
+        "-",
+    )
+    files = build_report(tmp_path / "cut.db", tmp_path / "report")
+    html = files.html.read_text()
+    assert "warmup 1 ok" in html  # the runs table counts it

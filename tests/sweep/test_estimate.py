@@ -66,6 +66,14 @@ def test_a_cell_continued_elsewhere_is_timed_by_its_own_trials(tmp_path: Path) -
     assert (times.setup_s, times.generate_s, times.source) == (15.0, 365.0, "history")
 
 
+def test_a_cell_cut_off_in_its_first_repeat_is_timed_by_its_warm_up(tmp_path: Path) -> None:
+    with ResultsDB(tmp_path / "r.db") as db:
+        _run(db, "m", HT, [("warmup", 510.0, 512000)], key="k1")
+        _run(db, "m", HC, [("generation", 40.0, 128000)])  # another shape: scaling would say 160 s
+        times = trial_times(db, _config("m", "high-throughput", key="k1"))
+    assert (times.generate_s, times.source) == (510.0, "history")
+
+
 def test_a_new_shape_is_timed_per_token_from_the_model_s_other_shapes(tmp_path: Path) -> None:
     with ResultsDB(tmp_path / "r.db") as db:
         _run(db, "m", HC, [("setup", 16.0, 1), ("generation", 40.0, 128000), ("generation", 44.0, 128000)])

@@ -48,7 +48,7 @@ def warmup_table(summary: pd.DataFrame) -> Table | None:
                 plain(warm_tokens.mean) if warm_tokens else "-",
                 plain(repeat_tokens.mean) if repeat_tokens else "-",
                 format_stat(warm_j),
-                format_stat(repeat_j),
+                format_stat(repeat_j) if repeat_tokens else "-",  # "-": no repeat ran (a run cut off)
                 ratio,
                 format_stat(warm_speed) if warm_speed else "-",
                 format_stat(repeat_speed) if repeat_speed else "-",

@@ -1,8 +1,8 @@
 """How long a sweep will take, from the closest earlier trials the database has: the same cell (its sweep
-key, which survives a moved model folder), else the same engine, variant, model and workload shape, else the
-same engine, variant and model at other shapes, scaled by the tokens a repeat generates; else fixed defaults
-(documented in docs/sweeps.md). An estimate, shown before a long sweep so that a user can trim the plan or
-size a machine booking; never used for a result."""
+key, which survives a moved model folder; its repeats, else its full-length warm-ups), else the same engine,
+variant, model and workload shape, else the same engine, variant and model at other shapes, scaled by the
+tokens a repeat generates; else fixed defaults (documented in docs/sweeps.md). An estimate, shown before a
+long sweep so that a user can trim the plan or size a machine booking; never used for a result."""
 
 from __future__ import annotations
 
@@ -52,6 +52,10 @@ def trial_times(db: ResultsDB | None, config: RunConfig) -> TrialTimes:
     if setup is None:
         setup = _median(db, model, "setup")
     generate = _median(db, cell, "generation")
+    if generate is None:
+        # a run of the cell cut off in its first repeat left its warm-up: the same batch, a little slower
+        full = [r for r in cell if not (r.get("config") or {}).get("warmup_tokens")]
+        generate = _median(db, full, "warmup")
     if generate is None:
         # same workload name and shape, so that a batch of 8 is not timed by earlier batches of 256
         same = [
