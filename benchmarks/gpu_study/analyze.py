@@ -177,14 +177,16 @@ def _paired_costs(measured: list[dict[str, Any]], paused: list[dict[str, Any]]) 
 
 def counter_vs_timeline(db: Path) -> dict[str, Any]:
     conn = sqlite3.connect(db)
+    # repeats and warm-ups: a warm-up is a trial of its own, or (runs stored before that) a window of its
+    # first repeat's trial, whose trace then covers both
     rows = conn.execute(
-        "SELECT se.trial_id, se.device, se.start_s, se.end_s, se.energy_j FROM stage_energy se JOIN trials t"
-        " ON t.id = se.trial_id WHERE t.kind = 'generation' AND t.status = 'ok' AND se.stage = 'generate'"
-        " AND se.component = 'gpu' AND se.device != 'all'"
+        "SELECT se.trial_id, se.stage, se.device, se.start_s, se.end_s, se.energy_j FROM stage_energy se"
+        " JOIN trials t ON t.id = se.trial_id WHERE t.kind IN ('generation', 'warmup') AND t.status = 'ok'"
+        " AND se.stage IN ('generate', 'warmup') AND se.component = 'gpu' AND se.device != 'all'"
     ).fetchall()
     conn.close()
     diffs = []
-    for trial_id, device, start, end, counter_j in rows:
+    for trial_id, stage, device, start, end, counter_j in rows:
         series = PowerSeries(max_points=1 << 30)
         for r in load_trace(db, trial_id):
             # a trial on several GPUs keeps one timeline per GPU in its trace
@@ -196,6 +198,7 @@ def counter_vs_timeline(db: Path) -> dict[str, Any]:
         diffs.append(
             {
                 "trial_id": trial_id,
+                "stage": stage,
                 "device": device,
                 "duration_s": end - start,
                 "counter_j": counter_j,
