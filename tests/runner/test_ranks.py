@@ -3,6 +3,7 @@ parallelism and Transformers' tp_plan, two ranks on CPU (gloo), end to end throu
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -39,10 +40,25 @@ def test_rank_environment_is_what_a_launcher_sets() -> None:
     }
 
 
+def _shared_memory() -> set[str]:
+    """DeepSpeed's all-reduce segments of this user in /dev/shm (its CPU all-reduce makes one per rank)."""
+    return {p.name for p in Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_{os.getuid()}_*")}
+
+
 def test_deepspeed_tensor_parallel_runs_as_two_ranks(tiny_llama: Path, tmp_path: Path) -> None:
     pytest.importorskip("deepspeed")
-    result = execute(_config(tiny_llama, setup_repeats=1, repeats=2), tmp_path / "r.db")
+    before = _shared_memory()
+    seen: list[set[str]] = []
+
+    def progress(event: dict[str, object]) -> None:
+        if event["event"] == "phase" and event["phase"] == "generate":
+            seen.append(_shared_memory() - before)
+
+    result = execute(_config(tiny_llama, setup_repeats=1, repeats=2), tmp_path / "r.db", progress=progress)
     assert result.status == "ok"
+    # each rank's segment exists while the group runs, and is gone once it has exited
+    assert seen and all(len(new) == 2 for new in seen)
+    assert _shared_memory() == before
     with ResultsDB(tmp_path / "r.db") as db:
         (setup,) = db.trials(result.run_id, "setup")
         details = setup["details"]["engine_info"]["details"]
@@ -61,8 +77,10 @@ def test_a_rank_that_dies_fails_its_group_and_a_fresh_group_goes_on(
     # rank 1 dies as repeat 1 arrives; rank 0 would wait in its first all-reduce until the timeout
     pytest.importorskip("deepspeed")
     monkeypatch.setenv(FAULT_ENV, "repeat-1:kill@1")
+    before = _shared_memory()
     result = execute(_config(tiny_llama, repeats=3, trial_timeout_s=120.0), tmp_path / "r.db")
     assert result.status == "partial"
+    assert _shared_memory() == before  # the killed group's segments too
     with ResultsDB(tmp_path / "r.db") as db:
         trials = db.trials(result.run_id, "generation")
         assert [t["status"] for t in trials] == ["ok", "failed", "ok"]

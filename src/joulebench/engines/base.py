@@ -79,6 +79,12 @@ class Engine(ABC):
         process, which may start its own workers, as vLLM does)."""
         return 1
 
+    @classmethod
+    def rank_leftovers(cls, config: EngineConfig, addr: str, port: int) -> list[str]:
+        """Files that this engine's ranks (rendezvous at ``addr:port``) leave behind when they exit, which
+        the runner removes once they have."""
+        return []
+
     @abstractmethod
     def setup(self) -> EngineInfo:
         """Import, initialise the engine and load the model, marking ``import``, ``engine_init`` and

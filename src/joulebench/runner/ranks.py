@@ -9,8 +9,12 @@ would wait in a collective until the timeout otherwise.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import time
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +24,7 @@ if TYPE_CHECKING:
     from joulebench.engines.base import EngineConfig
 
 POLL_S = 0.2  # how long one rank is waited on before the next is looked at
+RENDEZVOUS_ADDR = "127.0.0.1"
 
 
 def free_port() -> int:
@@ -38,7 +43,7 @@ def rank_env(rank: int, ranks: int, port: int) -> dict[str, str]:
         "WORLD_SIZE": str(ranks),
         "LOCAL_WORLD_SIZE": str(ranks),
         "LOCAL_SIZE": str(ranks),
-        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_ADDR": RENDEZVOUS_ADDR,
         "MASTER_PORT": str(port),
     }
 
@@ -47,9 +52,18 @@ class WorkerGroup:
     """``ranks`` worker processes that act as one :class:`WorkerProcess`."""
 
     def __init__(
-        self, spec: dict[str, Any], *, log_dir: Path, name: str, env: dict[str, str] | None, ranks: int
+        self,
+        spec: dict[str, Any],
+        *,
+        log_dir: Path,
+        name: str,
+        env: dict[str, str] | None,
+        ranks: int,
+        leftovers: Callable[[str, int], Sequence[str]] | None = None,
     ) -> None:
+        """``leftovers(addr, port)``: files the ranks leave behind, removed once they have exited."""
         port = free_port()
+        self.leftovers = list(leftovers(RENDEZVOUS_ADDR, port)) if leftovers else []
         self.workers = [
             WorkerProcess(
                 spec, log_dir=log_dir, name=f"{name}-rank{r}", env={**(env or {}), **rank_env(r, ranks, port)}
@@ -111,12 +125,23 @@ class WorkerGroup:
     def close(self, timeout_s: float = 60.0) -> None:
         for w in self.workers:  # every rank at once: one may wait for the others as it lets go
             w.send({"cmd": "close"})
-        for w in self.workers:
-            w.close(timeout_s)
+        try:
+            for w in self.workers:
+                w.close(timeout_s)
+        finally:
+            self._remove_leftovers()
 
     def kill(self) -> None:
         for w in self.workers:
             w.kill()
+        self._remove_leftovers()
+
+    def _remove_leftovers(self) -> None:
+        if any(w.alive for w in self.workers):
+            return  # a rank still running may still use them
+        for path in self.leftovers:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 def worker_for(
@@ -125,8 +150,10 @@ def worker_for(
     """One worker process, or a group of them for an engine that runs as ranks the runner starts."""
     from joulebench.engines.registry import get_engine_class
 
-    ranks = get_engine_class(engine).ranks(config)
+    cls = get_engine_class(engine)
+    ranks = cls.ranks(config)
     env = {**config.env, **env}
     if ranks > 1:
-        return WorkerGroup(spec, log_dir=log_dir, name=name, env=env, ranks=ranks)
+        leftovers = partial(cls.rank_leftovers, config)
+        return WorkerGroup(spec, log_dir=log_dir, name=name, env=env, ranks=ranks, leftovers=leftovers)
     return WorkerProcess(spec, log_dir=log_dir, name=name, env=env)
