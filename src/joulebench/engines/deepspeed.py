@@ -82,9 +82,10 @@ class DeepSpeedEngine(Engine):
     @classmethod
     def rank_leftovers(cls, config: EngineConfig, addr: str, port: int) -> list[str]:
         # DeepSpeed's all-reduce on CPUs (ops/csrc/cpu/comm/shm.cpp) gives each rank a POSIX shared-memory
-        # segment of 66 MiB, named after the user, the rendezvous and the rank, and never unlinks it: each
-        # run would leave 66 MiB per rank in /dev/shm, in memory, until the host has none left.
-        if config.device != "cpu" or cls.ranks(config) < 2:
+        # segment (its allreduce_workspace: 2 x 1 MiB + 2 x 32 MiB buffers), named after the user, the
+        # rendezvous and the rank, and never unlinks it: each run would leave 66 MiB per rank in /dev/shm,
+        # in memory, until the host has none left.
+        if config.device != "cpu":
             return []
         prefix = f"/dev/shm/deepspeed_allreduce_buffer_{os.getuid()}_{addr}_{port}"
         return [f"{prefix}_{rank}" for rank in range(cls.ranks(config))]

@@ -88,8 +88,7 @@ def _generated(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="weights") as pool:
         pending: deque[tuple[Future[list[memoryview]], int]] = deque()
         ahead = 0
-        todo = iter(tensors)
-        for name, shape in todo:
+        for name, shape in tensors:
             nbytes = tensor_bytes(shape, dtype)
             while pending and ahead + nbytes > AHEAD_BYTES:
                 done, done_bytes = pending.popleft()
