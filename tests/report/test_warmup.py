@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _summary(tmp_path: Path, warmup_tokens: int, own_trial: bool = True) -> pd.DataFrame:
-    """Three repeats of 400 tokens after a warm-up three times slower per token: a trial of its own, as
-    joulebench stores it, or (``own_trial=False``) a window of the first repeat's trial, as runs stored
-    before that hold it."""
+def _summary(tmp_path: Path, warmup_tokens: int, own_trial: bool = True, repeats: int = 3) -> pd.DataFrame:
+    """Three repeats (or ``repeats``) of 400 tokens after a warm-up three times slower per token: a trial of
+    its own, as joulebench stores it, or (``own_trial=False``) a window of the first repeat's trial, as runs
+    stored before that hold it."""
     w = ResultsWriter(tmp_path / "r.db")
     run = w.run("transformers", "m", batch_size=4, output_tokens=100, model_label="llama")
     warm_s, warm_j = 6.0 * warmup_tokens / 400, 300.0 * warmup_tokens / 400
@@ -29,7 +29,7 @@ def _summary(tmp_path: Path, warmup_tokens: int, own_trial: bool = True) -> pd.D
     if own_trial:
         t = w.trial(run, "warmup", 0, output_tokens=warmup_tokens, n_requests=4, details=details)
         w.window(t, "warmup", warm_s, {"gpu": warm_j})
-    for k in range(3):
+    for k in range(repeats):
         inside = k == 0 and not own_trial
         t = w.trial(
             run,
@@ -96,3 +96,13 @@ def test_a_run_cut_off_in_its_first_repeat_reports_its_warm_up(tmp_path: Path) -
     files = build_report(tmp_path / "cut.db", tmp_path / "report")
     html = files.html.read_text()
     assert "warmup 1 ok" in html  # the runs table counts it
+
+
+@pytest.mark.parametrize("repeats", [3, 2])
+def test_result_quality_names_short_repeats_and_never_the_one_warm_up(tmp_path: Path, repeats: int) -> None:
+    from joulebench.report.build import _quality_warnings
+
+    warnings = _quality_warnings(_summary(tmp_path, warmup_tokens=400, repeats=repeats))
+    assert not any("warmup" in w for w in warnings)
+    short = [w for w in warnings if "2 repeats (need >= 3)" in w]
+    assert len(short) == (0 if repeats == 3 else 2)  # J/token and tokens/s of the generate stage
