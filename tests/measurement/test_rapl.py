@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,42 @@ def test_polling_interval_is_short_enough_to_see_every_wrap(tmp_path: Path) -> N
     src = RaplSource(tmp_path, interval_s=0.1)
     src.probe()
     assert src.interval_s == pytest.approx(0.05)
+
+
+READER = """
+import sys, time
+path, until = sys.argv[1], time.monotonic() + float(sys.argv[2])
+print("reading", flush=True)
+while time.monotonic() < until:
+    with open(path) as f:
+        print(time.monotonic(), f.read().strip(), flush=True)
+    time.sleep(0.01)
+"""
+
+
+def test_running_counters_advance_while_this_process_is_stalled(tmp_path: Path) -> None:
+    """Hardware counts on whatever the processes around it do: while this process holds its GIL (as a
+    garbage collection of a large heap does), another process still sees the counter rise."""
+    pc = FakePowercap(tmp_path)
+    with pc.running({"psys": 100.0}):
+        reader = subprocess.Popen(
+            [sys.executable, "-c", READER, str(pc.zones["psys"] / "energy_uj"), "1.2"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert reader.stdout is not None and reader.stdout.readline() == "reading\n"
+        time.sleep(0.2)
+        stall_from = time.monotonic()
+        sum(range(30_000_000))  # one C call: no other thread of this process runs until it returns
+        stall_to = time.monotonic()
+        out, _ = reader.communicate(timeout=30)
+    readings = [(float(t), int(v)) for t, v in (line.split() for line in out.splitlines())]
+    changes = [t for (t, v), (_, before) in zip(readings[1:], readings, strict=False) if v != before]
+    during = [t for t in changes if stall_from <= t <= stall_to]
+    assert stall_to - stall_from > 0.15
+    # the counter kept rising through the stall: no gap between its changes near the stall's length
+    gaps = [b - a for a, b in zip([stall_from, *during], [*during, stall_to], strict=True)]
+    assert max(gaps) < 0.5 * (stall_to - stall_from), (gaps, stall_to - stall_from)
 
 
 def test_no_powercap_tree_is_unavailable(tmp_path: Path) -> None:
