@@ -107,7 +107,7 @@ class FakePowercap:
         A package's power should include its core/uncore share and psys the packages', as on hardware;
         the fake writes exactly what it is given. The counters advance in a process of their own, as the
         hardware's do whatever the processes around them do: a thread here stalled whenever this process
-        did (a full garbage collection of a long test run's heap holds every thread for ~0.1 s), and its
+        did (a full garbage collection of a long test run's heap holds every thread while it runs), and its
         counters then lagged the clock by that much. Leave the running zones to it until the block ends.
         """
         spec = {
