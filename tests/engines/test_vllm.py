@@ -44,6 +44,10 @@ def test_setup_reports_vllms_own_stage_events(started: tuple[VllmEngine, EngineI
     assert info.details["vllm_events_missing"] == []
     assert {"load_start", "weights_loaded", "init_engine_done"} <= set(info.details["vllm_events_seen"])
     assert info.details["model_load_end"] == "weights_loaded"
+    # the KV cache vLLM sized: tokens = concurrency x max_model_len (512), as vLLM computes it
+    tokens, concurrency = info.details["kv_cache_tokens"], info.details["kv_cache_max_concurrency"]
+    assert isinstance(tokens, int) and tokens > 512
+    assert tokens == pytest.approx(concurrency * 512, abs=512 * 0.005 + 1)
 
     (imp,) = spans_named(marks.spans, "import")
     (load,) = spans_named(marks.spans, "model_load")

@@ -13,8 +13,10 @@ from joulebench.engines.vllm_events import (
     EVENTS,
     SeenEvent,
     StageLogHandler,
+    engine_facts,
     logging_config,
     match_event,
+    match_facts,
     plan_stages,
     read_events,
 )
@@ -82,6 +84,74 @@ def test_the_format_strings_exist_in_the_installed_vllm() -> None:
     # this one is split over two literals in vLLM's source
     core = (root / "v1/engine/core.py").read_text()
     assert '"init engine (profile, create kv cache, warmup model) took "' in core
+
+
+# What vLLM says of the KV cache it allocated: 0.32 in one record (CPU or GPU), 0.26 in two.
+KV_CACHE_032 = (
+    "%s KV cache size: %s tokens, Maximum concurrency for %s tokens per request: %.2fx",
+    ("GPU", f"{1_048_576:,}", f"{2_176:,}", 481.88),
+)
+KV_CACHE_026 = [
+    ("GPU KV cache size: %s tokens", (f"{1_048_576:,}",)),
+    ("Maximum concurrency for %s tokens per request: %.2fx", (f"{2_176:,}", 481.88)),
+]
+
+
+def test_the_kv_cache_facts_are_read_from_either_wording() -> None:
+    template, args = KV_CACHE_032
+    assert match_facts(template % args) == {
+        "kv_cache_tokens": 1_048_576.0,
+        "kv_cache_max_concurrency": 481.88,
+    }
+    (size, size_args), (conc, conc_args) = KV_CACHE_026
+    assert match_facts(size % size_args) == {"kv_cache_tokens": 1_048_576.0}
+    assert match_facts(conc % conc_args) == {"kv_cache_max_concurrency": 481.88}
+    assert match_facts("Using max model len 2176") == {}
+    assert match_event(template % args) is None  # a fact, not a stage edge
+
+
+def test_the_kv_cache_format_strings_exist_in_the_installed_vllm() -> None:
+    vllm = pytest.importorskip("vllm")
+    text = (Path(vllm.__file__).parent / "v1/core/kv_cache_utils.py").read_text()
+    first, second = KV_CACHE_032[0].split(", ", 1)
+    assert f'"{first}, "' in text and f'"{second}"' in text  # split over two literals in vLLM's source
+
+
+def test_facts_reach_the_events_file_apart_from_the_stage_plan(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    logger = logging.getLogger("vllm.test_vllm_facts")
+    logger.propagate = False
+    handler = StageLogHandler(str(path))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info("Loading weights took %.2f seconds", 0.25)
+        logger.info(*_record(KV_CACHE_032))
+    finally:
+        logger.removeHandler(handler)
+    events = read_events(path)
+    assert sorted(e.key for e in events) == ["kv_cache_max_concurrency", "kv_cache_tokens", "weights_loaded"]
+    assert engine_facts(events) == {"kv_cache_tokens": 1_048_576.0, "kv_cache_max_concurrency": 481.88}
+    plan = plan_stages(events, 0.0, time_after(events), expect_gpu=False)
+    assert plan.seen == ("weights_loaded",)  # facts are no stage events
+
+
+def test_a_restarted_engine_core_states_the_facts_again_and_the_last_counts() -> None:
+    events = [
+        SeenEvent("kv_cache_tokens", 5.0, 1, value=900.0),
+        SeenEvent("kv_cache_tokens", 2.0, 1, value=1000.0),
+        SeenEvent("load_start", 1.0, 1),
+    ]
+    assert engine_facts(events) == {"kv_cache_tokens": 900.0}
+
+
+def _record(sample: tuple[str, tuple[object, ...]]) -> tuple[object, ...]:
+    template, args = sample
+    return (template, *args)
+
+
+def time_after(events: list[SeenEvent]) -> float:
+    return max(e.t_s for e in events) + 1.0
 
 
 def seen(key: str, t_s: float, seconds: float | None = None, pid: int = 1) -> SeenEvent:

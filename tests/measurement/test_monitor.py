@@ -59,6 +59,16 @@ def test_measure_idle_then_above_idle_energy() -> None:
     assert row.above_idle_energy_j == pytest.approx(200.0 * row.duration_s, rel=0.1)
 
 
+def test_measure_idle_keeps_the_highest_utilization_it_read() -> None:
+    # another process's kernels start 0.3 s into the baseline on gpu0; gpu1 stays idle
+    fake = FakeNvml([FakeGpu(utilization_pct=[(0.0, 0.0), (0.3, 89.0)]), FakeGpu(utilization_pct=1.0)])
+    with Monitor([NvmlSource(fake)]) as mon:
+        assert mon.idle_utilization_pct == {}
+        mon.measure_idle(1.0)
+    assert mon.idle_utilization_pct == {"gpu0": 89.0, "gpu1": 1.0}
+    assert fake.calls["nvmlDeviceGetUtilizationRates"] == 2 * 2  # every 0.5 s, each GPU
+
+
 def test_stage_api_in_process_and_unfinished_stage_at_stop() -> None:
     mon, _ = _gpu_monitor()
     mon.start()

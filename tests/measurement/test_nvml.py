@@ -165,3 +165,27 @@ def test_gpu_without_counter_is_sampled_at_the_power_interval_its_windows_are_fl
     assert len(inside) >= 45  # every 20 ms, not every 100 ms
     row = next(c for c in compute_window(log, "w", t0 + 1.5, t0 + 1.51).components if c.device == "gpu0")
     assert "shorter-than-sample-period" in row.flags
+
+
+def test_utilization_follows_its_schedule_and_a_gpu_that_cannot_tell_is_left_out() -> None:
+    clock = ManualClock()
+    fake = FakeNvml(
+        [FakeGpu(utilization_pct=[(0.0, 0.0), (1.0, 89.0)]), FakeGpu(utilization_supported=False)], clock=clock
+    )
+    src = NvmlSource(fake, clock=clock)
+    assert src.probe().available
+    assert src.utilization_pct() == {"gpu0": 0.0}
+    clock.advance(1.5)
+    assert src.utilization_pct() == {"gpu0": 89.0}
+    with pytest.raises(pynvml.NVMLError_NotSupported):  # as NVML answers for a MIG-partitioned GPU
+        fake.nvmlDeviceGetUtilizationRates(fake.nvmlDeviceGetHandleByIndex(1))
+
+
+def test_device_info_records_the_memory_in_use() -> None:
+    fake = FakeNvml([FakeGpu(memory_used_mib=57_673)])
+    src = NvmlSource(fake)
+    src.probe()
+    (info,) = src.device_info()
+    assert info.attributes["memory_used_mib"] == 57_673
+    memory = fake.nvmlDeviceGetMemoryInfo(fake.nvmlDeviceGetHandleByIndex(0))
+    assert (memory.total - memory.used, memory.free) == ((81_559 - 57_673) << 20, (81_559 - 57_673) << 20)

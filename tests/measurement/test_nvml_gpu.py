@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from joulebench.measurement.monitor import Monitor
 from joulebench.measurement.nvml import NvmlSource
 from joulebench.measurement.records import Component, Method
+from joulebench.runner.run import IDLE_BUSY_PCT
 
 pytestmark = pytest.mark.gpu
 
@@ -45,3 +47,30 @@ def test_real_power_read_is_cheap_and_counter_updates_about_every_100ms() -> Non
     changes = sum(1 for a, b in itertools.pairwise(values) if b != a)
     assert 5 <= changes <= 40  # ~10 updates in a second, far fewer than reads
     assert changes < len(values) / 2
+
+
+def test_real_utilization_tells_a_busy_gpu_from_an_idle_one_during_the_baseline() -> None:
+    torch = pytest.importorskip("torch")
+    stop = threading.Event()
+
+    def neighbour() -> None:  # matrix products back to back, as another process's batch would run
+        a = torch.randn(4096, 4096, device="cuda")
+        while not stop.is_set():
+            a @ a
+        torch.cuda.synchronize()
+
+    with Monitor([NvmlSource(gpu_indices=[0])]) as mon:
+        mon.measure_idle(1.5)
+        quiet = mon.idle_utilization_pct["gpu0"]
+        work = threading.Thread(target=neighbour)
+        work.start()
+        try:
+            time.sleep(1.0)
+            mon.measure_idle(1.5)
+        finally:
+            stop.set()
+            work.join()
+    busy = mon.idle_utilization_pct["gpu0"]
+    print(f"utilisation during the baseline: idle {quiet} %, busy {busy} %")
+    assert quiet < IDLE_BUSY_PCT <= busy
+    assert busy >= 50.0

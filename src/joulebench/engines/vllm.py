@@ -93,6 +93,7 @@ class VllmEngine(Engine):
             error = exc
         end_s = time.monotonic()
         self.plan = self._hook.plan(start_s, end_s, expect_gpu=not on_cpu)
+        facts = self._hook.facts()
         for stage, begin_s, stop_s in self.plan.spans:
             self.marks.span(stage, begin_s, stop_s)
         if error is not None:
@@ -113,6 +114,8 @@ class VllmEngine(Engine):
                 "vllm_events_missing": list(self.plan.missing),
                 # False under VLLM_CONFIGURE_LOGGING=0: vLLM then refuses a logging config, so no events
                 "vllm_log_hook": self._hook.enabled,
+                # the KV cache vLLM allocated (tokens of context; requests of max_model_len at once)
+                **{key: int(v) if key == "kv_cache_tokens" else v for key, v in facts.items()},
             },
         )
 
@@ -275,6 +278,11 @@ class LogHook:
         from joulebench.engines.vllm_events import plan_stages, read_events
 
         return plan_stages(read_events(self.events_path), start_s, end_s, expect_gpu=expect_gpu)
+
+    def facts(self) -> dict[str, float]:
+        from joulebench.engines.vllm_events import engine_facts, read_events
+
+        return engine_facts(read_events(self.events_path))
 
     def remove(self) -> None:
         import logging

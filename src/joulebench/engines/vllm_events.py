@@ -7,9 +7,10 @@ and ended is vLLM's log. vLLM configures logging from the dictConfig JSON named 
 vLLM's console handler and adds :class:`StageLogHandler`, which matches records against :data:`EVENTS`.
 
 Each matching record is appended to an events file (JSON lines: key, monotonic time, pid, seconds, message)
-that the adapter reads back when ``LLM(...)`` returns or fails, and replays into its marks. The handler does
-not write to ``JOULEBENCH_STAGE_FILE`` itself: the adapter's marks reach that file already (the runner's
-marks write there), and two writers would report every edge twice.
+that the adapter reads back when ``LLM(...)`` returns or fails, and replays into its marks. Records that
+state a number about the engine (:data:`FACTS`: the KV cache's size) go to the same file, for its details.
+The handler does not write to ``JOULEBENCH_STAGE_FILE`` itself: the adapter's marks reach that file already
+(the runner's marks write there), and two writers would report every edge twice.
 
 Record times are wall clock (``record.created``); the handler turns them into ``time.monotonic()`` seconds
 with the offset between the two clocks read when it handles the record, microseconds later.
@@ -121,14 +122,60 @@ EVENTS: tuple[LogEvent, ...] = (
 
 
 @dataclass(frozen=True)
+class LogFact:
+    """One vLLM log message that states a number about the engine it built (not a stage edge)."""
+
+    key: str
+    pattern: re.Pattern[str]  # group 1: the number, thousands separated by commas
+    source: str
+
+
+#: What vLLM says of the KV cache it allocated: how many tokens of context it holds, and how many requests
+#: of the full model length fit at once. Throughput at a large batch turns on it (an H100 holds fewer
+#: 2,000-token sequences of an 8B model than an H200), and nothing else records it.
+FACTS: tuple[LogFact, ...] = (
+    LogFact(
+        "kv_cache_tokens",
+        re.compile(r"KV cache size: ([\d,]+) tokens"),
+        "v1/core/kv_cache_utils.py: 'GPU KV cache size: %s tokens' (0.26), '%s KV cache size: %s tokens, "
+        "Maximum concurrency ...' in one record (0.32, GPU or CPU)",
+    ),
+    LogFact(
+        "kv_cache_max_concurrency",
+        re.compile(r"Maximum concurrency for [\d,]+ tokens per request: ([\d.]+)x"),
+        "v1/core/kv_cache_utils.py (0.26: a record of its own; 0.32: with the size)",
+    ),
+)
+
+
+@dataclass(frozen=True)
 class SeenEvent:
-    """One matched record: its event key, monotonic time, process, and the duration it states."""
+    """One matched record: its event (or fact) key, monotonic time, process, the duration it states, and
+    for a fact its value."""
 
     key: str
     t_s: float
     pid: int
     seconds: float | None = None
     message: str = ""
+    value: float | None = None
+
+
+def match_facts(message: str) -> dict[str, float]:
+    """The facts a formatted log message states (one record may state several)."""
+    out = {}
+    for fact in FACTS:
+        m = fact.pattern.search(message)
+        if m:
+            out[fact.key] = float(m.group(1).replace(",", ""))
+    return out
+
+
+def engine_facts(events: Iterable[SeenEvent]) -> dict[str, float]:
+    """The last value of each fact seen (a restarted engine core states them again)."""
+    facts = {fact.key for fact in FACTS}
+    ordered = sorted(events, key=lambda e: e.t_s)
+    return {e.key: e.value for e in ordered if e.key in facts and e.value is not None}
 
 
 def match_event(message: str) -> tuple[LogEvent, float | None] | None:
@@ -160,12 +207,15 @@ class StageLogHandler(logging.Handler):
         try:
             message = record.getMessage()
             found = match_event(message)
-            if found is None:
+            facts = match_facts(message)
+            if found is None and not facts:
                 return
-            event, seconds = found
             t_s = record.created - (time.time() - time.monotonic())
-            seen = SeenEvent(event.key, t_s, record.process or os.getpid(), seconds, message[:200])
-            append_line(self.events_path, json.dumps(seen.__dict__))
+            pid = record.process or os.getpid()
+            seen = [SeenEvent(key, t_s, pid, None, message[:200], value) for key, value in facts.items()]
+            if found is not None:
+                seen.append(SeenEvent(found[0].key, t_s, pid, found[1], message[:200]))
+            append_line(self.events_path, "\n".join(json.dumps(e.__dict__) for e in seen))
         except Exception:  # a broken hook must never break the engine it observes
             self.handleError(record)
 
@@ -209,7 +259,8 @@ def plan_stages(events: Iterable[SeenEvent], start_s: float, end_s: float, *, ex
     time less the duration vLLM states in it. Without either, ``engine_init`` is the whole call and no
     ``model_load`` is reported (nothing is guessed).
     """
-    events = list(events)
+    facts = {fact.key for fact in FACTS}
+    events = [e for e in events if e.key not in facts]
     by_key: dict[str, list[SeenEvent]] = {}
     for e in events:
         by_key.setdefault(e.key, []).append(e)

@@ -38,6 +38,7 @@ from joulebench.measurement.series import DEFAULT_MAX_POWER_POINTS, ReadingLog
 from joulebench.measurement.source import PowerSource
 
 UNFINISHED = "unfinished"
+IDLE_UTILIZATION_PERIOD_S = 0.5
 PAUSED = "monitor-paused"  # the window overlaps a time the sampler was paused: its energy is interpolated
 
 
@@ -78,6 +79,8 @@ class Monitor:
         self._done: list[tuple[str, float, float, bool]] = []
         self._idle: dict[tuple[Component, str], float] = {}
         self._idle_window: tuple[float, float] | None = None
+        #: per device, the highest utilisation read during :meth:`measure_idle` (where a source reports it)
+        self.idle_utilization_pct: dict[str, float] = {}
         self._followers: list[Any] = []
         self._infos: dict[str, list[DeviceInfo]] = {"start": [], "end": []}
         self._sampler: Any = None
@@ -296,10 +299,19 @@ class Monitor:
         if not self.running:
             self.start()
         a = time.monotonic()
-        time.sleep(seconds)
+        busiest: dict[str, float] = {}
+        # a device's utilisation covers its last sample period only (1/6 s to 1 s on NVIDIA GPUs), so it
+        # is read through the baseline: another process's work raises the baseline, and with it lowers
+        # every above-idle energy of the run
+        while (left := a + seconds - time.monotonic()) > 0:
+            time.sleep(min(IDLE_UTILIZATION_PERIOD_S, left))
+            for source in self._sources:
+                for device, pct in source.utilization_pct().items():
+                    busiest[device] = max(busiest.get(device, 0.0), pct)
         b = time.monotonic()
         self.settle(b)
         self.set_idle(compute_window(self.log, "idle", a, b), (a, b))
+        self.idle_utilization_pct = busiest
         return dict(self._idle)
 
     def set_idle(self, result: StageResult, window: tuple[float, float] | None = None) -> None:

@@ -241,6 +241,15 @@ class NvmlSource(PowerSource):
                 out.append(Reading(self._clock(), NAME, Component.GPU, gpu.device, power_w=power))
         return out
 
+    def utilization_pct(self) -> dict[str, float]:
+        nv = self._lib()
+        out: dict[str, float] = {}
+        for gpu, handle in zip(self._gpus, self._handles, strict=True):
+            util = self._safe(nv.nvmlDeviceGetUtilizationRates, handle)
+            if util is not None:
+                out[gpu.device] = float(util.gpu)
+        return out
+
     def device_info(self) -> list[DeviceInfo]:
         nv = self._lib()
         out: list[DeviceInfo] = []
@@ -248,6 +257,7 @@ class NvmlSource(PowerSource):
         for i, gpu in enumerate(self._gpus):
             h = self._handles[i]
             limit_mw = self._safe(nv.nvmlDeviceGetEnforcedPowerLimit, h)
+            memory = self._safe(nv.nvmlDeviceGetMemoryInfo, h)
             out.append(
                 DeviceInfo(
                     source=NAME,
@@ -261,6 +271,8 @@ class NvmlSource(PowerSource):
                         "power_limit_w": limit_mw / 1000.0 if limit_mw is not None else None,
                         "sm_clock_mhz": self._safe(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
                         "temperature_c": self._safe(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
+                        # other processes' memory at the run's start (and the engine's at its end)
+                        "memory_used_mib": memory.used >> 20 if memory is not None else None,
                         "energy_counter": self._has_counter[i],
                         "power_field": self._power_mode[i],
                     },

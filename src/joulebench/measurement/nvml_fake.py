@@ -7,6 +7,9 @@ It has pynvml's function names, constants, return types and errors, and models w
 * ``nvmlDeviceGetFieldValues`` returns pynvml's own ``c_nvmlFieldValue_t`` array, with a per-entry
   ``nvmlReturn`` (``NVML_ERROR_NOT_SUPPORTED`` for fields an old GPU lacks) and milliwatts in ``uiVal``;
 * ``nvmlDeviceGetPowerUsage`` is a 1 s trailing average in milliwatts (its meaning on H100);
+* ``nvmlDeviceGetUtilizationRates`` returns pynvml's ``c_nvmlUtilization_t`` (percent of the last sample
+  period in which a kernel ran, a schedule like power) and raises ``NVMLError_NotSupported`` where a GPU
+  does not report it (MIG); ``nvmlDeviceGetMemoryInfo`` returns ``c_nvmlMemory_t`` in bytes;
 * old GPUs raise ``NVMLError_NotSupported`` for the counter; a machine without a driver raises from
   ``nvmlInit``; every call before ``nvmlInit`` raises ``NVMLError_Uninitialized``.
 
@@ -41,22 +44,22 @@ class FakeGpu:
     sm_clock_mhz: int = 1980
     temperature_c: int = 35
     counter_start_mj: int = 123_456_789  # the counter counts since the driver loaded, not from 0
+    utilization_pct: PowerSchedule = 0.0  # percent, a schedule like power_w
+    utilization_supported: bool = True  # False: NVML_ERROR_NOT_SUPPORTED (a MIG-partitioned GPU)
+    memory_total_mib: int = 81_559
+    memory_used_mib: int = 0
     steps: list[tuple[float, float]] = field(init=False)
+    utilization_steps: list[tuple[float, float]] = field(init=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.power_w, (int, float)):
-            self.steps = [(0.0, float(self.power_w))]
-        else:
-            self.steps = sorted((float(t), float(w)) for t, w in self.power_w)
-            if not self.steps or self.steps[0][0] > 0.0:
-                self.steps.insert(0, (0.0, self.steps[0][1] if self.steps else 0.0))
+        self.steps = _steps(self.power_w)
+        self.utilization_steps = _steps(self.utilization_pct)
 
     def power_at(self, t_rel: float) -> float:
-        watts = self.steps[0][1]
-        for t_from, w in self.steps:
-            if t_from <= t_rel:
-                watts = w
-        return watts
+        return _at(self.steps, t_rel)
+
+    def utilization_at(self, t_rel: float) -> float:
+        return _at(self.utilization_steps, t_rel)
 
     def energy_between(self, a_rel: float, b_rel: float) -> float:
         """Exact joules between two instants (seconds after the fake's start)."""
@@ -69,6 +72,23 @@ class FakeGpu:
             if hi > lo:
                 total += w * (hi - lo)
         return total
+
+
+def _steps(schedule: PowerSchedule) -> list[tuple[float, float]]:
+    if isinstance(schedule, (int, float)):
+        return [(0.0, float(schedule))]
+    steps = sorted((float(t), float(v)) for t, v in schedule)
+    if not steps or steps[0][0] > 0.0:
+        steps.insert(0, (0.0, steps[0][1] if steps else 0.0))
+    return steps
+
+
+def _at(steps: list[tuple[float, float]], t_rel: float) -> float:
+    value = steps[0][1]
+    for t_from, v in steps:
+        if t_from <= t_rel:
+            value = v
+    return value
 
 
 @dataclass(frozen=True)
@@ -204,6 +224,24 @@ class FakeNvml:
         self._enter("nvmlDeviceGetPowerUsage")
         gpu = self._gpu(handle)
         return round(self._trailing_average_w(gpu, self._now_rel()) * 1000)
+
+    def nvmlDeviceGetUtilizationRates(self, handle: _Handle) -> Any:
+        self._enter("nvmlDeviceGetUtilizationRates")
+        gpu = self._gpu(handle)
+        if not gpu.utilization_supported:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        util = pynvml.c_nvmlUtilization_t()
+        util.gpu = round(gpu.utilization_at(self._now_rel()))
+        util.memory = util.gpu // 2  # memory-controller busy time; joulebench does not read it
+        return util
+
+    def nvmlDeviceGetMemoryInfo(self, handle: _Handle) -> Any:
+        self._enter("nvmlDeviceGetMemoryInfo")
+        gpu = self._gpu(handle)
+        memory = pynvml.c_nvmlMemory_t()
+        memory.total, memory.used = gpu.memory_total_mib << 20, gpu.memory_used_mib << 20
+        memory.free = memory.total - memory.used
+        return memory
 
     def nvmlDeviceGetEnforcedPowerLimit(self, handle: _Handle) -> int:
         self._enter("nvmlDeviceGetEnforcedPowerLimit")

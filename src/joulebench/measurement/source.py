@@ -42,6 +42,11 @@ class PowerSource(ABC):
         """A cheap power-only sample, polled faster than :meth:`read` (default: none)."""
         return []
 
+    def utilization_pct(self) -> dict[str, float]:
+        """Per device, the percent of its last sample period in which it ran work (GPUs: kernels); empty
+        where the source cannot tell. The idle baseline uses it to catch other work on a device."""
+        return {}
+
     def device_info(self) -> list[DeviceInfo]:
         """Facts about each device (name, limits, clocks, temperature), taken at start and at end."""
         return []

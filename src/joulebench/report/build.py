@@ -11,7 +11,7 @@ from joulebench.errors import UsageError, require
 from joulebench.report import figures as figs
 from joulebench.report.devices import device_table
 from joulebench.report.html import Page, render
-from joulebench.report.metrics import engine_labels
+from joulebench.report.metrics import engine_labels, model_label, trial_details
 from joulebench.report.pooling import pooled_gpu_warnings
 from joulebench.report.ranking import ranking_table
 from joulebench.report.summary import summarize_metrics
@@ -66,7 +66,7 @@ def build_report(
     ]
     figures = _figures(frames, summary, db_path, out_dir, timeline_run)
     exports = _export(out_dir, {"runs": _runs_export(frames), "trial_metrics": metrics, "summary": summary})
-    warnings = _quality_warnings(summary) + pooled_gpu_warnings(frames, metrics)
+    warnings = _quality_warnings(summary) + pooled_gpu_warnings(frames, metrics) + _idle_busy_warnings(frames)
     page = Page(
         title="joulebench report",
         selection=str(run_filter) or "all runs",
@@ -163,6 +163,20 @@ def runs_table(frames: Frames) -> Table:
         )  # fmt: skip
     cols = ("Run", "Engine", "Model", "Workload", "Batch", "Output tokens", "Device", "Status", "Trials")
     return Table("Runs", cols, tuple(rows))
+
+
+def _idle_busy_warnings(frames: Frames) -> list[str]:
+    """Runs whose idle baseline caught other work on a device (recorded by the runner as ``idle_busy``)."""
+    engines = engine_labels(frames.runs)
+    runs = {int(r["id"]): r for r in frames.runs.to_dict("records")}
+    out = []
+    for trial in frames.trials.to_dict("records"):
+        busy = trial_details(trial).get("idle_busy") if trial["kind"] == "idle" else None
+        if busy:
+            run = runs[int(trial["run_id"])]
+            what = f"{engines[int(run['id'])]}, {model_label(run)}, {run['workload']}"
+            out.append(f"run {run['id']} ({what}): {busy}")
+    return out
 
 
 def _quality_warnings(summary: pd.DataFrame) -> list[str]:

@@ -86,12 +86,20 @@ def tidy_trial_metrics(frames: Frames) -> pd.DataFrame:
     for row in frames.requests.to_dict("records"):
         requests[int(row["trial_id"])].append(row)
 
+    trials = frames.trials.to_dict("records")
+    # the idle baseline of a run that measured nothing it was taken for (every setup trial and repeat failed)
+    # stays in the database but out of the idle statistics: whatever stopped the engine often held the
+    # device during the baseline too (another process's memory and work)
+    measured = {int(t["run_id"]) for t in trials if t["kind"] != "idle" and t["status"] == "ok"}
+    attempted = {int(t["run_id"]) for t in trials if t["kind"] != "idle"}
     out: list[dict[str, object]] = []
-    for trial in frames.trials.to_dict("records"):
+    for trial in trials:
         if trial["status"] != "ok":
             continue
+        if trial["kind"] == "idle" and int(trial["run_id"]) in attempted - measured:
+            continue
         run = runs[int(trial["run_id"])]
-        details = _details(trial)
+        details = trial_details(trial)
         engine = setup_engines.get(int(trial["id"]), engines[int(run["id"])])
         base = {
             "run_id": int(run["id"]),
@@ -250,7 +258,8 @@ def _stage_rows(
     return out
 
 
-def _details(trial: dict[str, object]) -> dict[str, Any]:
+def trial_details(trial: dict[str, object]) -> dict[str, Any]:
+    """A trial row's ``details_json`` as a dict (empty where absent or unreadable)."""
     text = trial.get("details_json")
     try:
         details = json.loads(text) if isinstance(text, str) else {}

@@ -74,6 +74,10 @@ class LiveProgress:
             metrics = event.get("metrics") or {}
             if metrics.get("tokens_per_s") is not None:
                 self.last = f"last repeat {metrics['tokens_per_s']:.1f} tok/s"
+        elif kind == "idle_busy":
+            from rich.text import Text
+
+            self.console.print(Text.assemble(("warning", "yellow"), f": {event['message']}"))
         elif kind == "run_end":
             self.stop()
 
@@ -136,6 +140,8 @@ class LineProgress:
             self._say(f"warm-up done in {duration_s:.1f} s ({tokens:,} tokens{rate})")
         elif kind == "trial" and event["kind"] != "warmup":  # the "warmed" line says it, with its tokens
             self._say(self._trial(event))
+        elif kind == "idle_busy":
+            self._say(f"warning: {event['message']}")
 
     def _trial(self, event: dict[str, Any]) -> str:
         what = _PHASES.get(_TRIAL_PHASE.get(event["kind"], ""), event["kind"])

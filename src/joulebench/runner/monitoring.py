@@ -18,6 +18,7 @@ class NullMonitor:
 
     def __init__(self, reason: str = "monitor disabled (--no-monitor)") -> None:
         self.reason = reason
+        self.idle_utilization_pct: dict[str, float] = {}
 
     def start(self) -> NullMonitor:
         return self

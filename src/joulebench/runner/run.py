@@ -30,12 +30,15 @@ from joulebench.runner.process import WorkerFailed
 from joulebench.store.db import ResultsDB
 
 #: receives ``{"event": ..., ...}`` dicts: run_start (run_id, monitor, prepared), phase (phase, index,
-#: total), trial (kind, index, status, metrics, error), run_end (status)
+#: total), trial (kind, index, status, metrics, error), idle_busy (message), run_end (status)
 Progress = Callable[[dict[str, Any]], None]
 STAGE_IDLE = "idle"
 # Repeats in a row that ran out of device memory before the rest are given up: the first may be a
 # long-lived worker's fragmented cache, the second had a fresh engine.
 OUT_OF_MEMORY_STRIKES = 2
+# A device this busy during the idle baseline runs someone else's work (a desktop's compositor stays below);
+# the runner's own warm engine, kept between a sweep's runs, runs no kernels while it waits.
+IDLE_BUSY_PCT = 5.0
 
 
 @dataclass(frozen=True)
@@ -151,11 +154,18 @@ class _Run:
         t0 = time.monotonic()
         powers = self.monitor.measure_idle(self.config.idle_s)
         t1 = time.monotonic()
-        details = {
+        details: dict[str, Any] = {
             "idle_power_w": {
                 f"{c.value if hasattr(c, 'value') else c}:{d}": w for (c, d), w in powers.items()
             }
         }
+        busiest = dict(self.monitor.idle_utilization_pct)
+        if busiest:
+            details["idle_utilization_pct"] = busiest
+        busy = idle_busy_message(busiest)
+        if busy:
+            details["idle_busy"] = busy
+            _notify(self.progress, "idle_busy", message=busy)
         trial = TrialRow("idle", 0, "ok", started, duration_s=t1 - t0, details=details)
         self._record(
             trial, stage_rows(self.monitor.window(STAGE_IDLE, t0, t1)), (), trace_bytes(self.monitor, t0, t1)
@@ -269,6 +279,18 @@ class _Run:
                     self.db.update_run(self.run_id, environment=env)
         self.db.finish_run(self.run_id, status)
         _notify(self.progress, "run_end", run_id=self.run_id, status=status)
+
+
+def idle_busy_message(utilization_pct: dict[str, float]) -> str | None:
+    """What to say of an idle baseline during which a device ran work (``None``: it was idle)."""
+    busy = {d: pct for d, pct in sorted(utilization_pct.items()) if pct >= IDLE_BUSY_PCT}
+    if not busy:
+        return None
+    which = ", ".join(f"{d} up to {pct:.0f} %" for d, pct in busy.items())
+    return (
+        f"the idle baseline ran while another process kept the device busy ({which} utilisation): "
+        "the baseline is too high and this run's above-idle energies too low"
+    )
 
 
 def repeat_plan(repeats: int, unmonitored: int) -> list[bool]:

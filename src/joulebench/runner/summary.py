@@ -137,6 +137,9 @@ def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
     warnings = []
     if env.get("energy_note"):
         warnings.append(env["energy_note"])
+    for t in trials:
+        busy = (t.get("details") or {}).get("idle_busy") if t["kind"] == "idle" else None
+        warnings += [busy] if busy else []
     j_per_token_seen = False
     for key in KEY_METRICS:
         stat = generation["metrics"].get(key)
