@@ -118,21 +118,13 @@ def test_the_kv_cache_format_strings_exist_in_the_installed_vllm() -> None:
 
 
 def test_facts_reach_the_events_file_apart_from_the_stage_plan(tmp_path: Path) -> None:
-    path = tmp_path / "events.jsonl"
-    logger = logging.getLogger("vllm.test_vllm_facts")
-    logger.propagate = False
-    handler = StageLogHandler(str(path))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        logger.info("Loading weights took %.2f seconds", 0.25)
-        logger.info(*_record(KV_CACHE_032))
-    finally:
-        logger.removeHandler(handler)
-    events = read_events(path)
+    template, args = KV_CACHE_032
+    events = _handled(
+        tmp_path / "events.jsonl", [("Loading weights took %.2f seconds", 0.25), (template, *args)]
+    )
     assert sorted(e.key for e in events) == ["kv_cache_max_concurrency", "kv_cache_tokens", "weights_loaded"]
     assert engine_facts(events) == {"kv_cache_tokens": 1_048_576.0, "kv_cache_max_concurrency": 481.88}
-    plan = plan_stages(events, 0.0, time_after(events), expect_gpu=False)
+    plan = plan_stages(events, 0.0, max(e.t_s for e in events) + 1.0, expect_gpu=False)
     assert plan.seen == ("weights_loaded",)  # facts are no stage events
 
 
@@ -145,13 +137,20 @@ def test_a_restarted_engine_core_states_the_facts_again_and_the_last_counts() ->
     assert engine_facts(events) == {"kv_cache_tokens": 900.0}
 
 
-def _record(sample: tuple[str, tuple[object, ...]]) -> tuple[object, ...]:
-    template, args = sample
-    return (template, *args)
-
-
-def time_after(events: list[SeenEvent]) -> float:
-    return max(e.t_s for e in events) + 1.0
+def _handled(path: Path, records: list[tuple[object, ...]]) -> list[SeenEvent]:
+    """Log each ``(format, *args)`` at INFO through a :class:`StageLogHandler` writing ``path``; what it
+    wrote."""
+    logger = logging.getLogger("vllm.test_vllm_events")
+    logger.propagate = False
+    handler = StageLogHandler(str(path))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        for msg, *args in records:
+            logger.info(msg, *args)
+    finally:
+        logger.removeHandler(handler)
+    return read_events(path)
 
 
 def seen(key: str, t_s: float, seconds: float | None = None, pid: int = 1) -> SeenEvent:
@@ -218,21 +217,14 @@ def test_without_load_events_engine_init_is_the_whole_call_and_the_gap_is_report
 def test_handler_writes_matching_records_with_monotonic_times(tmp_path: Path) -> None:
     import time
 
-    path = tmp_path / "events.jsonl"
-    logger = logging.getLogger("vllm.test_vllm_events")
-    logger.propagate = False
-    handler = StageLogHandler(str(path))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        before = time.monotonic()
-        logger.info("Starting to load model %s...", "x")
-        logger.info("Using max model len %s", 512)
-        logger.info("Loading weights took %.2f seconds", 0.25)
-        after = time.monotonic()
-    finally:
-        logger.removeHandler(handler)
-    events = read_events(path)
+    before = time.monotonic()
+    records = [
+        ("Starting to load model %s...", "x"),
+        ("Using max model len %s", 512),
+        ("Loading weights took %.2f seconds", 0.25),
+    ]
+    events = _handled(tmp_path / "events.jsonl", records)
+    after = time.monotonic()
     assert [e.key for e in events] == ["load_start", "weights_loaded"]
     assert all(before - 0.01 <= e.t_s <= after + 0.01 for e in events)
     assert events[1].seconds == 0.25

@@ -170,7 +170,8 @@ def test_gpu_without_counter_is_sampled_at_the_power_interval_its_windows_are_fl
 def test_utilization_follows_its_schedule_and_a_gpu_that_cannot_tell_is_left_out() -> None:
     clock = ManualClock()
     fake = FakeNvml(
-        [FakeGpu(utilization_pct=[(0.0, 0.0), (1.0, 89.0)]), FakeGpu(utilization_supported=False)], clock=clock
+        [FakeGpu(utilization_pct=[(0.0, 0.0), (1.0, 89.0)]), FakeGpu(utilization_supported=False)],
+        clock=clock,
     )
     src = NvmlSource(fake, clock=clock)
     assert src.probe().available

@@ -38,8 +38,8 @@ from joulebench.measurement.series import DEFAULT_MAX_POWER_POINTS, ReadingLog
 from joulebench.measurement.source import PowerSource
 
 UNFINISHED = "unfinished"
-IDLE_UTILIZATION_PERIOD_S = 0.5
 PAUSED = "monitor-paused"  # the window overlaps a time the sampler was paused: its energy is interpolated
+IDLE_UTILIZATION_PERIOD_S = 0.5  # how often measure_idle reads each device's utilisation
 
 
 class Monitor:

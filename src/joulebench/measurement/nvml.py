@@ -271,7 +271,7 @@ class NvmlSource(PowerSource):
                         "power_limit_w": limit_mw / 1000.0 if limit_mw is not None else None,
                         "sm_clock_mhz": self._safe(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
                         "temperature_c": self._safe(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
-                        # other processes' memory at the run's start (and the engine's at its end)
+                        # at a run's start: other processes' memory (and a sweep's engine kept warm for it)
                         "memory_used_mib": memory.used >> 20 if memory is not None else None,
                         "energy_counter": self._has_counter[i],
                         "power_field": self._power_mode[i],
