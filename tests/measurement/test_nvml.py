@@ -188,5 +188,6 @@ def test_device_info_records_the_memory_in_use() -> None:
     src.probe()
     (info,) = src.device_info()
     assert info.attributes["memory_used_mib"] == 57_673
+    assert src.memory_mib() == {"gpu0": (57_673, 81_559)}
     memory = fake.nvmlDeviceGetMemoryInfo(fake.nvmlDeviceGetHandleByIndex(0))
     assert (memory.total - memory.used, memory.free) == ((81_559 - 57_673) << 20, (81_559 - 57_673) << 20)

@@ -340,6 +340,13 @@ class Monitor:
     def sources(self) -> list[PowerSource]:
         return list(self._sources)
 
+    def memory_mib(self) -> dict[str, tuple[int, int]]:
+        """Per device, ``(used, total)`` memory in MiB now, from every source that can tell."""
+        out: dict[str, tuple[int, int]] = {}
+        for source in self._sources:
+            out.update(source.memory_mib())
+        return out
+
     def device_info(self) -> dict[str, list[DeviceInfo]]:
         return {"start": list(self._infos["start"]), "end": list(self._infos["end"])}
 

@@ -250,6 +250,15 @@ class NvmlSource(PowerSource):
                 out[gpu.device] = float(util.gpu)
         return out
 
+    def memory_mib(self) -> dict[str, tuple[int, int]]:
+        nv = self._lib()
+        out: dict[str, tuple[int, int]] = {}
+        for gpu, handle in zip(self._gpus, self._handles, strict=True):
+            memory = self._safe(nv.nvmlDeviceGetMemoryInfo, handle)
+            if memory is not None:
+                out[gpu.device] = (memory.used >> 20, memory.total >> 20)
+        return out
+
     def device_info(self) -> list[DeviceInfo]:
         nv = self._lib()
         out: list[DeviceInfo] = []

@@ -47,6 +47,11 @@ class PowerSource(ABC):
         where the source cannot tell. The idle baseline uses it to catch other work on a device."""
         return {}
 
+    def memory_mib(self) -> dict[str, tuple[int, int]]:
+        """Per device, ``(used, total)`` memory in MiB now; empty where the source cannot tell. An engine
+        that cannot start is told what else holds its device."""
+        return {}
+
     def device_info(self) -> list[DeviceInfo]:
         """Facts about each device (name, limits, clocks, temperature), taken at start and at end."""
         return []

@@ -23,6 +23,9 @@ class NullMonitor:
     def start(self) -> NullMonitor:
         return self
 
+    def memory_mib(self) -> dict[str, tuple[int, int]]:
+        return {}
+
     def stop(self) -> None:
         pass
 

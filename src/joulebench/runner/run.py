@@ -39,6 +39,9 @@ OUT_OF_MEMORY_STRIKES = 2
 # A device this busy during the idle baseline runs someone else's work (a desktop's compositor stays below);
 # the runner's own warm engine, kept between a sweep's runs, runs no kernels while it waits.
 IDLE_BUSY_PCT = 5.0
+# Memory in use on a device once an engine's worker failed to start and exited: the driver's own share is a
+# few hundred MiB; a tenth of the card is some other process's.
+HELD_MEMORY_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -210,8 +213,10 @@ class _Run:
                 try:
                     session.start(timeout)
                 except WorkerFailed as exc:
+                    held = held_memory_note(self.monitor.memory_mib())
+                    error = f"engine start failed: {exc}" + (f" ({held})" if held else "")
                     for j in range(k, n):
-                        self._record(failed_trial(j, f"engine start failed: {exc}", time.time(), None))
+                        self._record(failed_trial(j, error, time.time(), None))
                     if exc.usage:
                         raise UsageError(exc.usage) from None
                     return
@@ -291,6 +296,21 @@ def idle_busy_message(utilization_pct: dict[str, float]) -> str | None:
         f"the idle baseline ran while another process kept the device busy ({which} utilisation): "
         "the baseline is too high and this run's above-idle energies too low"
     )
+
+
+def held_memory_note(memory_mib: dict[str, tuple[int, int]]) -> str | None:
+    """Device memory in use when an engine failed to start, on devices at least ``HELD_MEMORY_SHARE`` full
+    (``None`` when none is): another process holding it is a common reason for the failure, and engines'
+    own errors seldom say so."""
+    held = {
+        d: (used, total)
+        for d, (used, total) in sorted(memory_mib.items())
+        if used >= HELD_MEMORY_SHARE * total
+    }
+    if not held:
+        return None
+    which = ", ".join(f"{d} {used:,} of {total:,} MiB" for d, (used, total) in held.items())
+    return f"device memory in use when it failed: {which}; memory another process holds keeps an engine out"
 
 
 def repeat_plan(repeats: int, unmonitored: int) -> list[bool]:

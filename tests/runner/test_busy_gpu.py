@@ -1,6 +1,7 @@
-"""An idle baseline taken while another process keeps a GPU busy is flagged where the user looks: the run's
-progress line, its summary, its idle trial and the report. NVML is the fake at the pynvml seam (this machine
-has no GPU); the engine is the real tiny Llama on CPU."""
+"""Another process on the GPU: an idle baseline taken while it keeps the GPU busy is flagged where the user
+looks (the run's progress line, its summary, its idle trial), and an engine that cannot start is told how
+much device memory was in use. NVML is the fake at the pynvml seam (this machine has no GPU); the engine is
+the real tiny Llama on CPU."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from joulebench.measurement.nvml import NvmlSource
 from joulebench.measurement.nvml_fake import FakeGpu, FakeNvml
 from joulebench.runner import monitoring
 from joulebench.runner.display import LineProgress
-from joulebench.runner.run import execute, idle_busy_message
+from joulebench.runner.run import execute, held_memory_note, idle_busy_message
+from joulebench.runner.worker import FAULT_ENV
 from joulebench.store.db import ResultsDB
 from tests.runner.helpers import cpu_config
 
@@ -71,3 +73,26 @@ def test_an_idle_gpu_gives_no_warning(
         (idle,) = db.trials(result.run_id, "idle")
         assert idle["details"]["idle_utilization_pct"] == {"gpu0": 0.0}
         assert "idle_busy" not in idle["details"]
+
+
+def test_only_a_device_a_tenth_full_or_more_is_named() -> None:
+    assert held_memory_note({}) is None
+    assert held_memory_note({"gpu0": (512, 81_559)}) is None  # the driver's own share
+    note = held_memory_note({"gpu1": (57_673, 143_771), "gpu0": (8_156, 81_559)})
+    assert note is not None and "gpu0 8,156 of 81,559 MiB, gpu1 57,673 of 143,771 MiB" in note
+
+
+def test_an_engine_that_cannot_start_is_told_what_device_memory_was_in_use(
+    tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what a vLLM lane met on an H200 beside a stopped lane's process: "Engine core initialization failed"
+    _fake_gpu_monitor(monkeypatch, FakeGpu(memory_used_mib=57_673, memory_total_mib=143_771))
+    monkeypatch.setenv(FAULT_ENV, "setup:raise")
+    result = execute(cpu_config(tiny_llama, repeats=2, warmup=False), tmp_path / "r.db")
+    assert result.status == "failed"
+    with ResultsDB(tmp_path / "r.db") as db:
+        trials = db.trials(result.run_id, "generation")
+    assert [t["status"] for t in trials] == ["failed", "failed"]
+    for t in trials:
+        assert t["error"].startswith("engine start failed: ") and "injected fault at setup" in t["error"]
+        assert "device memory in use when it failed: gpu0 57,673 of 143,771 MiB" in t["error"]
