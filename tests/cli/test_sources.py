@@ -1,4 +1,5 @@
-"""`joulebench sources` in a subprocess, on this machine and against fakes."""
+"""`joulebench sources` in a subprocess, on this machine and against fakes; in this process against a fake
+NVML."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from joulebench.measurement.ipmi_fake import write_ipmitool
+from joulebench.measurement.nvml import NvmlSource
+from joulebench.measurement.nvml_fake import FakeGpu, FakeNvml
 from joulebench.measurement.rapl_fake import FakePowercap
 
 
@@ -46,3 +52,42 @@ def test_fakes_are_found_and_described(tmp_path: Path) -> None:
     assert lines["ipmi"].split()[1] == "available" and "420 W" in lines["ipmi"]
     assert lines["nvml"].split()[1] == "unavailable"
     assert "nothing to estimate" in lines["estimate"]  # CPU and DRAM are measured here
+
+
+def _fake_nvml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *gpus: FakeGpu) -> None:
+    """`sources` in this process, with NVML the fake at the pynvml seam (no GPU here)."""
+    from joulebench.measurement import detect
+
+    real = detect.make_source
+    fake = FakeNvml(list(gpus))
+
+    def make_source(name: str, **kwargs: Any) -> Any:
+        return NvmlSource(fake, visible_devices="0,1") if name == "nvml" else real(name, **kwargs)
+
+    monkeypatch.setattr(detect, "make_source", make_source)
+    for key, value in _env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+
+
+def test_each_gpu_shows_its_load_now_and_another_process_on_it_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from joulebench.cli.sources import sources
+
+    _fake_nvml(
+        monkeypatch,
+        tmp_path,
+        FakeGpu(utilization_pct=0.0, memory_used_mib=512),
+        FakeGpu(utilization_pct=89.0, memory_used_mib=57_673, memory_total_mib=143_771),
+    )
+    sources(as_json=False, estimate=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["nvml", "available"]
+    assert lines[1].split() == ["gpu0:", "0", "%", "busy,", "512", "of", "81,559", "MiB", "in", "use"]
+    assert lines[2].strip().startswith("gpu1: 89 % busy, 57,673 of 143,771 MiB in use; another process")
+    sources(as_json=True, estimate=False)
+    (nvml, *_) = json.loads(capsys.readouterr().out)
+    assert nvml["devices_now"] == {
+        "gpu0": {"utilization_pct": 0.0, "memory_used_mib": 512, "memory_total_mib": 81_559},
+        "gpu1": {"utilization_pct": 89.0, "memory_used_mib": 57_673, "memory_total_mib": 143_771},
+    }

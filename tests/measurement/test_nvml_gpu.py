@@ -10,8 +10,8 @@ import pytest
 
 from joulebench.measurement.monitor import Monitor
 from joulebench.measurement.nvml import NvmlSource
+from joulebench.measurement.occupancy import BUSY_PCT
 from joulebench.measurement.records import Component, Method
-from joulebench.runner.run import IDLE_BUSY_PCT
 
 pytestmark = pytest.mark.gpu
 
@@ -72,5 +72,15 @@ def test_real_utilization_tells_a_busy_gpu_from_an_idle_one_during_the_baseline(
             work.join()
     busy = mon.idle_utilization_pct["gpu0"]
     print(f"utilisation during the baseline: idle {quiet} %, busy {busy} %")
-    assert quiet < IDLE_BUSY_PCT <= busy
+    assert quiet < BUSY_PCT <= busy
     assert busy >= 50.0
+
+
+def test_real_memory_in_use_is_read_in_mib() -> None:
+    src = NvmlSource(gpu_indices=[0])
+    assert src.probe().available
+    used, total = src.memory_mib()["gpu0"]
+    assert 70_000 < total < 200_000  # 80 GB to 141 GB cards, in MiB
+    assert 0 <= used <= total
+    (info,) = src.device_info()
+    assert info.attributes["memory_used_mib"] == pytest.approx(used, abs=2_048)

@@ -15,18 +15,10 @@ from joulebench.measurement.nvml import NvmlSource
 from joulebench.measurement.nvml_fake import FakeGpu, FakeNvml
 from joulebench.runner import monitoring
 from joulebench.runner.display import LineProgress
-from joulebench.runner.run import execute, held_memory_note, idle_busy_message
+from joulebench.runner.run import execute
 from joulebench.runner.worker import FAULT_ENV
 from joulebench.store.db import ResultsDB
 from tests.runner.helpers import cpu_config
-
-
-def test_only_a_device_at_or_above_the_threshold_is_named() -> None:
-    assert idle_busy_message({}) is None
-    assert idle_busy_message({"gpu0": 0.0, "gpu1": 4.0}) is None
-    message = idle_busy_message({"gpu1": 89.0, "gpu0": 5.0, "gpu2": 0.0})
-    assert message is not None
-    assert "(gpu0 up to 5 %, gpu1 up to 89 % utilisation)" in message
 
 
 def _fake_gpu_monitor(monkeypatch: pytest.MonkeyPatch, gpu: FakeGpu) -> None:
@@ -73,13 +65,6 @@ def test_an_idle_gpu_gives_no_warning(
         (idle,) = db.trials(result.run_id, "idle")
         assert idle["details"]["idle_utilization_pct"] == {"gpu0": 0.0}
         assert "idle_busy" not in idle["details"]
-
-
-def test_only_a_device_a_tenth_full_or_more_is_named() -> None:
-    assert held_memory_note({}) is None
-    assert held_memory_note({"gpu0": (512, 81_559)}) is None  # the driver's own share
-    note = held_memory_note({"gpu1": (57_673, 143_771), "gpu0": (8_156, 81_559)})
-    assert note is not None and "gpu0 8,156 of 81,559 MiB, gpu1 57,673 of 143,771 MiB" in note
 
 
 def test_an_engine_that_cannot_start_is_told_what_device_memory_was_in_use(

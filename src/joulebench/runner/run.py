@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from joulebench.errors import OUT_OF_MEMORY_HINT, UsageError
+from joulebench.measurement.occupancy import held_memory_note, idle_busy_message
 from joulebench.runner.config import RunConfig
 from joulebench.runner.generation import (
     GenerationSession,
@@ -36,12 +37,6 @@ STAGE_IDLE = "idle"
 # Repeats in a row that ran out of device memory before the rest are given up: the first may be a
 # long-lived worker's fragmented cache, the second had a fresh engine.
 OUT_OF_MEMORY_STRIKES = 2
-# A device this busy during the idle baseline runs someone else's work (a desktop's compositor stays below);
-# the runner's own warm engine, kept between a sweep's runs, runs no kernels while it waits.
-IDLE_BUSY_PCT = 5.0
-# Memory in use on a device once an engine's worker failed to start and exited: the driver's own share is a
-# few hundred MiB; a tenth of the card is some other process's.
-HELD_MEMORY_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -284,33 +279,6 @@ class _Run:
                     self.db.update_run(self.run_id, environment=env)
         self.db.finish_run(self.run_id, status)
         _notify(self.progress, "run_end", run_id=self.run_id, status=status)
-
-
-def idle_busy_message(utilization_pct: dict[str, float]) -> str | None:
-    """What to say of an idle baseline during which a device ran work (``None``: it was idle)."""
-    busy = {d: pct for d, pct in sorted(utilization_pct.items()) if pct >= IDLE_BUSY_PCT}
-    if not busy:
-        return None
-    which = ", ".join(f"{d} up to {pct:.0f} %" for d, pct in busy.items())
-    return (
-        f"the idle baseline ran while another process kept the device busy ({which} utilisation): "
-        "the baseline is too high and this run's above-idle energies too low"
-    )
-
-
-def held_memory_note(memory_mib: dict[str, tuple[int, int]]) -> str | None:
-    """Device memory in use when an engine failed to start, on devices at least ``HELD_MEMORY_SHARE`` full
-    (``None`` when none is): another process holding it is a common reason for the failure, and engines'
-    own errors seldom say so."""
-    held = {
-        d: (used, total)
-        for d, (used, total) in sorted(memory_mib.items())
-        if used >= HELD_MEMORY_SHARE * total
-    }
-    if not held:
-        return None
-    which = ", ".join(f"{d} {used:,} of {total:,} MiB" for d, (used, total) in held.items())
-    return f"device memory in use when it failed: {which}; memory another process holds keeps an engine out"
 
 
 def repeat_plan(repeats: int, unmonitored: int) -> list[bool]:
