@@ -73,10 +73,13 @@ def test_an_engine_that_cannot_start_is_told_what_device_memory_was_in_use(
     # what a vLLM lane met on an H200 beside a stopped lane's process: "Engine core initialization failed"
     _fake_gpu_monitor(monkeypatch, FakeGpu(memory_used_mib=57_673, memory_total_mib=143_771))
     monkeypatch.setenv(FAULT_ENV, "setup:raise")
-    result = execute(cpu_config(tiny_llama, repeats=2, warmup=False), tmp_path / "r.db")
+    result = execute(cpu_config(tiny_llama, setup_repeats=1, repeats=2, warmup=False), tmp_path / "r.db")
     assert result.status == "failed"
     with ResultsDB(tmp_path / "r.db") as db:
+        (setup,) = db.trials(result.run_id, "setup")
         trials = db.trials(result.run_id, "generation")
+    assert setup["status"] == "failed" and "injected fault at setup" in setup["error"]
+    assert "device memory in use when it failed: gpu0 57,673 of 143,771 MiB" in setup["error"]
     assert [t["status"] for t in trials] == ["failed", "failed"]
     for t in trials:
         assert t["error"].startswith("engine start failed: ") and "injected fault at setup" in t["error"]

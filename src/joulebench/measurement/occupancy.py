@@ -46,3 +46,9 @@ def held_memory_note(memory_mib: dict[str, tuple[int, int]]) -> str | None:
         return None
     which = ", ".join(f"{d} {used:,} of {total:,} MiB" for d, (used, total) in found.items())
     return f"device memory in use when it failed: {which}; memory another process holds keeps an engine out"
+
+
+def with_held_memory(error: str, memory_mib: dict[str, tuple[int, int]]) -> str:
+    """An engine start's error, with :func:`held_memory_note` where a device was that full."""
+    note = held_memory_note(memory_mib)
+    return f"{error} ({note})" if note else error

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from joulebench.errors import OUT_OF_MEMORY_HINT, UsageError
-from joulebench.measurement.occupancy import held_memory_note, idle_busy_message
+from joulebench.measurement.occupancy import idle_busy_message, with_held_memory
 from joulebench.runner.config import RunConfig
 from joulebench.runner.generation import (
     GenerationSession,
@@ -208,8 +208,7 @@ class _Run:
                 try:
                     session.start(timeout)
                 except WorkerFailed as exc:
-                    held = held_memory_note(self.monitor.memory_mib())
-                    error = f"engine start failed: {exc}" + (f" ({held})" if held else "")
+                    error = with_held_memory(f"engine start failed: {exc}", self.monitor.memory_mib())
                     for j in range(k, n):
                         self._record(failed_trial(j, error, time.time(), None))
                     if exc.usage:

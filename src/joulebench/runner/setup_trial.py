@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from joulebench.engines.base import STAGE_FIRST_TOKEN, STAGE_IMPORT, STAGE_SETUP, EngineConfig
+from joulebench.measurement.occupancy import with_held_memory
 from joulebench.runner import protocol
 from joulebench.runner.cache_state import compile_cache_state, drop_page_cache, page_cache_state
 from joulebench.runner.monitoring import trace_bytes
@@ -64,7 +65,7 @@ def run_setup_trial(
             status="failed",
             started_unix_s=started_unix,
             duration_s=end_s - spawn_s,
-            error=str(exc),
+            error=with_held_memory(str(exc), monitor.memory_mib()),  # the worker is gone by now
             cache_state=cache.state,
             compile_cache=compiled,
             details=details,
