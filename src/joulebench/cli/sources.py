@@ -52,17 +52,16 @@ def _devices_now(source: Any) -> dict[str, dict[str, float | int]]:
 
 
 def _load_line(device: str, load: dict[str, float | int]) -> str:
-    from joulebench.measurement.occupancy import busy, held
+    from joulebench.measurement.occupancy import BUSY_PCT, HELD_MEMORY_SHARE
 
     parts, in_use = [], False
     if "utilization_pct" in load:
-        pct = float(load["utilization_pct"])
-        parts.append(f"{pct:.0f} % busy")
-        in_use |= bool(busy({device: pct}))
+        parts.append(f"{load['utilization_pct']:.0f} % busy")
+        in_use |= load["utilization_pct"] >= BUSY_PCT
     if "memory_used_mib" in load:
-        used, total = int(load["memory_used_mib"]), int(load["memory_total_mib"])
+        used, total = load["memory_used_mib"], load["memory_total_mib"]
         parts.append(f"{used:,} of {total:,} MiB in use")
-        in_use |= bool(held({device: (used, total)}))
+        in_use |= used >= HELD_MEMORY_SHARE * total
     warning = "; another process is using it: a measurement now includes its work" if in_use else ""
     return f"{device}: {', '.join(parts)}{warning}"
 

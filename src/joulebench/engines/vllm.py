@@ -50,7 +50,7 @@ from joulebench.measurement.markers import marked
 from joulebench.workloads.spec import Request, Response, SamplingSpec
 
 if TYPE_CHECKING:
-    from joulebench.engines.vllm_events import StagePlan
+    from joulebench.engines.vllm_events import SeenEvent, StagePlan
     from joulebench.measurement.markers import StageMarks
 
 CPU_MEMORY_SHARE = 0.2
@@ -92,8 +92,10 @@ class VllmEngine(Engine):
         except Exception as exc:
             error = exc
         end_s = time.monotonic()
-        self.plan = self._hook.plan(start_s, end_s, expect_gpu=not on_cpu)
-        facts = self._hook.facts()
+        from joulebench.engines.vllm_events import engine_facts, plan_stages
+
+        events = self._hook.events()
+        self.plan = plan_stages(events, start_s, end_s, expect_gpu=not on_cpu)
         for stage, begin_s, stop_s in self.plan.spans:
             self.marks.span(stage, begin_s, stop_s)
         if error is not None:
@@ -115,7 +117,7 @@ class VllmEngine(Engine):
                 # False under VLLM_CONFIGURE_LOGGING=0: vLLM then refuses a logging config, so no events
                 "vllm_log_hook": self._hook.enabled,
                 # the KV cache vLLM allocated (tokens of context; requests of max_model_len at once)
-                **{key: int(v) if key == "kv_cache_tokens" else v for key, v in facts.items()},
+                **engine_facts(events),
             },
         )
 
@@ -274,15 +276,11 @@ class LogHook:
                     h.setLevel(logger.getEffectiveLevel())
             logger.setLevel(logging.INFO)
 
-    def plan(self, start_s: float, end_s: float, *, expect_gpu: bool) -> StagePlan:
-        from joulebench.engines.vllm_events import plan_stages, read_events
+    def events(self) -> list[SeenEvent]:
+        """What vLLM's processes logged that the handler matched: stage edges and facts."""
+        from joulebench.engines.vllm_events import read_events
 
-        return plan_stages(read_events(self.events_path), start_s, end_s, expect_gpu=expect_gpu)
-
-    def facts(self) -> dict[str, float]:
-        from joulebench.engines.vllm_events import engine_facts, read_events
-
-        return engine_facts(read_events(self.events_path))
+        return read_events(self.events_path)
 
     def remove(self) -> None:
         import logging

@@ -128,6 +128,7 @@ class LogFact:
     key: str
     pattern: re.Pattern[str]  # group 1: the number, thousands separated by commas
     source: str
+    parse: type[int] | type[float] = float
 
 
 #: What vLLM says of the KV cache it allocated: how many tokens of context it holds, and how many requests
@@ -139,6 +140,7 @@ FACTS: tuple[LogFact, ...] = (
         re.compile(r"KV cache size: ([\d,]+) tokens"),
         "v1/core/kv_cache_utils.py: 'GPU KV cache size: %s tokens' (0.26), '%s KV cache size: %s tokens, "
         "Maximum concurrency ...' in one record (0.32, GPU or CPU)",
+        int,
     ),
     LogFact(
         "kv_cache_max_concurrency",
@@ -146,6 +148,9 @@ FACTS: tuple[LogFact, ...] = (
         "v1/core/kv_cache_utils.py (0.26: a record of its own; 0.32: with the size)",
     ),
 )
+
+
+FACT_KEYS = frozenset(fact.key for fact in FACTS)
 
 
 @dataclass(frozen=True)
@@ -167,15 +172,14 @@ def match_facts(message: str) -> dict[str, float]:
     for fact in FACTS:
         m = fact.pattern.search(message)
         if m:
-            out[fact.key] = float(m.group(1).replace(",", ""))
+            out[fact.key] = fact.parse(m.group(1).replace(",", ""))
     return out
 
 
 def engine_facts(events: Iterable[SeenEvent]) -> dict[str, float]:
     """The last value of each fact seen (a restarted engine core states them again)."""
-    facts = {fact.key for fact in FACTS}
     ordered = sorted(events, key=lambda e: e.t_s)
-    return {e.key: e.value for e in ordered if e.key in facts and e.value is not None}
+    return {e.key: e.value for e in ordered if e.key in FACT_KEYS and e.value is not None}
 
 
 def match_event(message: str) -> tuple[LogEvent, float | None] | None:
@@ -259,8 +263,7 @@ def plan_stages(events: Iterable[SeenEvent], start_s: float, end_s: float, *, ex
     time less the duration vLLM states in it. Without either, ``engine_init`` is the whole call and no
     ``model_load`` is reported (nothing is guessed).
     """
-    facts = {fact.key for fact in FACTS}
-    events = [e for e in events if e.key not in facts]
+    events = [e for e in events if e.key not in FACT_KEYS]
     by_key: dict[str, list[SeenEvent]] = {}
     for e in events:
         by_key.setdefault(e.key, []).append(e)

@@ -263,10 +263,10 @@ class NvmlSource(PowerSource):
         nv = self._lib()
         out: list[DeviceInfo] = []
         driver = self._safe(nv.nvmlSystemGetDriverVersion)
+        memory = self.memory_mib()
         for i, gpu in enumerate(self._gpus):
             h = self._handles[i]
             limit_mw = self._safe(nv.nvmlDeviceGetEnforcedPowerLimit, h)
-            memory = self._safe(nv.nvmlDeviceGetMemoryInfo, h)
             out.append(
                 DeviceInfo(
                     source=NAME,
@@ -281,7 +281,7 @@ class NvmlSource(PowerSource):
                         "sm_clock_mhz": self._safe(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
                         "temperature_c": self._safe(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
                         # at a run's start: other processes' memory (and a sweep's engine kept warm for it)
-                        "memory_used_mib": memory.used >> 20 if memory is not None else None,
+                        "memory_used_mib": memory[gpu.device][0] if gpu.device in memory else None,
                         "energy_counter": self._has_counter[i],
                         "power_field": self._power_mode[i],
                     },

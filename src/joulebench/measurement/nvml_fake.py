@@ -231,8 +231,7 @@ class FakeNvml:
         if not gpu.utilization_supported:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
         util = pynvml.c_nvmlUtilization_t()
-        util.gpu = round(gpu.utilization_at(self._now_rel()))
-        util.memory = util.gpu // 2  # memory-controller busy time; joulebench does not read it
+        util.gpu = round(gpu.utilization_at(self._now_rel()))  # util.memory is not modelled: never read
         return util
 
     def nvmlDeviceGetMemoryInfo(self, handle: _Handle) -> Any:
