@@ -4,9 +4,12 @@ process is using a measured device right now."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from joulebench.measurement.source import PowerSource
 
 
 def sources(
@@ -41,7 +44,7 @@ def sources(
             print(f"{'':<{width}}  {'':<11}  {_load_line(device, load)}")
 
 
-def _devices_now(source: Any) -> dict[str, dict[str, float | int]]:
+def _devices_now(source: PowerSource) -> dict[str, dict[str, float | int]]:
     """Per device, what the source can tell of its load now: utilisation and memory in use."""
     out: dict[str, dict[str, float | int]] = {}
     for device, pct in source.utilization_pct().items():
@@ -52,16 +55,17 @@ def _devices_now(source: Any) -> dict[str, dict[str, float | int]]:
 
 
 def _load_line(device: str, load: dict[str, float | int]) -> str:
-    from joulebench.measurement.occupancy import BUSY_PCT, HELD_MEMORY_SHARE
+    from joulebench.measurement.occupancy import busy, held
 
     parts, in_use = [], False
     if "utilization_pct" in load:
-        parts.append(f"{load['utilization_pct']:.0f} % busy")
-        in_use |= load["utilization_pct"] >= BUSY_PCT
+        pct = float(load["utilization_pct"])
+        parts.append(f"{pct:.0f} % busy")
+        in_use |= bool(busy({device: pct}))
     if "memory_used_mib" in load:
-        used, total = load["memory_used_mib"], load["memory_total_mib"]
+        used, total = int(load["memory_used_mib"]), int(load["memory_total_mib"])
         parts.append(f"{used:,} of {total:,} MiB in use")
-        in_use |= used >= HELD_MEMORY_SHARE * total
+        in_use |= bool(held({device: (used, total)}))
     warning = "; another process is using it: a measurement now includes its work" if in_use else ""
     return f"{device}: {', '.join(parts)}{warning}"
 

@@ -139,7 +139,8 @@ def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
         warnings.append(env["energy_note"])
     for t in trials:
         busy = (t.get("details") or {}).get("idle_busy") if t["kind"] == "idle" else None
-        warnings += [busy] if busy else []
+        if busy:
+            warnings.append(busy)
     j_per_token_seen = False
     for key in KEY_METRICS:
         stat = generation["metrics"].get(key)
