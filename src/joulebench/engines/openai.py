@@ -207,14 +207,15 @@ class OpenAIEngine(Engine):
 
         ready_s = self.server.wait_until(answers, o.startup_timeout_s)
         self.marks.span(STAGE_SERVER_START, spawn_s, ready_s)
-        events = first_times(self.server.stop_tailing(), vllm_log_event)
-        self.server_log_events_s = {k: round(t - spawn_s, 3) for k, t in events.items()}
+        # Stamps are read instants (up to one poll late): a record read after the server answered was
+        # written before it, so each is clamped to the answer and the stages nest inside server_start.
+        seen = first_times(self.server.stop_tailing(), vllm_log_event)
+        events = {k: min(t, ready_s) for k, t in seen.items()}
+        self.server_log_events_s = {k: t - spawn_s for k, t in events.items()}
         load_s = events.get("load_start")
         if load_s is None:
             return "server_start only (no known log records)"
-        # Stamps are read instants (up to one poll late): clamp so the stages nest inside server_start.
-        load_s = min(load_s, ready_s)
-        served_s = min(events.get("app_ready", ready_s), ready_s)
+        served_s = events.get("app_ready", ready_s)
         self.marks.span(STAGE_ENGINE_INIT, spawn_s, load_s)
         loaded_s = events.get("load_done", events.get("weights_loaded"))  # as the vllm adapter ends it
         if loaded_s is None or not load_s <= loaded_s <= served_s:
