@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from joulebench.measurement.ipmi_fake import write_ipmitool
-from joulebench.measurement.rapl_fake import FakePowercap
+from joulebench.measurement.rapl_fake import FakePowercap, schedule_energy_j
 
 CHILD = textwrap.dedent(
     """
@@ -79,6 +79,45 @@ def test_measures_a_child_with_stages_rapl_and_ipmi(tmp_path: Path) -> None:
     assert replay.returncode == 0, replay.stderr
     again = json.loads(replay.stdout)
     assert again["total"] == doc["total"] and again["stages"] == doc["stages"]
+
+
+WAIT_UNTIL = "import sys, time; time.sleep(max(0.0, float(sys.argv[1]) - time.monotonic()))"
+
+
+def test_counters_that_step_every_250_ms_and_then_hold_give_the_energy_that_went_in(tmp_path: Path) -> None:
+    """Linux's powercap layout (two packages, their dram subzones, psys, counters wrapping at 30 J), every
+    counter stepping every 250 ms and holding still for the last 0.75 s of the command: the old rule
+    extrapolated the last slope over the hold (CPU 39.0 J for 31.2 J, psys +25 %), unflagged."""
+    pc = FakePowercap(tmp_path / "powercap", max_range_uj=30_000_000)
+    env = _env(tmp_path, JOULEBENCH_POWERCAP_ROOT=str(tmp_path / "powercap"))
+    load = {"package-0": 9.0, "package-1": 6.0, "dram-0": 2.5, "dram-1": 1.5, "psys": 30.0}
+    hold_from, stop_at = 4.25, 5.0  # seconds after the ticker's start: the command's last 0.75 s hold
+    schedules = {zone: [(0.0, watts), (hold_from, 0.0)] for zone, watts in load.items()}
+    with pc.running(schedules, tick_s=0.25) as start:
+        proc = _run(["measure", "--json", "--", sys.executable, "-c", WAIT_UNTIL, repr(start + stop_at)], env)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    a, b = doc["total"]["start_s"] - start, doc["total"]["end_s"] - start
+    assert a < hold_from - 1.0, "measure started too late for the load to be measured"
+    assert b >= stop_at
+
+    def truth(zones: list[str]) -> float:
+        return sum(schedule_energy_j(schedules[z], a, b) for z in zones)
+
+    for component, zones in (
+        ("cpu", ["package-0", "package-1"]),
+        ("dram", ["dram-0", "dram-1"]),
+        ("platform", ["psys"]),
+    ):
+        row = _total(doc, component)
+        true_j = truth(zones)
+        assert abs(row["energy_j"] - true_j) <= row["uncertainty_j"], (component, row, true_j)
+        # two counter periods at each edge at most, at the stated maximum power; the load's own edge
+        # lies inside the window and costs nothing
+        assert row["uncertainty_j"] < 0.1 * true_j + 2 * 1000.0 * 0.6, (component, row)
+        # what went in, not the last slope carried over the hold
+        assert row["energy_j"] < true_j * 1.05, (component, row["energy_j"], true_j)
+    assert not any("counter-reset" in c["flags"] for c in doc["total"]["components"])
 
 
 def test_text_report_on_a_machine_without_sources(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ def test_power_only_channel_is_integrated_with_trapezoids() -> None:
 
 def test_all_row_sums_devices_and_other_is_node_minus_parts() -> None:
     log = ReadingLog()
-    log.add_source(SourceMeta("rapl", interval_s=0.1, counter_period_s=0.001))
+    log.add_source(SourceMeta("rapl", interval_s=0.1, counter_period_s=0.001, max_power_w=1000.0))
     log.add_source(SourceMeta("ipmi", interval_s=1.0))
     for t in (0.0, 1.0, 2.0):
         log.add(
@@ -77,18 +77,27 @@ def test_all_row_sums_devices_and_other_is_node_minus_parts() -> None:
             ]
         )
     result = compute_window(log, "w", 0.0, 2.0)
-    assert _row(result, CPU).energy_j == pytest.approx(160.0)
-    assert _row(result, CPU).peak_power_w == pytest.approx(80.0)
-    assert _row(result, DRAM).energy_j == pytest.approx(10.0)
+    # the read at 0 s already held what the counter published up to its last update, up to 1 ms before:
+    # half a period of each package's power is placed before the window
+    cpu = _row(result, CPU)
+    assert cpu.energy_j == pytest.approx(160.0 - 80.0 * 0.0005)
+    assert abs(cpu.energy_j - 160.0) <= cpu.uncertainty_j
+    devices = [_row(result, CPU, d) for d in ("package-0", "package-1")]
+    assert cpu.uncertainty_j == pytest.approx(sum(d.uncertainty_j for d in devices))  # bounds add up
+    assert cpu.peak_power_w == pytest.approx(80.0)
+    assert _row(result, DRAM).energy_j == pytest.approx(10.0, abs=0.01)
     other = _row(result, Component.OTHER)
     assert other.method is Method.DERIVED
-    assert other.energy_j == pytest.approx(600.0 - 160.0 - 10.0)
+    assert other.energy_j == pytest.approx(600.0 - cpu.energy_j - _row(result, DRAM).energy_j)
+    # a difference is off by at most the sum of the bounds of what it subtracts
+    parts = _row(result, NODE).uncertainty_j + cpu.uncertainty_j + _row(result, DRAM).uncertainty_j
+    assert other.uncertainty_j == pytest.approx(parts)
     assert "includes-gpu" in other.flags  # GPU was not measured, so OTHER still contains it
 
 
 def test_estimated_values_are_labelled_and_never_summed_with_measured_ones() -> None:
     log = ReadingLog()
-    log.add_source(SourceMeta("rapl", interval_s=0.1, counter_period_s=0.001))
+    log.add_source(SourceMeta("rapl", interval_s=0.1, counter_period_s=0.001, max_power_w=1000.0))
     log.add_source(SourceMeta("estimate", interval_s=0.1, estimated=True))
     for t in (0.0, 1.0):
         log.add(
@@ -99,10 +108,11 @@ def test_estimated_values_are_labelled_and_never_summed_with_measured_ones() -> 
             ]
         )
     result = compute_window(log, "w", 0.0, 1.0)
-    assert _row(result, CPU).energy_j == pytest.approx(40.0)  # measured only
+    assert _row(result, CPU).energy_j == pytest.approx(40.0, abs=0.05)  # measured only
     assert _row(result, CPU).method is Method.COUNTER
     est = _row(result, CPU, "host")
     assert est.method is Method.ESTIMATED and est.estimated and "estimated" in est.flags
+    assert est.uncertainty_j is None  # a model states no measured bound
     dram = _row(result, DRAM)
     assert dram.estimated and dram.energy_j == pytest.approx(6.0)
 
@@ -116,11 +126,19 @@ def test_idle_baseline_gives_above_idle_energy() -> None:
     assert _row(result, GPU).above_idle_energy_j == pytest.approx(75.0)
 
 
-def test_window_beyond_the_data_is_flagged_extrapolated() -> None:
+def test_window_beyond_the_data_is_flagged_and_nothing_is_extrapolated() -> None:
     log = _nvml_log()
     row = _row(compute_window(log, "late", 0.9, 1.5), GPU, "gpu0")
     assert "extrapolated" in row.flags
-    assert row.energy_j == pytest.approx(200.0 * 0.6)
+    # only what the counter published (up to its last update, about 1.0 s) is counted; past it no read
+    # says what was spent, and without a stated maximum power no bound can be given
+    assert row.energy_j == pytest.approx(200.0 * 0.1, abs=200.0 * 0.02)
+    assert row.uncertainty_j is None
+    bounded = ReadingLog()
+    bounded.add_source(SourceMeta("nvml", interval_s=0.02, counter_period_s=0.1, max_power_w=1400.0))
+    bounded.add(log.readings())
+    row = _row(compute_window(bounded, "late", 0.9, 1.5), GPU, "gpu0")
+    assert row.energy_j <= 200.0 * 0.6 <= row.energy_j + row.uncertainty_j
 
 
 def test_window_that_ends_before_it_starts_is_refused() -> None:

@@ -46,12 +46,14 @@ def test_nested_and_overlapping_stages_span_and_window() -> None:
 
 
 def test_measure_idle_then_above_idle_energy() -> None:
-    fake = FakeNvml([FakeGpu(power_w=[(0.0, 60.0), (0.8, 260.0)]), FakeGpu(power_w=30.0)])
+    # the step comes after start-up (which measures the counter's period, about 0.5 s) and the baseline
+    fake = FakeNvml([FakeGpu(power_w=[(0.0, 60.0), (1.6, 260.0)]), FakeGpu(power_w=30.0)])
     with Monitor([NvmlSource(fake)]) as mon:
         idle = mon.measure_idle(0.4)
+        assert time.monotonic() < fake.start_s + 1.5, "the baseline ran into the load"
         assert idle[(Component.GPU, "gpu0")] == pytest.approx(60.0, rel=0.05)
         assert idle[(Component.GPU, "all")] == pytest.approx(90.0, rel=0.05)
-        time.sleep(max(fake.start_s + 0.9 - time.monotonic(), 0.0))  # past the step to 260 W
+        time.sleep(max(fake.start_s + 1.7 - time.monotonic(), 0.0))  # past the step to 260 W
         with mon.stage("load"):
             time.sleep(0.5)
     row = next(c for c in mon.stages()[0].components if c.device == "gpu0")

@@ -55,9 +55,10 @@ def test_window_energy_from_counter_matches_the_model() -> None:
     gpu0 = next(c for c in result.components if c.device == "gpu0")
     expected = fake.gpus[0].energy_between(0.5, 2.5)  # 50 + 600 = 650 J
     assert expected == pytest.approx(650.0)
-    # change points are stamped when first seen (up to one read late), and the step is smeared over
-    # one counter period: within 0.2 x 300 W x 0.1 s
-    assert gpu0.energy_j == pytest.approx(expected, abs=6.0)
+    # each update lies between the read that saw it and the one before (100 ms here): placed midway, an
+    # edge is off by at most half that gap of its power, and the stated bound holds it
+    assert abs(gpu0.energy_j - expected) <= gpu0.uncertainty_j
+    assert gpu0.energy_j == pytest.approx(expected, abs=0.05 * 100.0 + 0.05 * 400.0)
     assert gpu0.method is Method.COUNTER
     assert gpu0.peak_power_w == pytest.approx(400.0)
 
@@ -191,3 +192,44 @@ def test_device_info_records_the_memory_in_use() -> None:
     assert src.memory_mib() == {"gpu0": (57_673, 81_559)}
     memory = fake.nvmlDeviceGetMemoryInfo(fake.nvmlDeviceGetHandleByIndex(0))
     assert (memory.total - memory.used, memory.free) == ((81_559 - 57_673) << 20, (81_559 - 57_673) << 20)
+
+
+def _gpu0(log: ReadingLog, fake: FakeNvml, a: float, b: float):
+    t0 = fake.start_s
+    return next(c for c in compute_window(log, "w", t0 + a, t0 + b).components if c.device == "gpu0")
+
+
+def test_a_counter_that_holds_after_the_load_is_not_carried_on() -> None:
+    # 300 W for 4 s, then the GPU draws nothing the counter can show: a window ending 2 s after the load
+    # stopped read 1,578 J for 1,200 J when the last slope was carried over the hold
+    clock = ManualClock()
+    fake = FakeNvml([FakeGpu(power_w=[(0.0, 300.0), (4.0, 0.0)])], clock=clock)
+    src = NvmlSource(fake, clock=clock)
+    src.probe()
+    log = _drive(src, clock, 6.5)
+    gpu0 = _gpu0(log, fake, 2.0, 6.0)
+    assert abs(gpu0.energy_j - 600.0) <= gpu0.uncertainty_j
+    # reads land on the updates here, the midpoint rule's worst case: half a 100 ms gap of 300 W
+    assert abs(gpu0.energy_j - 600.0) <= 0.05 * 300.0 + 1e-6
+    idle = _gpu0(log, fake, 4.5, 6.0)  # inside the flat stretch: 0 J, not the slope across it
+    assert idle.energy_j == pytest.approx(0.0, abs=1e-9) and idle.uncertainty_j <= 2e-3 + 1e-12
+
+
+def test_a_driver_reload_is_a_flagged_reset_never_negative_energy() -> None:
+    # the counter starts again from 0 at 2.05 s: the old rule gave -3,500 J for +1,500 J, unflagged
+    clock = ManualClock()
+    fake = FakeNvml(
+        [FakeGpu(power_w=500.0, counter_start_mj=5_000_000, driver_reload_at_s=2.05)], clock=clock
+    )
+    src = NvmlSource(fake, clock=clock)
+    src.probe()
+    log = _drive(src, clock, 4.0)
+    gpu0 = _gpu0(log, fake, 0.5, 3.5)
+    assert "counter-reset" in gpu0.flags
+    assert gpu0.energy_j >= 0
+    assert abs(gpu0.energy_j - 1500.0) <= gpu0.uncertainty_j
+    # what the reset lost is bounded by one read gap and one period at twice the 700 W limit
+    assert gpu0.uncertainty_j <= 2 * 700.0 * 0.3 + 2 * 0.1 * 500.0
+    after = _gpu0(log, fake, 2.5, 3.5)
+    assert "counter-reset" not in after.flags
+    assert abs(after.energy_j - 500.0) <= after.uncertainty_j

@@ -56,9 +56,13 @@ def test_steady_window_unavailable_without_timestamps_or_overlap() -> None:
 
 
 def _ce(
-    comp: Component, device: str, energy: float | None, method: Method = Method.COUNTER
+    comp: Component,
+    device: str,
+    energy: float | None,
+    method: Method = Method.COUNTER,
+    uncertainty_j: float | None = None,
 ) -> ComponentEnergy:
-    return ComponentEnergy(comp, device, energy, 2.0, None, None, method)
+    return ComponentEnergy(comp, device, energy, 2.0, None, None, method, uncertainty_j=uncertainty_j)
 
 
 def test_total_is_node_when_the_node_is_measured() -> None:
@@ -67,13 +71,13 @@ def test_total_is_node_when_the_node_is_measured() -> None:
         0.0,
         2.0,
         (
-            _ce(Component.GPU, "all", 100.0),
-            _ce(Component.CPU, "all", 40.0),
-            _ce(Component.NODE, "all", 200.0, Method.INTEGRATED),
+            _ce(Component.GPU, "all", 100.0, uncertainty_j=3.0),
+            _ce(Component.CPU, "all", 40.0, uncertainty_j=1.0),
+            _ce(Component.NODE, "all", 200.0, Method.INTEGRATED, uncertainty_j=12.0),
         ),
     )
     e = component_energies(stage_items(stage))
-    assert e["total"] == (200.0, False)
+    assert e["total"] == (200.0, False, 12.0)  # the node's own bound
 
 
 def test_total_sums_measured_parts_and_keeps_estimates_apart() -> None:
@@ -82,15 +86,23 @@ def test_total_sums_measured_parts_and_keeps_estimates_apart() -> None:
         0.0,
         2.0,
         (
-            _ce(Component.GPU, "gpu0", 60.0),
-            _ce(Component.GPU, "gpu1", 40.0),
+            _ce(Component.GPU, "gpu0", 60.0, uncertainty_j=2.0),
+            _ce(Component.GPU, "gpu1", 40.0, uncertainty_j=1.5),
             _ce(Component.CPU, "all", 30.0, Method.ESTIMATED),
         ),
     )
     e = component_energies(stage_items(stage))
-    assert e["gpu"] == (100.0, False)  # devices summed when there is no "all" row
-    assert e["total"] == (100.0, False)
-    assert e["total_incl_estimated"] == (130.0, True)
+    assert e["gpu"] == (100.0, False, 3.5)  # devices summed when there is no "all" row, and their bounds
+    assert e["total"] == (100.0, False, 3.5)
+    assert e["total_incl_estimated"] == (130.0, True, None)  # an estimate states no bound
+
+
+def test_a_part_without_a_bound_leaves_the_total_without_one() -> None:
+    stage = StageResult(
+        "g", 0.0, 1.0, (_ce(Component.GPU, "all", 60.0, uncertainty_j=2.0), _ce(Component.CPU, "all", 9.0))
+    )
+    e = component_energies(stage_items(stage))
+    assert e["total"] == (69.0, False, None)
 
 
 def test_a_component_with_an_unmeasured_device_is_left_out() -> None:

@@ -1,9 +1,10 @@
-"""Windows: energy, average and peak power of every channel between two instants.
+"""Windows: energy, average and peak power of every channel between two instants, and its uncertainty.
 
-Counters are interpolated linearly between their change points (never between repeated reads, which
-would draw flat steps and put the energy of a whole counter period on one side of an edge). Power
-timelines are integrated with the trapezoid rule, the edges interpolated. A window shorter than the
-counter period (or the sampling period of a power-only source) is flagged, never silently 0 J.
+Counters follow the rule of :mod:`joulebench.measurement.counter` (docs/counters.md): each increment is
+spread over the span it covers, held stretches get no energy, and the bound counts what the reads cannot
+place. Power timelines are integrated with the trapezoid rule, the edges interpolated; their bound assumes
+power changes at most once between two readings. A window shorter than the counter period (or the
+sampling period of a power-only source) is flagged, never silently 0 J.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 
+from joulebench.measurement.counter import RESET, CounterSeries, counter_window
 from joulebench.measurement.records import Component, ComponentEnergy, Method, StageResult
-from joulebench.measurement.series import Channel, CounterSeries, PowerSeries, ReadingLog, SourceMeta
+from joulebench.measurement.series import Channel, PowerSeries, ReadingLog, SourceMeta
 
 SHORT_COUNTER = "shorter-than-counter-period"
 SHORT_SAMPLE = "shorter-than-sample-period"
@@ -21,29 +23,13 @@ NO_COUNTER = "integrated-no-counter"
 NO_SAMPLES = "no-samples"
 ESTIMATED = "estimated"
 INCOMPLETE = "incomplete"
+COUNTER_RESET = RESET
 
 IdleMap = Mapping[tuple[Component, str], float]
 
 # Measured parts that OTHER = NODE - parts subtracts. PLATFORM (psys) contains the packages: never summed.
 _NODE_PARTS = (Component.GPU, Component.CPU, Component.DRAM)
 _METHOD_RANK = {Method.COUNTER: 0, Method.INTEGRATED: 1, Method.DERIVED: 2, Method.ESTIMATED: 3}
-
-
-def counter_energy_at(series: CounterSeries, t_s: float) -> tuple[float, float] | None:
-    """Counter value at ``t_s`` interpolated between change points, and how far (seconds) ``t_s`` lies
-    outside what was read (0 inside; reads after the last change count as read: the counter held)."""
-    ts, es = series.t_s, series.energy_j
-    n = len(ts)
-    last_read = max(series.last_read_s or ts[-1], ts[-1]) if n else 0.0
-    if n == 1 and last_read > ts[0]:
-        # read again and again without a change (a DRAM zone at 0 on some machines): it held, 0 J
-        return es[0], max(ts[0] - t_s, t_s - last_read, 0.0)
-    if n < 2:
-        return None
-    i = min(max(bisect_right(ts, t_s), 1), n - 1)
-    t0, t1, e0, e1 = ts[i - 1], ts[i], es[i - 1], es[i]
-    outside = max(ts[0] - t_s, t_s - last_read, 0.0)
-    return e0 + (e1 - e0) * (t_s - t0) / (t1 - t0), outside
 
 
 def _segment_peak_w(series: CounterSeries, start_s: float, end_s: float, min_dt_s: float) -> float | None:
@@ -95,27 +81,56 @@ def integrate_power(series: PowerSeries, start_s: float, end_s: float) -> tuple[
     return energy, peak, outside
 
 
+def power_uncertainty_j(series: PowerSeries, start_s: float, end_s: float, update_s: float) -> float:
+    """Bound of :func:`integrate_power`'s error when power changes at most once between two readings and
+    a reading may be up to ``update_s`` old: each change between two readings may lie anywhere in that
+    gap (and the reading's age before it), so it moves energy by at most the step times that span."""
+    ts, ps = series.t_s, series.power_w
+    n = len(ts)
+    if n < 2:
+        return 0.0
+    # a change read at t_k + 1 may have happened up to update_s before t_k: reach past the window's end
+    i, j = series.span(start_s, end_s + update_s)
+    total = 0.0
+    for k in range(max(i - 1, 0), min(j, n - 1)):
+        a, b = ts[k] - update_s, ts[k + 1]
+        if b > start_s and a < end_s:
+            total += abs(ps[k + 1] - ps[k]) * min(b - a, end_s - start_s)
+    return total
+
+
 def channel_energy(
     ch: Channel, meta: SourceMeta | None, start_s: float, end_s: float, idle_w: float | None = None
 ) -> ComponentEnergy:
-    """Energy of one channel inside ``[start_s, end_s]``."""
+    """Energy of one channel inside ``[start_s, end_s]``, with the bound of its error."""
     duration = end_s - start_s
     flags: list[str] = []
-    estimated = meta is not None and meta.estimated
     energy: float | None = None
+    uncertainty: float | None = None
     peak: float | None = None
+    meta = meta or SourceMeta(name=ch.source, interval_s=0.0)
+    estimated = meta.estimated
     method = Method.ESTIMATED if estimated else Method.COUNTER
     # holding a value across one polling interval is what sampling means; beyond that, say so
-    tolerance = meta.interval_s if meta is not None else 0.0
-    held = ch.counter is not None and counter_energy_at(ch.counter, start_s) is not None
-    if ch.counter is not None and held:
-        a = counter_energy_at(ch.counter, start_s)
-        b = counter_energy_at(ch.counter, end_s)
-        assert a is not None and b is not None
-        energy = b[0] - a[0]
-        if max(a[1], b[1]) > tolerance:
-            flags.append(EXTRAPOLATED)
-        if meta is not None and meta.counter_period_s and duration < meta.counter_period_s:
+    tolerance = meta.interval_s
+    max_power = meta.max_power_w or 0.0
+    counted = None
+    if ch.counter is not None:
+        counted = counter_window(
+            ch.counter,
+            start_s,
+            end_s,
+            period_s=meta.counter_period_s or 0.0,
+            resolution_j=meta.resolution_j or 0.0,
+            max_power_w=max_power,
+        )
+    if counted is not None and ch.counter is not None:
+        energy, uncertainty = counted.energy_j, counted.uncertainty_j
+        if max(counted.outside_s, counted.uncovered_s) > tolerance:
+            flags.append(EXTRAPOLATED)  # now: "reaches beyond the reads"; nothing is extrapolated there
+        if counted.reset:
+            flags.append(COUNTER_RESET)
+        if meta.counter_period_s and duration < meta.counter_period_s:
             flags.append(SHORT_COUNTER)
         if ch.power is not None and len(ch.power):
             integrated = integrate_power(ch.power, start_s, end_s)
@@ -128,12 +143,18 @@ def channel_energy(
         integrated = integrate_power(ch.power, start_s, end_s)
         assert integrated is not None
         energy, peak = integrated[0], integrated[1]
-        interval = (meta.power_interval_s or meta.interval_s) if meta is not None else 0.0
+        interval = meta.power_interval_s or meta.interval_s
+        update = max(interval, meta.counter_period_s or 0.0)
+        uncertainty = power_uncertainty_j(ch.power, start_s, end_s, update) + integrated[2] * (
+            max_power or peak
+        )
+        if meta.power_resolution_w:
+            uncertainty += meta.power_resolution_w / 2 * duration
         if integrated[2] > max(tolerance, interval):
             flags.append(EXTRAPOLATED)
         if not estimated:
             method = Method.INTEGRATED
-            if meta is not None and meta.name == "nvml":
+            if meta.name == "nvml":
                 flags.append(NO_COUNTER)
         if interval and duration < interval:
             flags.append(SHORT_SAMPLE)
@@ -142,6 +163,7 @@ def channel_energy(
         method = Method.ESTIMATED if estimated else Method.INTEGRATED
     if estimated:
         flags.append(ESTIMATED)
+        uncertainty = None  # a model has no measured bound
     avg = energy / duration if energy is not None and duration > 0 else None
     above = energy - idle_w * duration if energy is not None and idle_w is not None else None
     return ComponentEnergy(
@@ -155,6 +177,7 @@ def channel_energy(
         idle_power_w=idle_w,
         above_idle_energy_j=above,
         flags=tuple(flags),
+        uncertainty_j=uncertainty,
     )
 
 
@@ -185,6 +208,7 @@ def combine(component: Component, parts: list[ComponentEnergy], device: str = "a
         idle_power_w=idle,
         above_idle_energy_j=energy - idle * duration if energy is not None and idle is not None else None,
         flags=tuple(flags),
+        uncertainty_j=_sum_or_none(p.uncertainty_j for p in parts),
     )
 
 
@@ -203,6 +227,8 @@ def derive_other(totals: dict[Component, ComponentEnergy]) -> ComponentEnergy | 
             parts.append(part)
             flags.extend(f for f in part.flags if f not in flags)
     energy = node.energy_j - sum(p.energy_j for p in parts if p.energy_j is not None)
+    # a difference of measurements is off by at most the sum of their bounds
+    uncertainty = _sum_or_none([node.uncertainty_j, *(p.uncertainty_j for p in parts)])
     duration = node.duration_s
     idle: float | None = node.idle_power_w
     if idle is not None:
@@ -219,6 +245,7 @@ def derive_other(totals: dict[Component, ComponentEnergy]) -> ComponentEnergy | 
         idle_power_w=idle,
         above_idle_energy_j=energy - idle * duration if idle is not None else None,
         flags=tuple(flags),
+        uncertainty_j=uncertainty,
     )
 
 

@@ -101,6 +101,7 @@ class IpmiSource(PowerSource):
     name = NAME
     blocking = True
     counter_period_s = None
+    power_resolution_w = 1.0  # DCMI reports whole watts
 
     def __init__(
         self,

@@ -117,6 +117,8 @@ class Monitor:
         for src, st in zip(candidates, statuses, strict=False):
             if not st.available:
                 src.close()
+        for src in self._sources:
+            src.calibrate()  # each counter's update period as this machine shows it, not as assumed
 
     def start(self) -> Monitor:
         """Probe the sources, take start device info, start sampling. Cheap: no heavy imports."""
@@ -263,7 +265,7 @@ class Monitor:
         return result
 
     def settle(self, t_s: float) -> None:
-        """Wait until every slowly updating counter (NVML) shows an update after ``t_s``."""
+        """Wait until every counter has published its energy up to ``t_s`` (see ``Sampler.settle``)."""
         if self._sampler is None:
             return
         periods = [s.counter_period_s or 0.0 for s in self._sources] + [0.0]

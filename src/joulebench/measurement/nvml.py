@@ -8,6 +8,8 @@
   falling back to ``nvmlDeviceGetPowerUsage`` (a 1 s trailing average on H100). A power read costs a few
   microseconds, so it is polled up to every 20 ms.
 * A GPU without the counter (pre-Volta) integrates its power timeline, and every window says so.
+* The counter counts since the driver loaded and never wraps: a fall is a reset (a driver reload), which
+  is flagged and never gives negative energy.
 
 The adapter talks to any object that has pynvml's function and constant names: the real module, or
 :class:`joulebench.measurement.nvml_fake.FakeNvml`.
@@ -22,11 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from joulebench.measurement.counter import Unwrapper
 from joulebench.measurement.records import Component, DeviceInfo, Reading, SourceStatus
 from joulebench.measurement.source import PowerSource
 
 NAME = "nvml"
+#: the nominal update period of the energy counter (each machine's is measured at start)
 COUNTER_PERIOD_S = 0.1
+#: where the power limit cannot be read: above any single GPU's board power today
+DEFAULT_MAX_POWER_W = 2000.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class NvmlSource(PowerSource):
 
     name = NAME
     counter_period_s = COUNTER_PERIOD_S
+    resolution_j = 1e-3  # the counter counts millijoules
 
     def __init__(
         self,
@@ -100,6 +107,7 @@ class NvmlSource(PowerSource):
         self._gpus: list[VisibleGpu] = []
         self._handles: list[Any] = []
         self._has_counter: list[bool] = []
+        self._counters: list[Unwrapper] = []
         self._power_mode: list[str] = []  # "instant" | "average" | "usage" | "none"
         self._initialised = False
         self._status: SourceStatus | None = None
@@ -153,6 +161,11 @@ class NvmlSource(PowerSource):
         self._handles = [all_handles[g.nvml_index] for g in visible]
         self._has_counter = [self._counter_works(h) for h in self._handles]
         self._power_mode = [self._pick_power_mode(h) for h in self._handles]
+        limits_mw = [self._safe(nv.nvmlDeviceGetEnforcedPowerLimit, h) for h in self._handles]
+        # twice the enforced limit: boards overshoot it for milliseconds, never for a counter period
+        known = [2 * mw / 1000.0 for mw in limits_mw if isinstance(mw, (int, float)) and mw > 0]
+        self.max_power_w = max(known) if len(known) == len(limits_mw) else DEFAULT_MAX_POWER_W
+        self._counters = [Unwrapper(1e-3, None, self.max_power_w) for _ in self._handles]
         readable = zip(visible, self._has_counter, self._power_mode, strict=True)
         unusable = [g.device for g, has_counter, mode in readable if not has_counter and mode == "none"]
         if unusable:
@@ -228,7 +241,10 @@ class NvmlSource(PowerSource):
                 before = self._clock()
                 mj = nv.nvmlDeviceGetTotalEnergyConsumption(self._handles[i])
                 t = (before + self._clock()) / 2  # a read takes milliseconds: stamp its middle
-                out.append(Reading(t, NAME, Component.GPU, gpu.device, energy_j=mj / 1000.0))
+                energy_j, reset = self._counters[i].update(mj, t, self.counter_period_s)
+                out.append(
+                    Reading(t, NAME, Component.GPU, gpu.device, energy_j=energy_j, counter_reset=reset)
+                )
             # a GPU without the counter is integrated from read_power()'s timeline (power_interval_s),
             # the sampling period its windows are flagged against
         return out

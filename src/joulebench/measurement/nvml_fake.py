@@ -44,6 +44,7 @@ class FakeGpu:
     sm_clock_mhz: int = 1980
     temperature_c: int = 35
     counter_start_mj: int = 123_456_789  # the counter counts since the driver loaded, not from 0
+    driver_reload_at_s: float | None = None  # the driver reloads here: the counter starts again from 0
     utilization_pct: PowerSchedule = 0.0  # percent, a schedule like power_w
     utilization_supported: bool = True  # False: NVML_ERROR_NOT_SUPPORTED (a MIG-partitioned GPU)
     memory_total_mib: int = 81_559
@@ -142,8 +143,12 @@ class FakeNvml:
         return self._clock() - self.start_s
 
     def counter_mj(self, gpu: FakeGpu, t_rel: float) -> int:
-        """The counter as NVML shows it at ``t_rel``: the energy up to the last 100 ms update."""
+        """The counter as NVML shows it at ``t_rel``: the energy up to the last 100 ms update, since the
+        driver loaded (or reloaded)."""
         updated = int(t_rel / self.counter_period_s + 1e-9) * self.counter_period_s
+        reload = gpu.driver_reload_at_s
+        if reload is not None and updated >= reload:
+            return round(gpu.energy_between(reload, updated) * 1000.0)
         return gpu.counter_start_mj + round(gpu.energy_between(0.0, updated) * 1000.0)
 
     # -- pynvml API ----------------------------------------------------------------------------------

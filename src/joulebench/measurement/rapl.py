@@ -10,7 +10,8 @@ Layout (Intel, and AMD with the same driver names)::
 
 ``intel-rapl-mmio:*`` zones mirror the package zones through another interface and are skipped so that
 nothing is counted twice. Each ``energy_uj`` wraps at ``max_energy_range_uj``; the source unwraps it and
-polls often enough that no wrap can be missed at a generous maximum power.
+polls often enough that no wrap can be missed at a generous maximum power. A drop that this power cannot
+explain as a wrap is a reset (a module reload): counting goes on from the last value, and it is flagged.
 
 Since CVE-2020-8694, ``energy_uj`` is readable by root only on most distributions. joulebench never needs
 root: the source is then unavailable and says how an administrator can grant read access.
@@ -25,14 +26,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from joulebench.measurement.counter import Unwrapper
 from joulebench.measurement.records import Component, DeviceInfo, Reading, SourceStatus
 from joulebench.measurement.source import PowerSource
 
 NAME = "rapl"
 ROOT_ENV = "JOULEBENCH_POWERCAP_ROOT"
 DEFAULT_ROOT = "/sys/class/powercap"
-#: RAPL counters update about every millisecond: effectively continuous at our intervals
+#: RAPL counters update about every millisecond (the nominal period; each machine's is measured at start)
 COUNTER_PERIOD_S = 0.001
+#: the coarsest RAPL energy unit in use (61 uJ, a DRAM unit on some servers); most packages count 15.3 uJ
+RESOLUTION_J = 61e-6
 #: a generous upper bound of one zone's power, used only to choose a polling interval that sees every wrap
 MAX_ZONE_POWER_W = 1000.0
 
@@ -102,6 +106,7 @@ class RaplSource(PowerSource):
 
     name = NAME
     counter_period_s = COUNTER_PERIOD_S
+    resolution_j = RESOLUTION_J
 
     def __init__(
         self,
@@ -117,9 +122,7 @@ class RaplSource(PowerSource):
         self.max_power_w = max_power_w
         self._clock = clock
         self.zones: list[RaplZone] = []
-        self._last_raw: list[int | None] = []
-        self._offset_uj: list[int] = []
-        self.wraps = 0
+        self._counters: list[Unwrapper] = []
         self._status: SourceStatus | None = None
 
     def probe(self) -> SourceStatus:
@@ -143,8 +146,7 @@ class RaplSource(PowerSource):
             except (OSError, ValueError) as exc:
                 return SourceStatus(NAME, False, f"{z.path / 'energy_uj'} cannot be read: {exc}")
         self.zones = zones
-        self._last_raw = [None] * len(zones)
-        self._offset_uj = [0] * len(zones)
+        self._counters = [Unwrapper(1e-6, z.max_range_uj or None, self.max_power_w) for z in zones]
         safe = min(safe_interval_s(z.max_range_uj, self.max_power_w) for z in zones)
         self.interval_s = min(self.requested_interval_s, safe)
         comps = tuple(dict.fromkeys(z.component for z in zones))
@@ -167,14 +169,18 @@ class RaplSource(PowerSource):
             except (OSError, ValueError):
                 continue  # a transient read error: the next read interpolates over the gap
             t = self._clock()
-            last = self._last_raw[i]
-            if last is not None and raw < last:
-                # wrapped at max_energy_range_uj since the last read (the interval rules out a double wrap)
-                self._offset_uj[i] += z.max_range_uj
-                self.wraps += 1
-            self._last_raw[i] = raw
-            out.append(Reading(t, NAME, z.component, z.device, energy_j=(raw + self._offset_uj[i]) / 1e6))
+            # the polling interval rules out a double wrap; a drop no wrap explains is a reset
+            energy_j, reset = self._counters[i].update(raw, t, self.counter_period_s)
+            out.append(Reading(t, NAME, z.component, z.device, energy_j=energy_j, counter_reset=reset))
         return out
+
+    @property
+    def wraps(self) -> int:
+        return sum(c.wraps for c in self._counters)
+
+    @property
+    def resets(self) -> int:
+        return sum(c.resets for c in self._counters)
 
     def device_info(self) -> list[DeviceInfo]:
         model = cpu_model_name()

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -101,9 +101,13 @@ class FakePowercap:
         os.chmod(self.zones[key] / "energy_uj", 0o400)
 
     @contextmanager
-    def running(self, power_w: Mapping[str, float], tick_s: float = 0.005) -> Iterator[None]:
-        """Advance the named zones at constant watts, in real time, until the block ends.
+    def running(self, power_w: Mapping[str, PowerSchedule], tick_s: float = 0.005) -> Iterator[float]:
+        """Advance the named zones in real time until the block ends; yields the ticker's start
+        (``time.monotonic()``, system-wide), from which each schedule's times count.
 
+        ``power_w`` maps a zone to constant watts or to steps ``[(t_from_s, watts), ...]``. The counters
+        update every ``tick_s`` (RAPL's hardware: about 1 ms; some AMD parts much slower), each update
+        publishing exactly the energy of the schedule since the previous one, then hold between updates.
         A package's power should include its core/uncore share and psys the packages', as on hardware;
         the fake writes exactly what it is given. The counters advance in a process of their own, as the
         hardware's do whatever the processes around them do: a thread here stalled whenever this process
@@ -112,7 +116,7 @@ class FakePowercap:
         """
         spec = {
             "counters": {key: str(self.zones[key] / "energy_uj") for key in power_w},
-            "power_w": dict(power_w),
+            "power_w": {key: _steps(schedule) for key, schedule in power_w.items()},
             "max_range_uj": self.max_range_uj,
             "tick_s": tick_s,
         }
@@ -123,9 +127,10 @@ class FakePowercap:
         )
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            if proc.stdout.readline() != b"ticking\n":
+            first = proc.stdout.readline().split()
+            if first[:1] != [b"ticking"]:
                 raise RuntimeError(f"fake powercap ticker failed to start (exit {proc.wait()})")
-            yield
+            yield float(first[1])
         finally:
             proc.stdin.close()  # its end of file is the ticker's signal to stop
             try:
@@ -150,23 +155,46 @@ def _advance(path: Path, joules: float, max_range_uj: int) -> int:
     return value
 
 
+PowerSchedule = float | Sequence[tuple[float, float]]
+
+
+def _steps(schedule: PowerSchedule) -> list[tuple[float, float]]:
+    if isinstance(schedule, (int, float)):
+        return [(0.0, float(schedule))]
+    steps = sorted((float(t), float(w)) for t, w in schedule)
+    if not steps or steps[0][0] > 0.0:
+        steps.insert(0, (0.0, 0.0))
+    return steps
+
+
+def schedule_energy_j(steps: Sequence[Sequence[float]], a_s: float, b_s: float) -> float:
+    """Exact joules of a step schedule between two instants (seconds after the ticker's start)."""
+    total = 0.0
+    for k, (t_from, watts) in enumerate(steps):
+        t_to = steps[k + 1][0] if k + 1 < len(steps) else float("inf")
+        lo, hi = max(a_s, t_from), min(b_s, t_to)
+        if hi > lo:
+            total += watts * (hi - lo)
+    return total
+
+
 def _tick(spec: dict[str, Any]) -> None:
-    """The ticker process of :meth:`FakePowercap.running`: advances each counter by its watts times the time
-    since the last tick, until its standard input closes."""
+    """The ticker process of :meth:`FakePowercap.running`: every ``tick_s`` advances each counter by its
+    schedule's energy since the last tick, until its standard input closes."""
     counters = {key: Path(path) for key, path in spec["counters"].items()}
-    power_w: dict[str, float] = spec["power_w"]
+    power_w: dict[str, list[list[float]]] = spec["power_w"]
     max_range_uj, tick_s = int(spec["max_range_uj"]), float(spec["tick_s"])
-    last = time.monotonic()
-    print("ticking", flush=True)
+    start = last = time.monotonic()
+    print(f"ticking {start!r}", flush=True)
     while not select.select([sys.stdin], [], [], tick_s)[0]:
         now = time.monotonic()
-        dt, last = now - last, now
-        for key, watts in power_w.items():
-            _advance(counters[key], watts * dt, max_range_uj)
+        for key, steps in power_w.items():
+            _advance(counters[key], schedule_energy_j(steps, last - start, now - start), max_range_uj)
+        last = now
     # one last tick, so that the counters stand where the clock does when the block ends
-    dt = time.monotonic() - last
-    for key, watts in power_w.items():
-        _advance(counters[key], watts * dt, max_range_uj)
+    now = time.monotonic()
+    for key, steps in power_w.items():
+        _advance(counters[key], schedule_energy_j(steps, last - start, now - start), max_range_uj)
 
 
 if __name__ == "__main__":

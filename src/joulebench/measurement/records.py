@@ -47,7 +47,8 @@ class Reading:
     """One sample of one device: a cumulative energy counter, a power value, or both.
 
     ``energy_j`` is the *unwrapped* cumulative counter in joules (wraparound already undone by the
-    source); ``power_w`` is an instantaneous or short-average power.
+    source); ``power_w`` is an instantaneous or short-average power. ``counter_reset`` marks the first
+    read after the counter fell without wrapping (a driver reload): counting went on from the last value.
     """
 
     t_s: float
@@ -56,6 +57,7 @@ class Reading:
     device: str
     power_w: float | None = None
     energy_j: float | None = None
+    counter_reset: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,9 @@ class ComponentEnergy:
     idle_power_w: float | None = None  # from measure_idle(), when taken
     above_idle_energy_j: float | None = None
     flags: tuple[str, ...] = ()  # e.g. "shorter-than-counter-period", "integrated-no-counter"
+    #: bound of ``energy_j``'s error from the counter's resolution, its update period at both edges and
+    #: any gap (docs/counters.md); ``None`` for estimates, which a model gives without a measured bound
+    uncertainty_j: float | None = None
 
     @property
     def estimated(self) -> bool:

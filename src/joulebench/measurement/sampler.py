@@ -153,23 +153,31 @@ class Sampler:
         return not self._active.is_set()
 
     def settle(self, t_s: float, max_wait_s: float) -> None:
-        """Keep reading slow-updating counters until each shows a change after ``t_s`` (or time runs out),
-        so a window ending at ``t_s`` is interpolated, not extrapolated."""
-        slow = [s for s in self.sources if not s.blocking and (s.counter_period_s or 0) >= 0.01]
-        if not slow:
+        """Keep reading counters until each has published the energy up to ``t_s`` (or time runs out): it
+        showed an update that came after ``t_s`` (the read before it was already later), or held for a
+        whole period after it. A window ending at ``t_s`` then has a measured edge, not a stretch no read
+        covers."""
+        periods = {
+            s.name: s.counter_period_s
+            for s in self.sources
+            if not s.blocking and s.counter_period_s is not None
+        }
+        if not periods:
             return
         deadline = time.monotonic() + max_wait_s
-        names = {s.name for s in slow}
         while time.monotonic() < deadline:
-            if self._all_changed_after(names, t_s):
+            if self._all_published(periods, t_s):
                 return
             time.sleep(0.01)
 
-    def _all_changed_after(self, names: set[str], t_s: float) -> bool:
+    def _all_published(self, periods: dict[str, float], t_s: float) -> bool:
         with self.log.lock:
             for (source, _, _), ch in self.log.channels.items():
                 counter = ch.counter
-                if source in names and counter is not None and len(counter) and counter.t_s[-1] <= t_s:
+                if source not in periods or counter is None or not len(counter):
+                    continue
+                held_past = (counter.last_read_s or 0.0) >= t_s + periods[source]
+                if counter.before_s[-1] < t_s and not held_past:
                     return False
         return True
 

@@ -12,6 +12,7 @@ def component_dict(c: ComponentEnergy) -> dict[str, Any]:
         "component": c.component.value,
         "device": c.device,
         "energy_j": c.energy_j,
+        "uncertainty_j": c.uncertainty_j,
         "duration_s": c.duration_s,
         "avg_power_w": c.avg_power_w,
         "peak_power_w": c.peak_power_w,

@@ -1,9 +1,9 @@
 """Where readings are kept during a measurement, with bounded memory.
 
-* Energy counters keep only their *change points* (the first read that shows a new value) plus the
-  latest read. A counter that updates every 100 ms and is read every 20 ms repeats its value; keeping the
-  repeats would make a later interpolation draw flat steps. Change points are small (16 bytes each), so
-  they are kept for the whole measurement: about 0.6 MB per device per hour at 100 ms.
+* Energy counters keep, for each value, its first read and the last read before it that still showed
+  the previous value (:class:`~joulebench.measurement.counter.CounterSeries`): a run of repeated reads is
+  evidence of when the counter updated and that it held, and those two reads carry all of it. 24 bytes a
+  change, kept for the whole measurement: about 0.9 MB per device per hour at 100 ms.
 * Power timelines are bounded: at most ``max_points`` points per device (default 100 000, 2.4 MB).
   When full, adjacent pairs are merged (mean time, mean power, max of the peaks), so the timeline always
   covers the whole measurement and its resolution halves instead of its oldest part being dropped. An
@@ -18,6 +18,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
+from joulebench.measurement.counter import CounterSeries
 from joulebench.measurement.records import Component, Reading
 
 DEFAULT_MAX_POWER_POINTS = 100_000
@@ -29,33 +30,13 @@ class SourceMeta:
 
     name: str
     interval_s: float
-    counter_period_s: float | None = None
+    counter_period_s: float | None = None  # measured at start where ``period_measured``
     power_interval_s: float | None = None
     estimated: bool = False
-
-
-class CounterSeries:
-    """Change points of one cumulative energy counter (joules, already unwrapped)."""
-
-    def __init__(self) -> None:
-        self.t_s = array("d")
-        self.energy_j = array("d")
-        self.last_read_s: float | None = None
-
-    def add(self, t_s: float, energy_j: float) -> None:
-        if self.last_read_s is not None and t_s < self.last_read_s:
-            return  # a late read from a slower thread must not bend the counter back in time
-        self.last_read_s = t_s
-        if self.energy_j and energy_j == self.energy_j[-1]:
-            return
-        if self.t_s and t_s == self.t_s[-1]:
-            self.energy_j[-1] = energy_j  # two values at one instant: the later read wins (no 0 s segment)
-            return
-        self.t_s.append(t_s)
-        self.energy_j.append(energy_j)
-
-    def __len__(self) -> int:
-        return len(self.t_s)
+    max_power_w: float | None = None  # a generous bound of one device's power, for gaps nothing covers
+    resolution_j: float | None = None  # the counter's smallest step
+    power_resolution_w: float | None = None  # a power reading's smallest step (IPMI: 1 W)
+    period_measured: bool | None = None  # None: not known (a trace written before periods were measured)
 
 
 class PowerSeries:
@@ -135,7 +116,7 @@ class ReadingLog:
                         ch.counter = CounterSeries()
                     prev = ch.counter.energy_j[-1] if len(ch.counter) else None
                     prev_t = ch.counter.t_s[-1] if len(ch.counter) else None
-                    ch.counter.add(r.t_s, r.energy_j)
+                    ch.counter.add(r.t_s, r.energy_j, r.counter_reset)
                     if prev is not None and prev_t is not None and r.energy_j != prev and r.t_s > prev_t:
                         # a live power figure for counter-only sources (RAPL): the last segment's slope
                         self._latest_power[key] = (r.t_s, (r.energy_j - prev) / (r.t_s - prev_t))
@@ -152,9 +133,11 @@ class ReadingLog:
     def readings(
         self, start_s: float | None = None, end_s: float | None = None, *, pad: bool = False
     ) -> list[Reading]:
-        """Stored readings (counter change points, the last counter read, power points), time-ordered.
+        """Stored readings (each counter value's first read and the read before it, the last counter
+        read, power points), time-ordered.
 
-        With ``pad``, each series also gives its last point before ``start_s`` and first after ``end_s``,
+        With ``pad``, each series also gives its last point before ``start_s`` and first after ``end_s``
+        (counters: two changes each way, since an increment's span reaches back to the update before it),
         so that windows at the edges can be recomputed exactly from the result (traces).
         """
         lo = float("-inf") if start_s is None else start_s
@@ -165,15 +148,10 @@ class ReadingLog:
             for ch in self.channels.values():
                 if ch.counter is not None:
                     c = ch.counter
-                    i = max(bisect_left(c.t_s, lo) - extra, 0)
-                    j = min(bisect_right(c.t_s, hi) + extra, len(c))
-                    for k in range(i, j):
-                        out.append(Reading(c.t_s[k], ch.source, ch.component, ch.device, None, c.energy_j[k]))
-                    last = c.last_read_s
-                    # the last read (a repeat of the last change) tells until when the counter held
-                    held = last is not None and len(c) and last > c.t_s[-1] and j == len(c)
-                    if held and last is not None and lo <= last and (last <= hi or pad):
-                        out.append(Reading(last, ch.source, ch.component, ch.device, None, c.energy_j[-1]))
+                    i = max(bisect_left(c.t_s, lo) - 2 * extra, 0)
+                    j = bisect_right(c.t_s, hi) + 2 * extra
+                    for t, e, reset in c.reads(i, j):
+                        out.append(Reading(t, ch.source, ch.component, ch.device, None, e, reset))
                 if ch.power is not None:
                     p = ch.power
                     i, j = p.span(lo, hi)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from joulebench.measurement.counter import measure_period
 from joulebench.measurement.records import DeviceInfo, Reading, SourceStatus
 from joulebench.measurement.series import SourceMeta
 
@@ -29,6 +30,14 @@ class PowerSource(ABC):
     blocking: bool = False
     #: values are a model, not a measurement (labelled ``estimated`` everywhere)
     estimated: bool = False
+    #: whether ``counter_period_s`` was measured here (:meth:`calibrate`) rather than taken as nominal
+    period_measured: bool = False
+    #: a generous bound of one device's power: what a gap no read covers may have held
+    max_power_w: float | None = None
+    #: the counter's smallest step, in joules
+    resolution_j: float | None = None
+    #: a power reading's smallest step, in watts
+    power_resolution_w: float | None = None
 
     @abstractmethod
     def probe(self) -> SourceStatus:
@@ -37,6 +46,28 @@ class PowerSource(ABC):
     @abstractmethod
     def read(self) -> list[Reading]:
         """One sample of every device: cumulative energy (unwrapped) and/or power."""
+
+    def calibrate(self, budget_s: float = 2.0) -> None:
+        """Measure the counter's update period on this machine by reading it in a loop (an upper
+        estimate: see :func:`~joulebench.measurement.counter.measure_period`); where no counter changed
+        often enough, the nominal period stays and ``period_measured`` stays false."""
+        if self.counter_period_s is None:
+            return
+
+        def counters() -> list[tuple[str, float, float]]:
+            readings = self.read()
+            return [
+                (f"{r.component.value}/{r.device}", r.t_s, r.energy_j)
+                for r in readings
+                if r.energy_j is not None
+            ]
+
+        try:
+            estimate = measure_period(counters, self.counter_period_s, budget_s=budget_s)
+        except Exception:  # a read that fails now fails in the sampler too, which says so; keep the nominal
+            return
+        self.counter_period_s = estimate.period_s
+        self.period_measured = estimate.measured
 
     def read_power(self) -> list[Reading]:
         """A cheap power-only sample, polled faster than :meth:`read` (default: none)."""
@@ -66,6 +97,10 @@ class PowerSource(ABC):
                 counter_period_s=self.counter_period_s,
                 power_interval_s=self.power_interval_s,
                 estimated=self.estimated,
+                max_power_w=self.max_power_w,
+                resolution_j=self.resolution_j,
+                power_resolution_w=self.power_resolution_w,
+                period_measured=self.period_measured,
             )
         ]
 

@@ -63,15 +63,17 @@ def _table(result: StageResult) -> list[str]:
     if not rows:
         return [f"  {result.name}: {result.duration_s:.3f} s, no energy measured"]
     lines = [f"  {result.name}: {result.duration_s:.3f} s"]
-    lines.append(f"    {'component':<10} {'device':<10} {'energy_j':>12} {'avg_w':>9} {'peak_w':>9}  method")
+    lines.append(
+        f"    {'component':<10} {'device':<10} {'energy_j':>12} {'± j':>9} {'avg_w':>9} {'peak_w':>9}  method"
+    )
     for c in rows:
         label = c.method.value + (" (estimated)" if c.estimated and c.method.value != "estimated" else "")
         flags = (
             f"  [{', '.join(f for f in c.flags if f != 'estimated')}]" if set(c.flags) - {"estimated"} else ""
         )
         lines.append(
-            f"    {c.component.value:<10} {c.device:<10} {_num(c.energy_j):>12} {_num(c.avg_power_w):>9} "
-            f"{_num(c.peak_power_w):>9}  {label}{flags}"
+            f"    {c.component.value:<10} {c.device:<10} {_num(c.energy_j):>12} {_num(c.uncertainty_j):>9} "
+            f"{_num(c.avg_power_w):>9} {_num(c.peak_power_w):>9}  {label}{flags}"
         )
     return lines
 
@@ -85,7 +87,7 @@ def render_text(
         lines.append(f"  {s.name:<9} {state:<11} {s.reason}")
     if not any(s.available for s in statuses):
         lines.append("  no source available: only the duration is measured")
-    lines.append("energy:")
+    lines.append("energy (± j: the bound of each figure's error, docs/counters.md):")
     lines += _table(doc_total)
     for st in stages:
         lines += _table(st)

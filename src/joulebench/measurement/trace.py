@@ -26,8 +26,9 @@ from joulebench.measurement.records import Component, Reading, SourceStatus
 from joulebench.measurement.series import SourceMeta
 
 FORMAT = "joulebench-trace"
-VERSION = 1
-COLUMNS = ("t_s", "source", "component", "device", "power_w", "energy_j")
+#: 2: counter reads include the last read before each change, and resets are marked (``counter_reset``)
+VERSION = 2
+COLUMNS = ("t_s", "source", "component", "device", "power_w", "energy_j", "counter_reset")
 SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz")
 
 
@@ -45,6 +46,7 @@ class Trace:
     idle_power_w: dict[tuple[Component, str], float] = field(default_factory=dict)
     start_s: float | None = None
     end_s: float | None = None
+    version: int = VERSION
 
 
 def trace_kind(path: str | os.PathLike[str]) -> tuple[str, bool]:
@@ -112,6 +114,8 @@ def _reading_dict(r: Reading) -> dict[str, Any]:
         d["power_w"] = r.power_w
     if r.energy_j is not None:
         d["energy_j"] = r.energy_j
+    if r.counter_reset:
+        d["counter_reset"] = True
     return d
 
 
@@ -152,6 +156,7 @@ def _write(tmp: Path, kind: str, gz: bool, trace: Trace) -> None:
                         r.device,
                         "" if r.power_w is None else repr(r.power_w),
                         "" if r.energy_j is None else repr(r.energy_j),
+                        "1" if r.counter_reset else "",
                     ]
                 )
 
@@ -186,6 +191,9 @@ def _reading(d: dict[str, Any]) -> Reading:
     device = str(d["device"])
     if device == "all":
         raise ValueError("device 'all' is the sum of devices, never a reading itself")
+    reset = d.get("counter_reset")
+    if reset not in (None, "", "0", "1", True, False):
+        raise ValueError(f"counter_reset must be true or false, not {reset!r}")
     return Reading(
         t_s=_number(d["t_s"]),
         source=str(d["source"]),
@@ -193,6 +201,7 @@ def _reading(d: dict[str, Any]) -> Reading:
         device=device,
         power_w=power,
         energy_j=energy,
+        counter_reset=reset in ("1", True),
     )
 
 
@@ -203,6 +212,10 @@ def _source_meta(m: dict[str, Any]) -> SourceMeta:
         counter_period_s=_float(m.get("counter_period_s")),
         power_interval_s=_float(m.get("power_interval_s")),
         estimated=bool(m.get("estimated", False)),
+        max_power_w=_float(m.get("max_power_w")),
+        resolution_j=_float(m.get("resolution_j")),
+        power_resolution_w=_float(m.get("power_resolution_w")),
+        period_measured=m.get("period_measured") if isinstance(m.get("period_measured"), bool) else None,
     )
 
 
@@ -215,6 +228,7 @@ def _apply_meta(trace: Trace, rec: dict[str, Any]) -> None:
             raise ValueError(
                 f"trace version {rec['version']} is newer than this joulebench reads ({VERSION})"
             )
+        trace.version = int(rec.get("version", VERSION))
         trace.start_s, trace.end_s = _float(rec.get("start_s")), _float(rec.get("end_s"))
         trace.sources = [_source_meta(m) for m in rec.get("sources", [])]
         trace.statuses = [
@@ -286,4 +300,27 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
     if not trace.readings and not trace.stages:
         raise UsageError(f"trace {path} holds no readings")
     trace.readings.sort(key=lambda r: r.t_s)
+    if trace.version < 2:
+        trace.readings = _version1_reads(trace)
     return trace
+
+
+def _version1_reads(trace: Trace) -> list[Reading]:
+    """Version 1 kept a counter's change points only. The read before each change, which says when the
+    counter still held its old value, was the previous scheduled read: one source interval earlier (or
+    the previous change, if that is later). It is put back so the counter rule sees what it needs."""
+    intervals = {m.name: m.interval_s for m in trace.sources}
+    last: dict[tuple[str, Component, str], Reading] = {}
+    out: list[Reading] = []
+    for r in trace.readings:
+        key = (r.source, r.component, r.device)
+        prev = last.get(key) if r.energy_j is not None else None
+        if prev is not None and prev.energy_j is not None and r.energy_j != prev.energy_j:
+            before = r.t_s - intervals.get(r.source, 0.0)
+            if before > prev.t_s:
+                out.append(Reading(before, r.source, r.component, r.device, energy_j=prev.energy_j))
+        if r.energy_j is not None:
+            last[key] = r
+        out.append(r)
+    out.sort(key=lambda r: r.t_s)
+    return out

@@ -61,6 +61,7 @@ COLUMNS = [
     "metric",
     "unit",
     "value",
+    "uncertainty",  # the measurement's own bound on value (docs/counters.md); NaN where none is stated
 ]
 
 
@@ -69,6 +70,7 @@ class _Energy:
     energy_j: float
     estimated: bool
     method: str
+    uncertainty_j: float | None
 
 
 def tidy_trial_metrics(frames: Frames) -> pd.DataFrame:
@@ -246,15 +248,19 @@ def _stage_rows(
         if tokens and duration_s > 0:
             out.append(_row(base, stage, "", False, "", "tokens_per_s", tokens / duration_s))
     for component, e in energies.items():
-        values = {"energy_j": e.energy_j}
+        # each metric is the energy over one divisor, and so is its bound
+        divisors = {"energy_j": 1.0}
         if duration_s > 0:
-            values["power_w"] = e.energy_j / duration_s
+            divisors["power_w"] = duration_s
         if per_token:
-            values["j_per_token"] = e.energy_j / per_token
+            divisors["j_per_token"] = per_token
         if per_response:
-            values["j_per_response"] = e.energy_j / per_response
-        for metric, value in values.items():
-            out.append(_row(base, stage, component, e.estimated, e.method, metric, value))
+            divisors["j_per_response"] = per_response
+        for metric, divisor in divisors.items():
+            bound = e.uncertainty_j / divisor if e.uncertainty_j is not None else None
+            out.append(
+                _row(base, stage, component, e.estimated, e.method, metric, e.energy_j / divisor, bound)
+            )
     return out
 
 
@@ -295,11 +301,20 @@ def _generation_rows(
 
 def _component_energies(rows: list[dict[str, object]]) -> dict[str, _Energy]:
     """The runner's energies and totals (one definition for both), with how each was obtained."""
-    items = [(str(r["component"]), str(r["device"]), _num(r["energy_j"]), bool(r["estimated"])) for r in rows]
+    items = [
+        (
+            str(r["component"]),
+            str(r["device"]),
+            _num(r["energy_j"]),
+            bool(r["estimated"]),
+            _num(r.get("uncertainty_j")),
+        )
+        for r in rows
+    ]
     energies = component_energies(items)
     measured = [c for c in PARTS if c in energies and not energies[c][1]]
     out: dict[str, _Energy] = {}
-    for comp, (energy, estimated) in energies.items():
+    for comp, (energy, estimated, bound) in energies.items():
         if comp == TOTAL:
             method = "node" if "node" in energies and not energies["node"][1] else "+".join(measured)
         elif comp == TOTAL_INCL_ESTIMATED:
@@ -308,7 +323,7 @@ def _component_energies(rows: list[dict[str, object]]) -> dict[str, _Energy]:
             use = [r for r in rows if r["component"] == comp and r["device"] == "all"]
             use = use or [r for r in rows if r["component"] == comp]
             method = "+".join(sorted({str(r["method"]) for r in use}))
-        out[comp] = _Energy(energy, estimated, method)
+        out[comp] = _Energy(energy, estimated, method, bound)
     return out
 
 
@@ -320,6 +335,7 @@ def _row(
     method: str,
     metric: str,
     value: float,
+    uncertainty: float | None = None,
 ) -> dict[str, object]:
     return {
         **base,
@@ -327,6 +343,7 @@ def _row(
         "component": component,
         "estimated": estimated,
         "method": method,
+        "uncertainty": float("nan") if uncertainty is None else uncertainty,
         "metric": metric,
         "unit": UNITS[metric],
         "value": float(value),

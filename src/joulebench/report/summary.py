@@ -20,7 +20,7 @@ ALL_MODELS = "all models"
 MODEL_FREE_STAGES = ("import", "engine_init")
 KEYS = ["kind", "engine", "model", "workload", "stage", "component", "estimated", "metric", "unit"]
 COLUMNS = [*KEYS[:4], "batch_size", "max_output_tokens", *KEYS[4:]]
-COLUMNS += ["method", "n", "mean", "std", "ci_low", "ci_high", "ci_half_width", "cv", "warning"]
+COLUMNS += ["method", "n", "mean", "std", "ci_low", "ci_high", "ci_half_width", "cv", "warning", "bound"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Stat:
     n: int
     estimated: bool
     method: str
+    bound: float | None = None  # the measurement's own bound, mean over the repeats (docs/counters.md)
 
 
 def summarize_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -64,9 +65,21 @@ def summarize_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
                 "ci_half_width": s.ci_half_width,
                 "cv": s.cv,
                 "warning": s.warning,
+                "bound": _mean_bound(group),
             }
         )
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _mean_bound(group: pd.DataFrame) -> float:
+    # |mean measured - mean true| <= mean of the bounds, each repeat being within its own; a repeat that
+    # states none (an estimate, a row stored before bounds were) leaves the group without one
+    if "uncertainty" not in group:
+        return float("nan")
+    bounds = [float(v) for v in group["uncertainty"]]
+    if not bounds or any(v != v for v in bounds):
+        return float("nan")
+    return sum(bounds) / len(bounds)
 
 
 class StatIndex:
@@ -81,7 +94,9 @@ class StatIndex:
                 continue
             half = r["ci_half_width"]
             half = None if half is None or half != half else float(half)
-            stat = Stat(float(r["mean"]), half, int(r["n"]), bool(r["estimated"]), str(r["method"]))
+            bound = r.get("bound")
+            bound = None if bound is None or bound != bound else float(bound)
+            stat = Stat(float(r["mean"]), half, int(r["n"]), bool(r["estimated"]), str(r["method"]), bound)
             # Measured before estimated, when one component was measured in some runs and estimated in others.
             self._stats.setdefault(key, []).append(stat)
             self._stats[key].sort(key=lambda s: s.estimated)

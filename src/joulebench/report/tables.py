@@ -34,7 +34,10 @@ COMPONENT_NAMES = {
     TOTAL: "Measured total",
     TOTAL_INCL_ESTIMATED: "Total incl. estimated",
 }
-CI_NOTE = "Each cell: mean ± half-width of the 95 % CI (Student t) across n repeats."
+CI_NOTE = (
+    "Each cell: mean ± half-width of the 95 % CI (Student t) across n repeats; [±b]: the measurement's own "
+    "bound (counter resolution, update period at both edges, gaps), mean over the repeats."
+)
 STEADY_NOTE = (
     "TPOT: time per output token after the first, per request. Steady J/token: the measured total over the "
     "window where every request is decoding (ramp-up and ramp-down left out, as ML.ENERGY defines it); '-' "
@@ -66,6 +69,8 @@ def format_stat(stat: Stat | None) -> str:
     else:
         decimals = max(0, 1 - math.floor(math.log10(half)))
         text = f"{stat.mean:.{decimals}f} ± {half:.{decimals}f}"
+    if stat.bound is not None:
+        text += f" [±{plain(stat.bound, 2)}]"
     return text + (" (est.)" if stat.estimated else "")
 
 

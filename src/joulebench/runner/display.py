@@ -188,8 +188,18 @@ def setup_table(summary: dict[str, Any]) -> Any:
     order = ["spawn", "import", "engine_init", "model_load", "first_token", "setup"]
     for stage in sorted(stages, key=lambda s: order.index(s) if s in order else len(order)):
         st = stages[stage]
-        table.add_row(stage, _stat(st["duration_s"]), *(_stat(st["energy_j"].get(c)) for c in comps))
+        bounds = st.get("bound_j", {})
+        table.add_row(
+            stage,
+            _stat(st["duration_s"]),
+            *(_stat(st["energy_j"].get(c)) + _bound(bounds.get(c)) for c in comps),
+        )
+    table.caption = "[±b]: the measurement's own bound (docs/counters.md)"
     return table
+
+
+def _bound(value: float | None) -> str:
+    return f" [±{_fmt(value)}]" if value is not None else ""
 
 
 def generation_table(summary: dict[str, Any]) -> Any:
@@ -198,8 +208,16 @@ def generation_table(summary: dict[str, Any]) -> Any:
     gen = summary["generation"]
     m = gen["metrics"]
     table = Table(title=f"Token generation ({gen['ok']} of {gen['repeats']} repeats ok; mean ± 95 % CI)")
-    for col, justify in (("metric", "left"), ("mean ± CI", "right"), ("CV", "right"), ("n", "right")):
+    columns = (
+        ("metric", "left"),
+        ("mean ± CI", "right"),
+        ("bound ±", "right"),
+        ("CV", "right"),
+        ("n", "right"),
+    )
+    for col, justify in columns:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    table.caption = "bound: the measurement's own, mean over repeats (docs/counters.md); CI: over repeats"
     rows: list[tuple[str, str]] = []
     for prefix, label in (("j_per_token.", "J/token"), ("j_per_response.", "J/response"), ("power_w.", "W")):
         rows += [(f"{prefix}{c}", f"{label} {c}") for c in _components(m, prefix)]
@@ -214,7 +232,10 @@ def generation_table(summary: dict[str, Any]) -> Any:
         if not s or s.get("mean") is None:
             continue
         cv = f"{s['cv']:.1%}" if s.get("cv") is not None else "-"
-        table.add_row(label, _stat(s), cv, str(s["n"]))
+        bound = m.get(f"bound.{key}") or {}
+        table.add_row(
+            label, _stat(s), _fmt(bound.get("mean")) if bound.get("n") == s["n"] else "-", cv, str(s["n"])
+        )
     return table
 
 

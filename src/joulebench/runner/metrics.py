@@ -19,41 +19,56 @@ TOTAL = "total"
 TOTAL_INCL_ESTIMATED = "total_incl_estimated"
 
 
-EnergyItem = tuple[str, str, "float | None", bool]  # (component, device, energy_j, estimated)
+#: (component, device, energy_j, estimated, uncertainty_j)
+EnergyItem = tuple[str, str, "float | None", bool, "float | None"]
+#: (energy_j, estimated, uncertainty_j): the bound is None where any part states none (estimates, rows
+#: written before bounds were stored)
+ComponentTotal = tuple[float, bool, "float | None"]
 
 
 def stage_items(stage: StageResult) -> list[EnergyItem]:
-    return [(c.component.value, c.device, c.energy_j, c.estimated) for c in stage.components]
+    return [(c.component.value, c.device, c.energy_j, c.estimated, c.uncertainty_j) for c in stage.components]
 
 
 def row_items(rows: Iterable[Mapping[str, Any]]) -> list[EnergyItem]:
     """Items of stored ``stage_energy`` rows."""
-    return [(str(r["component"]), str(r["device"]), r["energy_j"], bool(r["estimated"])) for r in rows]
+    return [
+        (str(r["component"]), str(r["device"]), r["energy_j"], bool(r["estimated"]), r.get("uncertainty_j"))
+        for r in rows
+    ]
 
 
-def component_energies(items: Iterable[EnergyItem]) -> dict[str, tuple[float, bool]]:
-    """``{component: (energy_j, estimated)}`` over all devices, plus the totals; a component with an
-    unmeasured device is left out rather than undercounted."""
+def _bound(values: Iterable[float | None]) -> float | None:
+    vals = list(values)
+    return None if any(v is None for v in vals) else float(sum(v for v in vals if v is not None))
+
+
+def component_energies(items: Iterable[EnergyItem]) -> dict[str, ComponentTotal]:
+    """``{component: (energy_j, estimated, uncertainty_j)}`` over all devices, plus the totals; a
+    component with an unmeasured device is left out rather than undercounted. Bounds add up: each part
+    is off by at most its own."""
     by_comp: dict[str, list[EnergyItem]] = {}
     for item in items:
         by_comp.setdefault(item[0], []).append(item)
-    out: dict[str, tuple[float, bool]] = {}
+    out: dict[str, ComponentTotal] = {}
     for comp, group in by_comp.items():
         use = [i for i in group if i[1] == "all"] or group
         values = [i[2] for i in use]
         if any(v is None for v in values):
             continue
-        out[comp] = (float(sum(v for v in values if v is not None)), any(i[3] for i in use))
+        estimated = any(i[3] for i in use)
+        bound = None if estimated else _bound(i[4] for i in use)
+        out[comp] = (float(sum(v for v in values if v is not None)), estimated, bound)
     node = out.get(Component.NODE.value)
     if node is not None and not node[1]:
-        out[TOTAL] = (node[0], False)
+        out[TOTAL] = (node[0], False, node[2])
         return out
     measured = [p.value for p in PARTS if p.value in out and not out[p.value][1]]
     estimated = [p.value for p in PARTS if p.value in out and out[p.value][1]]
     if measured:
-        out[TOTAL] = (sum(out[p][0] for p in measured), False)
+        out[TOTAL] = (sum(out[p][0] for p in measured), False, _bound(out[p][2] for p in measured))
     if estimated:
-        out[TOTAL_INCL_ESTIMATED] = (sum(out[p][0] for p in measured + estimated), True)
+        out[TOTAL_INCL_ESTIMATED] = (sum(out[p][0] for p in measured + estimated), True, None)
     return out
 
 
@@ -85,11 +100,17 @@ def repeat_metrics(
         "itl_s": _mean([x for r in ok for x in r.itl_s]),
     }
     estimated: list[str] = []
-    for comp, (energy, is_est) in component_energies(stage_items(window)).items():
+    for comp, (energy, is_est, bound) in component_energies(stage_items(window)).items():
         m[f"energy_j.{comp}"] = energy
         m[f"power_w.{comp}"] = energy / duration if duration > 0 else None
         m[f"j_per_token.{comp}"] = energy / tokens if tokens else None
         m[f"j_per_response.{comp}"] = energy / len(ok) if ok else None
+        if bound is not None:
+            # the measurement's own bound (docs/counters.md), apart from the spread between repeats
+            m[f"bound.energy_j.{comp}"] = bound
+            m[f"bound.power_w.{comp}"] = bound / duration if duration > 0 else None
+            m[f"bound.j_per_token.{comp}"] = bound / tokens if tokens else None
+            m[f"bound.j_per_response.{comp}"] = bound / len(ok) if ok else None
         if is_est:
             estimated.append(comp)
     m["estimated_components"] = estimated
@@ -101,7 +122,7 @@ def repeat_metrics(
         m["steady.tokens_interpolated"] = steady.tokens_interpolated
         m["steady.tokens_per_s"] = (steady.output_tokens or 0) / steady.duration_s
         if steady_stage is not None:
-            for comp, (energy, _) in component_energies(stage_items(steady_stage)).items():
+            for comp, (energy, _, _) in component_energies(stage_items(steady_stage)).items():
                 m[f"steady.power_w.{comp}"] = energy / steady.duration_s
                 m[f"steady.j_per_token.{comp}"] = (
                     energy / steady.output_tokens if steady.output_tokens else None

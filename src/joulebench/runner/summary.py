@@ -28,6 +28,7 @@ def _first_line(text: str | None) -> str | None:
 def _setup(db: ResultsDB, trials: list[dict[str, Any]]) -> dict[str, Any]:
     durations: dict[str, list[float]] = defaultdict(list)
     energies: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    bounds: dict[str, dict[str, list[float | None]]] = defaultdict(lambda: defaultdict(list))
     estimated: set[str] = set()
     ok = [t for t in trials if t["status"] == "ok"]
     for t in ok:
@@ -41,8 +42,9 @@ def _setup(db: ResultsDB, trials: list[dict[str, Any]]) -> dict[str, Any]:
             durations[stage].append(
                 sum(end - start for start, end in {(r["start_s"], r["end_s"]) for r in rows})
             )
-            for comp, (energy, est) in component_energies(row_items(rows)).items():
+            for comp, (energy, est, bound) in component_energies(row_items(rows)).items():
                 energies[stage][comp].append(energy)
+                bounds[stage][comp].append(bound)
                 if est:
                     estimated.add(comp)
     return {
@@ -55,10 +57,19 @@ def _setup(db: ResultsDB, trials: list[dict[str, Any]]) -> dict[str, Any]:
             stage: {
                 "duration_s": summarize(durations[stage]).to_dict(),
                 "energy_j": {c: summarize(v).to_dict() for c, v in energies[stage].items()},
+                # the mean of the trials' measurement bounds, where every trial states one
+                "bound_j": {c: _mean_bound(v) for c, v in bounds[stage].items()},
             }
             for stage in durations
         },
     }
+
+
+def _mean_bound(values: list[float | None]) -> float | None:
+    # |mean measured - mean true| <= mean of the bounds, since each trial is within its own
+    if not values or any(v is None for v in values):
+        return None
+    return sum(v for v in values if v is not None) / len(values)
 
 
 def _generation(trials: list[dict[str, Any]]) -> dict[str, Any]:
@@ -99,7 +110,7 @@ def _warmups(db: ResultsDB, trials: list[dict[str, Any]]) -> list[dict[str, Any]
                 "before_repeat": t["repeat_index"],
                 "duration_s": details.get("warmup_duration_s"),
                 "output_tokens": tokens,
-                "energy_j": {c: e for c, (e, _) in energies.items()},
+                "energy_j": {c: e for c, (e, _, _) in energies.items()},
                 "j_per_token": total[0] / tokens if total and tokens else None,
             }
         )

@@ -212,8 +212,8 @@ class ResultsDB:
             trial_id = int(cur.lastrowid or 0)
             c.executemany(
                 "INSERT INTO stage_energy (trial_id, stage, component, device, start_s, end_s, energy_j,"
-                " avg_power_w, peak_power_w, idle_power_w, above_idle_energy_j, method, estimated, flags)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " avg_power_w, peak_power_w, idle_power_w, above_idle_energy_j, method, estimated, flags,"
+                " uncertainty_j) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         trial_id,
@@ -230,6 +230,7 @@ class ResultsDB:
                         s.method,
                         int(s.estimated),
                         ",".join(s.flags),
+                        _clean(s.uncertainty_j),
                     )
                     for s in stages
                 ],

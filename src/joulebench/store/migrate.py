@@ -15,8 +15,14 @@ from pathlib import Path
 from joulebench.errors import StoreError
 from joulebench.store.schema import DDL, SCHEMA_VERSION
 
+
+def _add_uncertainty(conn: sqlite3.Connection) -> None:
+    # rows written before stay NULL ("not stated"); `joulebench db recompute` fills them from the traces
+    conn.execute("ALTER TABLE stage_energy ADD COLUMN uncertainty_j REAL")
+
+
 #: version k -> the step that turns a version-k database into version k + 1
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_uncertainty}
 
 
 def schema_version(conn: sqlite3.Connection) -> int | None:

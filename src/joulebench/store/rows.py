@@ -46,6 +46,7 @@ class StageEnergyRow:
     idle_power_w: float | None = None
     above_idle_energy_j: float | None = None
     flags: tuple[str, ...] = ()
+    uncertainty_j: float | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ def stage_rows(
             idle_power_w=c.idle_power_w,
             above_idle_energy_j=c.above_idle_energy_j,
             flags=tuple(c.flags) + flags,
+            uncertainty_j=c.uncertainty_j,
         )
         for c in stage.components
     ]

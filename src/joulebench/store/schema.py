@@ -7,7 +7,7 @@ every measured-vs-estimated distinction is a column, never implied.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -73,7 +73,9 @@ CREATE TABLE IF NOT EXISTS stage_energy (
     above_idle_energy_j REAL,
     method              TEXT NOT NULL,         -- counter | integrated | derived | estimated
     estimated           INTEGER NOT NULL,      -- 1 when method = estimated
-    flags               TEXT NOT NULL DEFAULT ''  -- comma-separated
+    flags               TEXT NOT NULL DEFAULT '',  -- comma-separated
+    uncertainty_j       REAL                   -- bound of energy_j's error (docs/counters.md); NULL:
+                                               -- estimated, or written before version 2
 );
 
 -- Per-request metrics of a generation trial.
