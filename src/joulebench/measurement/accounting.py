@@ -24,6 +24,10 @@ NO_SAMPLES = "no-samples"
 ESTIMATED = "estimated"
 INCOMPLETE = "incomplete"
 COUNTER_RESET = RESET
+#: the flags a window's accounting sets (``includes-<component>`` too): computed again with the window
+ACCOUNTING_FLAGS = frozenset(
+    {SHORT_COUNTER, SHORT_SAMPLE, EXTRAPOLATED, NO_COUNTER, NO_SAMPLES, ESTIMATED, INCOMPLETE, COUNTER_RESET}
+)
 
 IdleMap = Mapping[tuple[Component, str], float]
 

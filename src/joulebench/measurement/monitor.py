@@ -394,12 +394,13 @@ class Monitor:
         return write_trace(path, trace)
 
     @classmethod
-    def from_trace(cls, path: str | Path) -> Monitor:
+    def from_trace(cls, path: str | Path, trace: Any = None) -> Monitor:
         """A stopped monitor holding a trace's readings, stages and idle baseline: ``window``,
-        ``stages`` and ``statuses`` give what the recording monitor gave."""
+        ``stages`` and ``statuses`` give what the recording monitor gave. ``trace``: one already parsed
+        (a :class:`~joulebench.measurement.trace.Trace`), which ``path`` then only names."""
         from joulebench.measurement.replay import ReplaySource
 
-        src = ReplaySource(path)
+        src = ReplaySource(path, trace)
         mon = cls(sources=[src])
         mon._replay = True
         trace = src.trace

@@ -17,7 +17,7 @@ import os
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -299,10 +299,37 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
         raise UsageError(f"cannot read trace {path}: {exc}") from exc
     if not trace.readings and not trace.stages:
         raise UsageError(f"trace {path} holds no readings")
+    return _finish(trace)
+
+
+def parse_trace_lines(lines: Iterable[str]) -> Trace:
+    """A trace from its JSONL lines (as the results database stores them); :class:`UsageError` when
+    they are not one."""
+    trace = Trace()
+    _parse_lines(lines, "jsonl", trace)
+    return _finish(trace)
+
+
+def _finish(trace: Trace) -> Trace:
     trace.readings.sort(key=lambda r: r.t_s)
     if trace.version < 2:
         trace.readings = _version1_reads(trace)
+        trace.sources = [_version1_bounds(m) for m in trace.sources]
     return trace
+
+
+def _version1_bounds(meta: SourceMeta) -> SourceMeta:
+    """Version 1 stated no maximum power or resolution: a known source's own defaults stand in."""
+    from joulebench.measurement import nvml, rapl
+
+    known = {
+        nvml.NAME: (nvml.DEFAULT_MAX_POWER_W, nvml.NvmlSource.resolution_j),
+        rapl.NAME: (rapl.MAX_ZONE_POWER_W, rapl.RESOLUTION_J),
+    }
+    if meta.name not in known or meta.max_power_w is not None:
+        return meta
+    max_power, resolution = known[meta.name]
+    return replace(meta, max_power_w=max_power, resolution_j=resolution)
 
 
 def _version1_reads(trace: Trace) -> list[Reading]:

@@ -99,21 +99,7 @@ def repeat_metrics(
         "tpot_s": _mean([r.tpot_s for r in ok if r.tpot_s is not None]),
         "itl_s": _mean([x for r in ok for x in r.itl_s]),
     }
-    estimated: list[str] = []
-    for comp, (energy, is_est, bound) in component_energies(stage_items(window)).items():
-        m[f"energy_j.{comp}"] = energy
-        m[f"power_w.{comp}"] = energy / duration if duration > 0 else None
-        m[f"j_per_token.{comp}"] = energy / tokens if tokens else None
-        m[f"j_per_response.{comp}"] = energy / len(ok) if ok else None
-        if bound is not None:
-            # the measurement's own bound (docs/counters.md), apart from the spread between repeats
-            m[f"bound.energy_j.{comp}"] = bound
-            m[f"bound.power_w.{comp}"] = bound / duration if duration > 0 else None
-            m[f"bound.j_per_token.{comp}"] = bound / tokens if tokens else None
-            m[f"bound.j_per_response.{comp}"] = bound / len(ok) if ok else None
-        if is_est:
-            estimated.append(comp)
-    m["estimated_components"] = estimated
+    m.update(energy_metrics(window, tokens, len(ok)))
     m["steady_available"] = steady.available
     m["steady_reason"] = steady.reason
     if steady.available and steady.duration_s:
@@ -122,9 +108,35 @@ def repeat_metrics(
         m["steady.tokens_interpolated"] = steady.tokens_interpolated
         m["steady.tokens_per_s"] = (steady.output_tokens or 0) / steady.duration_s
         if steady_stage is not None:
-            for comp, (energy, _, _) in component_energies(stage_items(steady_stage)).items():
-                m[f"steady.power_w.{comp}"] = energy / steady.duration_s
-                m[f"steady.j_per_token.{comp}"] = (
-                    energy / steady.output_tokens if steady.output_tokens else None
-                )
+            m.update(steady_energy_metrics(steady_stage, steady.duration_s, steady.output_tokens))
+    return m
+
+
+def energy_metrics(window: StageResult, tokens: int, responses: int) -> dict[str, Any]:
+    """A repeat's energy metrics per component (and ``estimated_components``): each energy over the
+    window's duration, its output tokens and its successful responses, with the measurement's own bound
+    (docs/counters.md) over the same divisors, apart from the spread between repeats."""
+    duration = window.duration_s
+    m: dict[str, Any] = {}
+    estimated: list[str] = []
+    for comp, (energy, is_est, bound) in component_energies(stage_items(window)).items():
+        for prefix, value in (("", energy), ("bound.", bound)):
+            if value is None:
+                continue
+            m[f"{prefix}energy_j.{comp}"] = value
+            m[f"{prefix}power_w.{comp}"] = value / duration if duration > 0 else None
+            m[f"{prefix}j_per_token.{comp}"] = value / tokens if tokens else None
+            m[f"{prefix}j_per_response.{comp}"] = value / responses if responses else None
+        if is_est:
+            estimated.append(comp)
+    m["estimated_components"] = estimated
+    return m
+
+
+def steady_energy_metrics(stage: StageResult, duration_s: float, tokens: float | None) -> dict[str, Any]:
+    """Power and J/token of the steady-state window, per component."""
+    m: dict[str, Any] = {}
+    for comp, (energy, _, _) in component_energies(stage_items(stage)).items():
+        m[f"steady.power_w.{comp}"] = energy / duration_s
+        m[f"steady.j_per_token.{comp}"] = energy / tokens if tokens else None
     return m

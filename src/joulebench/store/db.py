@@ -56,6 +56,34 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _insert_stages(conn: sqlite3.Connection, trial_id: int, stages: Sequence[StageEnergyRow]) -> None:
+    conn.executemany(
+        "INSERT INTO stage_energy (trial_id, stage, component, device, start_s, end_s, energy_j,"
+        " avg_power_w, peak_power_w, idle_power_w, above_idle_energy_j, method, estimated, flags,"
+        " uncertainty_j) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                trial_id,
+                s.stage,
+                s.component,
+                s.device,
+                s.start_s,
+                s.end_s,
+                _clean(s.energy_j),
+                _clean(s.avg_power_w),
+                _clean(s.peak_power_w),
+                _clean(s.idle_power_w),
+                _clean(s.above_idle_energy_j),
+                s.method,
+                int(s.estimated),
+                ",".join(s.flags),
+                _clean(s.uncertainty_j),
+            )
+            for s in stages
+        ],
+    )
+
+
 class ResultsDB:
     """``ResultsDB(path)`` opens (creating or migrating) a results database; use it as a context manager."""
 
@@ -210,31 +238,7 @@ class ResultsDB:
                 ),
             )
             trial_id = int(cur.lastrowid or 0)
-            c.executemany(
-                "INSERT INTO stage_energy (trial_id, stage, component, device, start_s, end_s, energy_j,"
-                " avg_power_w, peak_power_w, idle_power_w, above_idle_energy_j, method, estimated, flags,"
-                " uncertainty_j) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        trial_id,
-                        s.stage,
-                        s.component,
-                        s.device,
-                        s.start_s,
-                        s.end_s,
-                        _clean(s.energy_j),
-                        _clean(s.avg_power_w),
-                        _clean(s.peak_power_w),
-                        _clean(s.idle_power_w),
-                        _clean(s.above_idle_energy_j),
-                        s.method,
-                        int(s.estimated),
-                        ",".join(s.flags),
-                        _clean(s.uncertainty_j),
-                    )
-                    for s in stages
-                ],
-            )
+            _insert_stages(c, trial_id, stages)
             c.executemany(
                 "INSERT INTO requests (trial_id, request_index, prompt_tokens, output_tokens, finish_reason,"
                 " ttft_s, tpot_s, e2e_s, itl_json, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -304,6 +308,15 @@ class ResultsDB:
         return [
             json.loads(line) for line in gzip.decompress(row["data"]).decode().splitlines() if line.strip()
         ]
+
+    def replace_windows(
+        self, trial_id: int, stages: Sequence[StageEnergyRow], details: Mapping[str, Any]
+    ) -> None:
+        """Put a trial's windows and details anew, in one transaction (``joulebench db recompute``)."""
+        with self._transaction() as c:
+            c.execute("DELETE FROM stage_energy WHERE trial_id = ?", (trial_id,))
+            _insert_stages(c, trial_id, stages)
+            c.execute("UPDATE trials SET details_json = ? WHERE id = ?", (_json(_clean(details)), trial_id))
 
     def _rows(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         out = []

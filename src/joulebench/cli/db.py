@@ -1,0 +1,45 @@
+"""`joulebench db`: work on a results database as a whole."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+db_app = typer.Typer(
+    name="db", help="Work on a results database as a whole.", no_args_is_help=True, rich_markup_mode=None
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this command group to the CLI."""
+    app.add_typer(db_app)
+
+
+@db_app.command()
+def recompute(
+    db: Annotated[Path, typer.Argument(help="The results database to compute again (changed in place).")],
+) -> None:
+    """Compute every stored window again from its trial's trace with this release's accounting rule
+    (docs/counters.md), with its uncertainty, and the repeats' energy metrics from them. Run times, idle
+    baselines, tokens and the runner's flags stay as they were; a trial without a trace keeps its rows."""
+    from joulebench.errors import UsageError
+    from joulebench.runner.recompute import recompute as run
+    from joulebench.store.db import ResultsDB
+
+    if not db.is_file():
+        raise UsageError(f"{db}: no such database file")
+
+    def progress(done: int, total: int) -> None:
+        if done % 20 == 0:
+            print(f"trial {done + 1} of {total}", file=sys.stderr, flush=True)
+
+    with ResultsDB(db) as results:
+        summary = run(results, progress)
+    print(
+        f"{db}: {summary.trials} trials computed again ({summary.windows} windows), "
+        f"{summary.without_trace} without a trace kept as they were; "
+        f"largest change of a measured energy {summary.largest_change:.2%}"
+    )

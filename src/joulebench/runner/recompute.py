@@ -1,0 +1,130 @@
+"""Every stored window computed again from its trial's own trace, by the accounting rule of this release.
+
+A database written under an older rule (before docs/counters.md, or before bounds were stored) then holds
+what this joulebench would have measured: each window's energy and its ``uncertainty_j``, and the energy
+metrics of each repeat derived from them. What the run decided is kept as it was: the windows' times, the
+idle baseline each row was compared with, the flags the runner and monitor added (``unfinished``,
+``monitor-paused``, ...), token counts and timings. A trial without a trace keeps its rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from joulebench.measurement.accounting import ACCOUNTING_FLAGS, compute_window
+from joulebench.measurement.monitor import Monitor
+from joulebench.measurement.records import Component, StageResult
+from joulebench.measurement.trace import parse_trace_lines
+from joulebench.runner.metrics import energy_metrics, steady_energy_metrics
+from joulebench.store.db import ResultsDB
+from joulebench.store.rows import StageEnergyRow, stage_rows
+
+GENERATE, STEADY = "generate", "steady"
+
+
+@dataclass(frozen=True)
+class Recomputed:
+    """What ``recompute`` did to one database."""
+
+    trials: int  # trials whose windows were computed again
+    without_trace: int  # finished trials that kept their rows: no trace to compute from
+    windows: int
+    largest_change: float  # the largest relative change of a measured energy, over every window
+
+
+def recompute(db: ResultsDB, progress: Callable[[int, int], None] | None = None) -> Recomputed:
+    """Compute every window of every trial that has a trace again, in one transaction per trial."""
+    trials = [t for run in db.runs() for t in db.trials(run["id"]) if t["status"] == "ok"]
+    done = without = windows = 0
+    largest = 0.0
+    for k, trial in enumerate(trials):
+        if progress is not None:
+            progress(k, len(trials))
+        lines = db.trace(trial["id"])
+        if not lines:
+            without += 1
+            continue
+        monitor = Monitor.from_trace(f"trial {trial['id']}", parse_trace_lines(json.dumps(x) for x in lines))
+        stored = db.stage_energy(trial["id"])
+        groups: dict[tuple[str, float, float], list[dict[str, Any]]] = defaultdict(list)
+        for row in stored:
+            groups[(row["stage"], row["start_s"], row["end_s"])].append(row)
+        rows: list[StageEnergyRow] = []
+        results: dict[str, StageResult] = {}
+        for (stage, start, end), old in groups.items():
+            result = _again(monitor, stage, start, end, old)
+            if not result.components:
+                rows.extend(_stored(r) for r in old)  # nothing measured then, nothing now: keep its times
+                continue
+            results[stage] = result
+            rows.extend(stage_rows(result))
+            largest = max(largest, _change(old, result))
+            windows += 1
+        db.replace_windows(trial["id"], rows, _details(trial, results))
+        done += 1
+    return Recomputed(done, without, windows, largest)
+
+
+def _again(monitor: Monitor, stage: str, start: float, end: float, old: list[dict[str, Any]]) -> StageResult:
+    idle = {
+        (Component(r["component"]), str(r["device"])): float(r["idle_power_w"])
+        for r in old
+        if r["idle_power_w"] is not None and r["component"] in {c.value for c in Component}
+    }
+    result = compute_window(monitor.log, stage, start, end, idle)
+    kept = {
+        (r["component"], r["device"]): tuple(f for f in (r["flags"] or "").split(",") if f and not _ours(f))
+        for r in old
+    }
+    extra = {f for flags in kept.values() for f in flags}
+    components = tuple(
+        replace(c, flags=(*c.flags, *kept.get((c.component.value, c.device), tuple(sorted(extra)))))
+        for c in result.components
+    )
+    return replace(result, components=components)
+
+
+def _ours(flag: str) -> bool:
+    """A flag the accounting sets (computed again), rather than one the runner or monitor added."""
+    return flag in ACCOUNTING_FLAGS or flag.startswith("includes-")
+
+
+def _stored(row: dict[str, Any]) -> StageEnergyRow:
+    fields = {k: row.get(k) for k in StageEnergyRow.__dataclass_fields__}
+    fields["estimated"] = bool(row["estimated"])
+    fields["flags"] = tuple(f for f in (row["flags"] or "").split(",") if f)
+    return StageEnergyRow(**fields)
+
+
+def _change(old: list[dict[str, Any]], result: StageResult) -> float:
+    before = {(r["component"], r["device"]): r["energy_j"] for r in old}
+    worst = 0.0
+    for c in result.components:
+        was: float | None = before.get((c.component.value, c.device))
+        if was and c.energy_j is not None and not c.estimated:
+            worst = max(worst, abs(c.energy_j - was) / abs(was))
+    return worst
+
+
+def _details(trial: dict[str, Any], results: dict[str, StageResult]) -> dict[str, Any]:
+    """The trial's details with its repeat's energy metrics derived again from the new windows."""
+    details = dict(trial.get("details") or {})
+    metrics = details.get("metrics")
+    window = results.get(GENERATE)
+    if not isinstance(metrics, dict) or window is None:
+        return details
+    energy_keys = ("energy_j.", "power_w.", "j_per_token.", "j_per_response.", "bound.", "steady.power_w.")
+    metrics = {k: v for k, v in metrics.items() if not k.startswith((*energy_keys, "steady.j_per_token."))}
+    tokens = int(metrics.get("output_tokens") or 0)
+    responses = int(metrics.get("n_requests") or 0) - int(metrics.get("failed_requests") or 0)
+    metrics.update(energy_metrics(window, tokens, responses))
+    steady = results.get(STEADY)
+    duration = metrics.get("steady.duration_s")
+    if steady is not None and metrics.get("steady_available") and duration:
+        metrics.update(steady_energy_metrics(steady, float(duration), metrics.get("steady.output_tokens")))
+    details["metrics"] = metrics
+    return details
