@@ -39,6 +39,7 @@ from joulebench.store.frames import load_frames, load_trace, trial_metrics
 
 GENERATION_METRICS = {
     "j_per_token": "j_per_token.gpu",
+    "j_per_response": "j_per_response.gpu",
     "tokens_per_s": "tokens_per_s",
     "power_w": "power_w.gpu",
     "ttft_s": "ttft_s",

@@ -4,8 +4,9 @@
 
 Reads every ``raw/*.db.gz`` in the folder (each a database written by ``run_part.sh`` or
 ``joulebench run`` on the GPU machine, gzip-compressed as it came back: per-token timestamps compress
-50x), merges their runs into ``study.db`` with the same writer the Ray executor uses, and writes the
-HTML report, figures and exports into ``report/``.
+50x), merges their runs into ``study.db`` with the same writer the Ray executor uses, computes every window
+again from its trace with this release's accounting rule (``joulebench db recompute``; docs/counters.md),
+and writes the HTML report, figures and exports into ``report/``.
 
 Runs recorded before a sweep stored its plan's variant as the run's label (part 2) get that label in
 ``study.db`` from the lanes' own dry-run tables in ``raw/*lane-logs.txt``, which name each cell's key and
@@ -28,6 +29,7 @@ from typing import Any
 from scrub_paths import WORK_DIRS, scrub  # beside this script
 
 from joulebench.report.build import build_report
+from joulebench.runner.recompute import recompute
 from joulebench.store.db import ResultsDB
 from joulebench.sweep.transfer import export_runs, import_runs
 
@@ -51,6 +53,12 @@ def main(folder: Path) -> None:
         print(f"{raw.name}: runs {ids}{again}")
     _repository_relative_models(merged)
     _plan_variants(merged, _variants_from_lane_logs(folder))
+    # the raw files stay as they came back; what is published follows this release's accounting rule
+    done = recompute(target)
+    print(
+        f"recomputed {done.trials} trials from their traces ({done.without_trace} without one kept); "
+        f"largest change of a measured window energy: {done.largest_change:.2%}"
+    )
     files = build_report(merged, folder / "report")
     print(f"report: {files.html}")
 
