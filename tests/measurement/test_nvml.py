@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pynvml
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from joulebench.measurement.accounting import compute_window
 from joulebench.measurement.nvml import NvmlSource, parse_visible_devices
@@ -233,3 +235,47 @@ def test_a_driver_reload_is_a_flagged_reset_never_negative_energy() -> None:
     after = _gpu0(log, fake, 2.5, 3.5)
     assert "counter-reset" not in after.flags
     assert abs(after.energy_j - 500.0) <= after.uncertainty_j
+
+
+@st.composite
+def _nvml_cases(draw: st.DrawFn) -> dict:
+    """A GPU whose power steps (idle stretches included) under a counter of 20 ms to 500 ms, read by the
+    source at gaps faster and slower than its updates; windows anywhere inside, some shorter than it."""
+    period = draw(st.sampled_from([0.02, 0.05, 0.1, 0.25, 0.5]))
+    n = draw(st.integers(1, 6))
+    times = sorted(draw(st.lists(st.floats(0.0, 8.0), min_size=n - 1, max_size=n - 1)))
+    watts = draw(st.lists(st.sampled_from([0.0, 60.0, 350.0, 700.0]), min_size=n, max_size=n))
+    gaps = draw(st.lists(st.floats(0.005, 3 * period), min_size=40, max_size=200))
+    windows = [
+        (a, a + draw(st.floats(0.0, 4.0)))
+        for a in draw(st.lists(st.floats(0.0, 6.0), min_size=1, max_size=6))
+    ]
+    power = list(zip([0.0, *times], watts, strict=True))
+    return {"period": period, "power": power, "gaps": gaps, "windows": windows}
+
+
+@settings(max_examples=150, deadline=None)
+@given(_nvml_cases())
+def test_every_window_through_the_nvml_source_is_within_its_uncertainty(case: dict) -> None:
+    clock = ManualClock()
+    gpu = FakeGpu(power_w=case["power"])
+    fake = FakeNvml([gpu], clock=clock, counter_period_s=case["period"])
+    src = NvmlSource(fake, clock=clock)
+    src.probe()
+    src.counter_period_s = case["period"]  # as calibration would find it (a manual clock cannot be timed)
+    log = ReadingLog()
+    for meta in src.source_metas():
+        log.add_source(meta)
+    for gap in case["gaps"]:
+        log.add(src.read())
+        clock.advance(gap)
+    log.add(src.read())
+    end = clock() - fake.start_s
+    for a, b in case["windows"]:
+        b = min(b, end)
+        if b <= a:
+            continue
+        row = _gpu0(log, fake, a, b)
+        true_j = gpu.energy_between(a, b)
+        assert row.uncertainty_j is not None
+        assert abs(row.energy_j - true_j) <= row.uncertainty_j + 1e-6, (a, b, row, true_j)
