@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from joulebench.errors import UsageError
+from joulebench.store.redact import secret_name
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # inherited variables recorded with a run: the runtimes' own settings
@@ -21,10 +22,6 @@ RECORDED_PREFIXES = (
     "PYTORCH_", "TORCH_", "TORCHINDUCTOR_", "CUDA_", "NCCL_", "NVSHMEM_", "VLLM_", "TRITON_", "OMP_", "MKL_",
     "TOKENIZERS_", "TRANSFORMERS_", "HF_HUB_OFFLINE", "DS_", "TRTLLM_",
 )  # fmt: skip
-# never recorded, whatever their prefix: results are shared (words of the name: HF_TOKEN, VLLM_API_KEY)
-SECRET_WORDS = frozenset(
-    {"KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS", "AUTH"}
-)
 
 
 def env_problems(env: Any, where: str) -> list[str]:
@@ -37,7 +34,7 @@ def env_problems(env: Any, where: str) -> list[str]:
             problems.append(f"{where}: {name!r} is not an environment variable name")
         elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
             problems.append(f"{where}.{name}: {value!r} is not a value (a string or a number)")
-        elif _secret(name):
+        elif secret_name(name):  # results are shared: HF_TOKEN, VLLM_API_KEY, TORCH_APITOKEN
             problems.append(
                 f"{where}.{name}: looks like a secret; runs store their environment, so set it outside"
             )
@@ -67,9 +64,5 @@ def recorded(engine_env: Mapping[str, str], environ: Mapping[str, str] | None = 
     """The runtime variables an engine process of this run sees: inherited ones with a recorded prefix,
     overridden by the run's own."""
     environ = os.environ if environ is None else environ
-    inherited = {k: v for k, v in environ.items() if k.startswith(RECORDED_PREFIXES) and not _secret(k)}
+    inherited = {k: v for k, v in environ.items() if k.startswith(RECORDED_PREFIXES) and not secret_name(k)}
     return dict(sorted({**inherited, **engine_env}.items()))
-
-
-def _secret(name: str) -> bool:
-    return not SECRET_WORDS.isdisjoint(name.upper().split("_"))

@@ -19,6 +19,7 @@ from typing import Any
 
 from joulebench.errors import StoreError, UsageError
 from joulebench.store.migrate import prepare
+from joulebench.store.redact import redact, scrub
 from joulebench.store.rows import RequestRow, StageEnergyRow, TrialRow
 
 DEFAULT_DB = "joulebench.db"
@@ -43,6 +44,11 @@ _RUN_UPDATABLE = ("engine_version", "model_label", "environment_json", "config_j
 
 def _json(value: Any) -> str:
     return json.dumps(value, default=str, allow_nan=False, separators=(",", ":"), sort_keys=True)
+
+
+def _record(value: Any) -> str:
+    """A JSON column's text: secrets redacted (store/redact.py), non-finite numbers as null."""
+    return _json(_clean(redact(value)))
 
 
 def _clean(value: Any) -> Any:
@@ -178,8 +184,8 @@ class ResultsDB:
                     tensor_parallel,
                     joulebench_version or __version__,
                     sweep_key,
-                    _json(_clean(dict(config))),
-                    _json(_clean(dict(environment))),
+                    _record(config),
+                    _record(environment),
                 ),
             )
             return int(cur.lastrowid or 0)
@@ -191,7 +197,7 @@ class ResultsDB:
             column = f"{key}_json" if key in ("environment", "config") else key
             if column not in _RUN_UPDATABLE:
                 raise ValueError(f"runs.{key} cannot be updated")
-            sets[column] = _json(_clean(value)) if column.endswith("_json") else value
+            sets[column] = _record(value) if column.endswith("_json") else value
         if not sets:
             return
         assignments = ", ".join(f"{k} = ?" for k in sets)
@@ -226,7 +232,7 @@ class ResultsDB:
                     trial.kind,
                     trial.repeat_index,
                     trial.status,
-                    trial.error,
+                    scrub(trial.error) if trial.error else trial.error,
                     trial.started_unix_s,
                     _clean(trial.duration_s),
                     trial.cache_state,
@@ -234,7 +240,7 @@ class ResultsDB:
                     trial.n_requests,
                     trial.prompt_tokens,
                     trial.output_tokens,
-                    _json(_clean(trial.details)),
+                    _record(trial.details),
                 ),
             )
             trial_id = int(cur.lastrowid or 0)
@@ -316,7 +322,7 @@ class ResultsDB:
         with self._transaction() as c:
             c.execute("DELETE FROM stage_energy WHERE trial_id = ?", (trial_id,))
             _insert_stages(c, trial_id, stages)
-            c.execute("UPDATE trials SET details_json = ? WHERE id = ?", (_json(_clean(details)), trial_id))
+            c.execute("UPDATE trials SET details_json = ? WHERE id = ?", (_record(details), trial_id))
 
     def _rows(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         out = []
