@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from joulebench.errors import StoreError, UsageError
-from joulebench.store.migrate import prepare
+from joulebench.store.migrate import check_usable, prepare
 from joulebench.store.redact import redact, scrub
 from joulebench.store.rows import RequestRow, StageEnergyRow, TrialRow
 
@@ -44,6 +45,18 @@ _RUN_UPDATABLE = ("engine_version", "model_label", "environment_json", "config_j
 
 def _json(value: Any) -> str:
     return json.dumps(value, default=str, allow_nan=False, separators=(",", ":"), sort_keys=True)
+
+
+def _create_owner_only(path: Path) -> bool:
+    """Create an empty database file readable by its owner only (SQLite gives its WAL and shared-memory
+    files the same mode); False when it exists already."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise StoreError(f"--db {path} cannot be created ({exc.strerror}): is its folder writable?") from None
+    return True
 
 
 def _record(value: Any) -> str:
@@ -101,21 +114,35 @@ class ResultsDB:
             raise StoreError(f"--db {self.path} is a directory, not a database file")
         if not self.path.parent.exists():
             raise StoreError(f"--db {self.path}: folder {self.path.parent} does not exist")
+        created = _create_owner_only(self.path)
         try:
             self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} cannot be opened ({exc})") from None
+        try:
             self._conn.row_factory = sqlite3.Row
+            # a file that is not ours, or is too new, is refused before anything is written to it
+            check_usable(self._conn, self.path)
             self._conn.execute("PRAGMA foreign_keys = ON")
             mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a joulebench results database ({exc})") from None
-        if mode is None or str(mode[0]).lower() != "wal":  # pragma: no cover - e.g. a read-only folder
-            raise StoreError(f"{self.path}: cannot use WAL journaling here ({mode and mode[0]})")
-        self._conn.execute("PRAGMA synchronous = FULL")
-        try:
+            if mode is None or str(mode[0]).lower() != "wal":  # pragma: no cover - an exotic file system
+                raise StoreError(f"{self.path}: cannot use WAL journaling here ({mode and mode[0]})")
+            self._conn.execute("PRAGMA synchronous = FULL")
             self.schema_version = prepare(self._conn, self.path, __version__)
+        except sqlite3.OperationalError as exc:
+            self._abandon(created)
+            locked = "locked" in str(exc)
+            why = "another process holds its write lock" if locked else "a read-only file or folder?"
+            raise StoreError(f"{self.path} cannot be written ({exc}): {why}") from None
         except BaseException:
-            self._conn.close()
+            self._abandon(created)
             raise
+
+    def _abandon(self, created: bool) -> None:
+        self._conn.close()
+        if created:  # leave no empty file of ours behind
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
     # -- life cycle ---------------------------------------------------------------------------------
 

@@ -40,12 +40,12 @@ def schema_version(conn: sqlite3.Connection) -> int | None:
 
 def prepare(conn: sqlite3.Connection, path: Path, joulebench_version: str) -> int:
     """Create the schema in an empty database or migrate an older one; return the version now stored."""
-    _usable_version(conn, path)  # a database that is not ours, or too new, fails before taking the lock
+    check_usable(conn, path)  # a database that is not ours, or too new, fails before taking the lock
     conn.execute("BEGIN IMMEDIATE")
     try:
         # read again under the lock: another process (a run creating the database that a report or a test
         # opens at the same moment) may have created or migrated it since
-        version = _usable_version(conn, path)
+        version = check_usable(conn, path)
         if version is None:
             for statement in _statements(DDL):
                 conn.execute(statement)
@@ -68,7 +68,9 @@ def prepare(conn: sqlite3.Connection, path: Path, joulebench_version: str) -> in
     return version
 
 
-def _usable_version(conn: sqlite3.Connection, path: Path) -> int | None:
+def check_usable(conn: sqlite3.Connection, path: Path) -> int | None:
+    """The schema version of a database this joulebench can use (``None``: empty); :class:`StoreError`
+    for a file that is not a joulebench results database, or is newer. Reads only."""
     try:
         version = schema_version(conn)
     except StoreError as exc:
