@@ -52,6 +52,7 @@ def measure(
 
     CMD gets JOULEBENCH_STAGE_FILE; stages it marks (joulebench.stage or the file protocol) are reported.
     """
+    from joulebench.measurement.monitor import MIN_INTERVAL_S
     from joulebench.measurement.trace import trace_kind
 
     if output is not None:
@@ -63,12 +64,14 @@ def measure(
         return
     if not command:
         raise UsageError(f"no command given: {USAGE}")
-    if not (interval_ms > 0 and math.isfinite(interval_ms)):
-        raise UsageError(f"--interval-ms must be positive and finite, got {interval_ms:g}")
-    if not (gpu_power_interval_ms > 0 and math.isfinite(gpu_power_interval_ms)):
-        raise UsageError(
-            f"--gpu-power-interval-ms must be positive and finite, got {gpu_power_interval_ms:g}"
-        )
+    for flag, value in (("--interval-ms", interval_ms), ("--gpu-power-interval-ms", gpu_power_interval_ms)):
+        if not (value > 0 and math.isfinite(value)):
+            raise UsageError(f"{flag} must be positive and finite, got {value:g}")
+        if value < MIN_INTERVAL_S * 1000:
+            raise UsageError(
+                f"{flag} must be at least {MIN_INTERVAL_S * 1000:g} ms, got {value:g}: finer, the sampler "
+                "would spin a core and measure itself"
+            )
     if cpu_tdp_w is not None and not (cpu_tdp_w > 0 and math.isfinite(cpu_tdp_w)):
         raise UsageError(f"--cpu-tdp-w must be positive and finite, got {cpu_tdp_w:g}")
     if trace is not None:
@@ -91,6 +94,8 @@ def _check_writable(option: str, path: Path) -> None:
     """Refuse before anything runs a file that could not be written afterwards."""
     if path.is_dir():
         raise UsageError(f"{option}: {path} is a folder")
+    if path.exists() or path.is_symlink():
+        raise UsageError(f"{option}: {path} exists, and joulebench writes no file it did not create")
     folder = path.parent
     if not folder.is_dir():
         raise UsageError(f"{option}: folder {folder} does not exist")

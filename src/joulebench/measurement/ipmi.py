@@ -143,6 +143,11 @@ class IpmiSource(PowerSource):
     def _probe(self) -> SourceStatus:
         if self.binary is None:
             self.binary = ipmitool_path()
+        configured = os.environ.get(BINARY_ENV)
+        if self.binary is None and configured:
+            found = os.path.exists(configured)
+            why = "is not executable (chmod +x it)" if found else "is neither a file nor a command on PATH"
+            return SourceStatus(NAME, False, f"{BINARY_ENV}={configured} {why}")
         if self.binary is None:
             return SourceStatus(NAME, False, f"ipmitool not found on PATH (or set {BINARY_ENV})")
         try:

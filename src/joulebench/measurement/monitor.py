@@ -40,6 +40,7 @@ from joulebench.measurement.source import PowerSource
 UNFINISHED = "unfinished"
 PAUSED = "monitor-paused"  # the window overlaps a time the sampler was paused: its energy is interpolated
 IDLE_UTILIZATION_PERIOD_S = 0.5  # how often measure_idle reads each device's utilisation
+MIN_INTERVAL_S = 0.001
 
 
 class Monitor:
@@ -59,10 +60,14 @@ class Monitor:
         cpu_tdp_w: float | None = None,
         max_power_points: int = DEFAULT_MAX_POWER_POINTS,
     ) -> None:
-        if not interval_s > 0:
-            raise UsageError(f"interval must be positive, got {interval_s} s")
-        if not gpu_power_interval_s > 0:
-            raise UsageError(f"GPU power interval must be positive, got {gpu_power_interval_s} s")
+        # finer than a millisecond, the sampler would spin a core: its own load inside what it measures
+        if not interval_s >= MIN_INTERVAL_S:
+            raise UsageError(f"interval must be at least {MIN_INTERVAL_S * 1000:g} ms, got {interval_s} s")
+        if not gpu_power_interval_s >= MIN_INTERVAL_S:
+            raise UsageError(
+                f"GPU power interval must be at least {MIN_INTERVAL_S * 1000:g} ms, "
+                f"got {gpu_power_interval_s} s"
+            )
         if cpu_tdp_w is not None and not cpu_tdp_w > 0:
             raise UsageError(f"CPU TDP must be positive, got {cpu_tdp_w} W")
         self.interval_s = interval_s

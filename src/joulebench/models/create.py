@@ -21,6 +21,8 @@ def create_model(
     """Write the preset's model folder to ``out_dir``; returns it."""
     if dtype not in DTYPES:
         raise ModelError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+    if not 0 <= seed < 2**32:
+        raise ModelError(f"--seed must be from 0 to 2**32 - 1 (numpy's generator takes no other), got {seed}")
     model = get_preset(preset)
     out_dir = out_dir.expanduser().absolute()
     folders.check_destination(out_dir, force=force)

@@ -70,7 +70,11 @@ def prepare_preset(name: str) -> Path:
     path = root / name
     if path.is_dir():
         return path
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        where = "JOULEBENCH_CACHE" if os.environ.get("JOULEBENCH_CACHE") else "the cache"
+        raise ModelError(f"{where} cannot hold models at {root} ({exc.strerror}): use a folder") from None
     with _locked(root / f".{name}.lock"):
         if not path.is_dir():
             create_model(name, path)

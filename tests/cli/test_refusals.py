@@ -1,0 +1,71 @@
+"""Bad input found by an audit, each refused in one line with exit code 2 and nothing written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _joulebench(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    full = {
+        **os.environ,
+        "CUDA_VISIBLE_DEVICES": "",
+        "JOULEBENCH_POWERCAP_ROOT": str(tmp_path / "none"),
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "joulebench", *args], capture_output=True, text=True, env=full, timeout=120
+    )
+
+
+def _one_line(proc: subprocess.CompletedProcess[str], words: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert words in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("flag", ["--output", "--trace"])
+def test_measure_never_overwrites_a_file_it_did_not_create(tmp_path: Path, flag: str) -> None:
+    mine = tmp_path / ("mine.jsonl" if flag == "--trace" else "mine.txt")
+    mine.write_text("keep\n")
+    proc = _joulebench(["measure", flag, str(mine), "--", sys.executable, "-c", "pass"], tmp_path)
+    _one_line(proc, "exists")
+    assert mine.read_text() == "keep\n"
+
+
+@pytest.mark.parametrize("flag", ["--interval-ms", "--gpu-power-interval-ms"])
+def test_an_interval_that_would_spin_a_core_is_refused(tmp_path: Path, flag: str) -> None:
+    _one_line(_joulebench(["measure", flag, "0.0001", "--", "true"], tmp_path), "at least 1 ms")
+
+
+def test_a_negative_seed_is_refused(tmp_path: Path) -> None:
+    proc = _joulebench(["model", "create", "llama-3.2-1b", str(tmp_path / "m"), "--seed", "-1"], tmp_path)
+    _one_line(proc, "--seed")
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_cache_that_is_a_file_is_named(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.write_text("not a folder")
+    db = tmp_path / "r.db"
+    proc = _joulebench(["run", "--db", str(db), "--repeats", "1", "--setup-repeats", "0"], tmp_path,
+                       JOULEBENCH_CACHE=str(cache))  # fmt: skip
+    _one_line(proc, "JOULEBENCH_CACHE")
+    assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "why"), [("ipmitool", "is not executable"), ("nothing-here", "neither a file nor a command")]
+)
+def test_an_ipmitool_that_cannot_run_says_why(tmp_path: Path, name: str, why: str) -> None:
+    tool = tmp_path / name
+    if name == "ipmitool":
+        tool.write_text("#!/bin/sh\n")  # set, present, but not executable
+    proc = _joulebench(["sources"], tmp_path, JOULEBENCH_IPMITOOL=str(tool))
+    line = next(line for line in proc.stdout.splitlines() if line.strip().startswith("ipmi"))
+    assert why in line and "not found on PATH" not in line, line
