@@ -109,3 +109,25 @@ def test_dry_run_lists_cells_and_default_estimates(tmp_path: Path, tiny_llama: P
         "4 cells (4 to run) in 2 engine start(s): 2 setup trial(s), 8 generation repeat(s); estimated 6m00s"
     )
     assert not (tmp_path / "r.db").exists()  # a dry run creates nothing
+
+
+def test_settings_out_of_range_are_all_named_before_anything_runs(tmp_path: Path) -> None:
+    """A dtype no engine takes, a negative interval, a negative temperature and a top-p above 1 were
+    accepted, then failed cell by cell (each retried) after runs were written."""
+    plan = write_plan(
+        tmp_path,
+        repeats=1,
+        device="cpu",
+        dtype="bogus",
+        engines=["transformers"],
+        models=["smollm2-135m"],
+        workloads=["smoke"],
+        defaults={"interval_ms": -5, "temperature": -2, "top_p": 7.5},
+    )
+    result = joulebench("sweep", str(plan), "--db", str(tmp_path / "r.db"), "--dry-run")
+    assert result.rc == 2, result.err
+    assert "Traceback" not in result.err
+    lines = result.err.strip().splitlines()
+    for words in ("--dtype must be one of", "--temperature must", "--top-p must", "--interval-ms must"):
+        assert sum(words in line for line in lines) == 1, (words, lines)
+    assert not (tmp_path / "r.db").exists()

@@ -38,13 +38,17 @@ STAGE_GENERATE = "generate"  # one token-generation repeat (a whole batch)
 STAGE_STEADY = "steady"  # the steady-state part of a repeat (ramp-up and ramp-down excluded)
 
 
+#: weight dtypes every engine takes ("auto": the checkpoint's own)
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """Everything an adapter needs to start an engine. ``options`` holds engine-specific settings."""
 
     model: str  # a local folder or a hub ID
     device: str = "cuda"  # "cuda" or "cpu"
-    dtype: str = "auto"  # "auto", "bfloat16", "float16", "float32"
+    dtype: str = "auto"  # one of DTYPES
     tensor_parallel: int = 1
     max_batch_size: int | None = None
     max_model_len: int | None = None

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from joulebench.engines.base import (
+    DTYPES,
     STAGE_ENGINE_INIT,
     STAGE_IMPORT,
     STAGE_MODEL_LOAD,
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 
 OPTIONS = ("attn_implementation", "compile", "compile_mode", "tp_plan")
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2")
-DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
 def torch_dtype(name: str) -> Any:

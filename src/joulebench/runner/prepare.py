@@ -11,8 +11,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from joulebench.engines.base import EngineConfig
+from joulebench.engines.base import DTYPES, EngineConfig
 from joulebench.errors import MissingDependency, ModelError, UsageError
+from joulebench.measurement.monitor import MIN_INTERVAL_S
 from joulebench.runner.config import RunConfig
 from joulebench.runner.engine_env import as_env, env_problems
 from joulebench.runner.environment import ENGINE_PACKAGES, has_nvidia_gpu
@@ -44,40 +45,54 @@ class Prepared:
 
 
 def check_config(config: RunConfig) -> None:
-    """Checks that need nothing installed: numbers in range, names from a fixed set."""
+    """Checks that need nothing installed: numbers in range, names from a fixed set. Every problem is
+    reported, a line each (a plan is checked whole before anything runs)."""
+    problems: list[str] = []
     if config.repeats < 0:
-        raise UsageError(f"--repeats must be >= 0, got {config.repeats}")
+        problems.append(f"--repeats must be >= 0, got {config.repeats}")
     if config.setup_repeats < 0:
-        raise UsageError(f"--setup-repeats must be >= 0, got {config.setup_repeats}")
+        problems.append(f"--setup-repeats must be >= 0, got {config.setup_repeats}")
     if config.repeats == config.setup_repeats == 0:
-        raise UsageError("--repeats and --setup-repeats are both 0: nothing to measure")
+        problems.append("--repeats and --setup-repeats are both 0: nothing to measure")
     if config.unmonitored_repeats and not config.repeats:
-        raise UsageError("--unmonitored-repeats needs measured repeats beside them (--repeats >= 1)")
+        problems.append("--unmonitored-repeats needs measured repeats beside them (--repeats >= 1)")
     if config.device not in DEVICES:
-        raise UsageError(f"--device must be one of {', '.join(DEVICES)}, got {config.device!r}")
+        problems.append(f"--device must be one of {', '.join(DEVICES)}, got {config.device!r}")
     if config.tensor_parallel < 1:
-        raise UsageError(f"--tensor-parallel must be >= 1, got {config.tensor_parallel}")
+        problems.append(f"--tensor-parallel must be >= 1, got {config.tensor_parallel}")
     # Written as "not x > 0": NaN fails every comparison, so "x <= 0" would let it through.
     if not config.trial_timeout_s > 0:  # inf: no timeout
-        raise UsageError(f"--timeout-s must be a number > 0, got {config.trial_timeout_s}")
+        problems.append(f"--timeout-s must be a number > 0, got {config.trial_timeout_s}")
     if not (config.idle_s >= 0 and math.isfinite(config.idle_s)):
-        raise UsageError(f"--idle-s must be a finite number >= 0, got {config.idle_s}")
-    problems = env_problems(config.engine_env, "engine_env")
-    if problems:
-        raise UsageError(problems[0])
+        problems.append(f"--idle-s must be a finite number >= 0, got {config.idle_s}")
+    if config.dtype not in DTYPES:
+        problems.append(f"--dtype must be one of {', '.join(DTYPES)}, got {config.dtype!r}")
+    if not (config.temperature >= 0 and math.isfinite(config.temperature)):
+        problems.append(f"--temperature must be a finite number >= 0, got {config.temperature}")
+    if not 0 < config.top_p <= 1:
+        problems.append(f"--top-p must be in (0, 1], got {config.top_p}")
+    for flag, value in (
+        ("--interval-ms", config.interval_ms),
+        ("--gpu-power-interval-ms", config.gpu_power_interval_ms),
+    ):
+        if not (value >= MIN_INTERVAL_S * 1000 and math.isfinite(value)):
+            problems.append(f"{flag} must be finite and at least {MIN_INTERVAL_S * 1000:g} ms, got {value}")
+    problems += env_problems(config.engine_env, "engine_env")
     if config.max_concurrency is not None and config.max_concurrency < 1:
-        raise UsageError(f"--max-concurrency must be >= 1, got {config.max_concurrency}")
+        problems.append(f"--max-concurrency must be >= 1, got {config.max_concurrency}")
     if config.request_rate is not None and not config.request_rate > 0:  # inf: all at once
-        raise UsageError(f"--request-rate must be a number > 0, got {config.request_rate}")
+        problems.append(f"--request-rate must be a number > 0, got {config.request_rate}")
     if config.engine != "openai" and (config.endpoint or config.server_cmd):
-        raise UsageError("--endpoint and --server-cmd are for --engine openai")
+        problems.append("--endpoint and --server-cmd are for --engine openai")
     if config.engine != "openai" and (config.max_concurrency is not None or config.request_rate is not None):
-        raise UsageError("--max-concurrency and --request-rate are for --engine openai")
+        problems.append("--max-concurrency and --request-rate are for --engine openai")
     if config.drop_caches:
         import os
 
         if os.geteuid() != 0:
-            raise UsageError("--drop-caches needs root (it writes /proc/sys/vm/drop_caches)")
+            problems.append("--drop-caches needs root (it writes /proc/sys/vm/drop_caches)")
+    if problems:
+        raise UsageError("\n".join(problems))
 
 
 def engine_class(name: str) -> type[Any]:
