@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from joulebench.errors import StoreError, UsageError, require
-from joulebench.store.schema import SCHEMA_VERSION
+from joulebench.store.schema import DDL, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,7 +119,36 @@ def connect_readonly(db_path: str | Path) -> sqlite3.Connection:
             f"{path} has schema version {row[0] if row else 'unknown'}, this joulebench reads up to "
             f"{SCHEMA_VERSION}: upgrade joulebench to read it"
         )
+    missing = _missing(conn)
+    if missing:
+        conn.close()
+        raise StoreError(f"{path} is not a whole joulebench results database: it lacks {', '.join(missing)}")
     return conn
+
+
+#: columns that migrations added: a database written before them is read without them
+_ADDED_COLUMNS = {("stage_energy", "uncertainty_j")}
+
+
+def _missing(conn: sqlite3.Connection) -> list[str]:
+    """The tables and columns of the schema (store/schema.py) that this database lacks."""
+    reference = sqlite3.connect(":memory:")
+    try:
+        reference.executescript(DDL)
+        wanted = {
+            table: [c[1] for c in reference.execute(f"PRAGMA table_info({table})")]
+            for (table,) in reference.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+    finally:
+        reference.close()
+    missing: list[str] = []
+    for table, columns in wanted.items():
+        have = {c[1] for c in conn.execute(f"PRAGMA table_info({table})")}
+        if not have:
+            missing.append(f"table {table}")
+            continue
+        missing += [f"{table}.{c}" for c in columns if c not in have and (table, c) not in _ADDED_COLUMNS]
+    return missing
 
 
 def load_frames(db_path: str | Path, runs: RunFilter | str | None = None) -> Frames:
