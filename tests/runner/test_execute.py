@@ -49,7 +49,11 @@ def test_killed_worker_keeps_finished_trials_and_restarts(
     assert result.summary["generation"]["metrics"]["output_tokens"]["n"] == 2
 
 
-def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_trials(tiny_llama: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_trials(
+    tiny_llama: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Ctrl-C, and SIGTERM (what Slurm, systemd and `timeout` send), which left the run `running`."""
     db_path = tmp_path / "r.db"
     cmd = [
         sys.executable, "-m", "joulebench", "run", "--model", str(tiny_llama), "--batch-size", "2",
@@ -79,7 +83,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_trials(tiny_llama: 
                         break
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         time.sleep(1.0)  # let repeat 1 start and hang
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

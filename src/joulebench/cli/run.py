@@ -121,6 +121,8 @@ def run(
     )
     from rich.console import Console
 
+    from joulebench.cli.signals import terminate_as_interrupt
+
     err = Console(stderr=True)
     progress: Any = None  # with --json, stdout holds the JSON alone
     if not json_out and err.is_terminal:
@@ -132,9 +134,10 @@ def run(
 
         progress = LineProgress(lambda line: print(line, flush=True))
     try:
-        result = execute(config, db, progress=progress)
+        with terminate_as_interrupt():
+            result = execute(config, db, progress=progress)
     except KeyboardInterrupt:
-        # typer turns Ctrl-C into a silent exit 130; say what was kept.
+        # typer turns Ctrl-C (and here SIGTERM) into a silent exit 130; say what was kept.
         print(f"joulebench: interrupted; finished trials are kept in {db}", file=sys.stderr)
         raise typer.Exit(130) from None
     finally:

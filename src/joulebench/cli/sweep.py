@@ -70,12 +70,21 @@ def sweep(
 
 
 def _run(plan: Plan, executor: Executor, db_path: Path, resume: bool, max_retries: int) -> None:
+    from joulebench.cli.signals import terminate_as_interrupt
     from joulebench.store.db import ResultsDB
     from joulebench.sweep.driver import plan_cells, run_sweep
 
     cells = plan_cells(plan, executor.gpus_per_node())
-    with ResultsDB(db_path) as db:
-        result = run_sweep(cells, db, executor, resume=resume, max_retries=max_retries, say=_say)
+    try:
+        with terminate_as_interrupt(), ResultsDB(db_path) as db:
+            result = run_sweep(cells, db, executor, resume=resume, max_retries=max_retries, say=_say)
+    except KeyboardInterrupt:
+        print(
+            f"joulebench: interrupted; finished trials are kept in {db_path}: "
+            "`joulebench sweep --resume` runs what is left",
+            file=sys.stderr,
+        )
+        raise typer.Exit(130) from None
     print(f"sweep {plan.name}: {result.summary}; results in {db_path}")
     if result.count("failed"):
         raise typer.Exit(1)
