@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +71,40 @@ def test_an_ipmitool_that_cannot_run_says_why(tmp_path: Path, name: str, why: st
     proc = _joulebench(["sources"], tmp_path, JOULEBENCH_IPMITOOL=str(tool))
     line = next(line for line in proc.stdout.splitlines() if line.strip().startswith("ipmi"))
     assert why in line and "not found on PATH" not in line, line
+
+
+def test_a_model_whose_config_names_an_unknown_dtype_is_one_line(tiny_llama: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(tiny_llama, model)
+    config = json.loads((model / "config.json").read_text())
+    config["torch_dtype"] = config["dtype"] = "bogus"
+    (model / "config.json").write_text(json.dumps(config))
+    db = tmp_path / "r.db"
+    args = ["run", "--model", str(model), "--db", str(db), "--repeats", "1", "--setup-repeats", "0"]
+    proc = _joulebench(args, tmp_path)
+    _one_line(proc, "bogus")
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("name", ["deep.json", "deep.jsonl"])
+def test_a_dataset_nested_too_deeply_is_one_line(tmp_path: Path, name: str) -> None:
+    nested = "[" * 100_000 + "]" * 100_000
+    dataset = tmp_path / name
+    dataset.write_text(nested if name.endswith(".json") else '{"instruction": ' + nested + "}\n")
+    db = tmp_path / "r.db"
+    proc = _joulebench(["run", "--dataset", str(dataset), "--db", str(db), "--repeats", "1"], tmp_path)
+    _one_line(proc, "nested too deeply")
+    assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--batch-size", "1000000000000"), ("--output-tokens", "1000000000000"), ("--repeats", "1000000")],
+)
+def test_sizes_beyond_any_machine_are_refused_before_anything_is_allocated(
+    tmp_path: Path, flag: str, value: str
+) -> None:
+    db = tmp_path / "r.db"
+    proc = _joulebench(["run", flag, value, "--db", str(db), "--setup-repeats", "0"], tmp_path)
+    _one_line(proc, f"{flag} must be at most")
+    assert not db.exists()

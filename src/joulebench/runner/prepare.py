@@ -20,6 +20,10 @@ from joulebench.runner.environment import ENGINE_PACKAGES, has_nvidia_gpu
 from joulebench.workloads.spec import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Request, SamplingSpec
 
 DEVICES = ("auto", "cpu", "cuda")
+# far beyond any real benchmark, and short of what would exhaust memory before the first request
+MAX_BATCH = 1_000_000
+MAX_OUTPUT_TOKENS = 10_000_000
+MAX_REPEATS = 10_000
 _SERVER_OPTIONS = ("endpoint", "server_cmd", "max_concurrency", "request_rate")
 
 
@@ -48,6 +52,14 @@ def check_config(config: RunConfig) -> None:
     """Checks that need nothing installed: numbers in range, names from a fixed set. Every problem is
     reported, a line each (a plan is checked whole before anything runs)."""
     problems: list[str] = []
+    for flag, value, most in (
+        ("--batch-size", config.batch_size, MAX_BATCH),
+        ("--output-tokens", config.output_tokens, MAX_OUTPUT_TOKENS),
+        ("--repeats", config.repeats, MAX_REPEATS),
+        ("--setup-repeats", config.setup_repeats, MAX_REPEATS),
+    ):
+        if value is not None and value > most:
+            problems.append(f"{flag} must be at most {most:,}, got {value:,}")
     if config.repeats < 0:
         problems.append(f"--repeats must be >= 0, got {config.repeats}")
     if config.setup_repeats < 0:

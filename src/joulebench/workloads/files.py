@@ -44,6 +44,8 @@ def _read_jsonl(path: Path) -> list[tuple[str, Any]]:
             records.append((f"{path.name} line {number}", json.loads(line)))
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{path.name} line {number}: invalid JSON ({exc.msg})") from exc
+        except RecursionError:
+            raise DatasetError(f"{path.name} line {number}: JSON nested too deeply to be a record") from None
     if not records:
         raise DatasetError(f"{path}: no records")
     return records
@@ -54,6 +56,8 @@ def _read_json(path: Path) -> list[tuple[str, Any]]:
         data = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path.name} line {exc.lineno}: invalid JSON ({exc.msg})") from exc
+    except RecursionError:
+        raise DatasetError(f"{path.name}: JSON nested too deeply to be a list of records") from None
     if not isinstance(data, list):
         raise DatasetError(f"{path}: expected a JSON array of records, got {type(data).__name__}")
     if not data:

@@ -14,8 +14,10 @@ def load_tokenizer(path_or_id: str | Path) -> Any:
     transformers = require("transformers", extra="hf")
     try:
         return transformers.AutoTokenizer.from_pretrained(str(path_or_id))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load a tokenizer from {path_or_id}: {str(exc).splitlines()[0]}") from exc
+    except (OSError, ValueError, AttributeError, TypeError, KeyError) as exc:
+        # a config.json transformers cannot read (an unknown dtype raises AttributeError from torch)
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"cannot load a tokenizer from {path_or_id}: {first}") from exc
 
 
 def as_tokenizer(tokenizer: Any) -> Any:
