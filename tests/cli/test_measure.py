@@ -125,9 +125,18 @@ def test_text_report_on_a_machine_without_sources(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "child output\n"  # the report goes to stderr, like time(1)
     assert "exited with 0 after" in proc.stderr
-    assert "no source available: only the duration is measured" in proc.stderr
+    # estimated by default, labelled, with what would measure it instead
+    assert "  estimate  available   estimated: CPU = utilisation x" in proc.stderr
+    assert "to measure instead of estimate: no powercap RAPL tree" in proc.stderr
+    assert "modprobe intel_rapl_msr" in proc.stderr
+    energy = proc.stderr.split("energy (", 1)[1]
+    assert all("estimated" in line for line in energy.splitlines()[2:] if line.split()[0] in ("cpu", "dram"))
     for name in ("nvml", "rapl", "ipmi"):
         assert f"  {name}" in proc.stderr
+    proc = _run(
+        ["measure", "--no-estimate", "--", sys.executable, "-c", "print('child output')"], _env(tmp_path)
+    )
+    assert "no source available: only the duration is measured" in proc.stderr
 
 
 def test_estimate_is_labelled_everywhere(tmp_path: Path) -> None:

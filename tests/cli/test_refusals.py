@@ -108,3 +108,46 @@ def test_sizes_beyond_any_machine_are_refused_before_anything_is_allocated(
     proc = _joulebench(["run", flag, value, "--db", str(db), "--setup-repeats", "0"], tmp_path)
     _one_line(proc, f"{flag} must be at most")
     assert not db.exists()
+
+
+def test_more_tokens_than_the_models_context_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """SmolLM2-135M has 8,192 positions: 9,000 output tokens would be truncated or refused by an engine
+    after its start; here it is one line, with no database, no log folder and no engine started."""
+    db = tmp_path / "r.db"
+    proc = _joulebench(["run", "--output-tokens", "9000", "--db", str(db)], tmp_path)
+    _one_line(proc, "9000 output tokens need")
+    assert "the model has 8192 (its config.json)" in proc.stderr
+    assert not db.exists() and not (tmp_path / "joulebench-logs").exists()
+
+
+def test_context_length_is_read_from_the_models_config(tmp_path: Path) -> None:
+    import json
+
+    from joulebench.runner.prepare import context_length
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    assert context_length(str(folder)) is None  # no config.json: the engine decides
+    (folder / "config.json").write_text(json.dumps({"n_positions": 1024}))  # GPT-2's key
+    assert context_length(str(folder)) == 1024
+    (folder / "config.json").write_text(json.dumps({"max_position_embeddings": 131072, "n_positions": 1}))
+    assert context_length(str(folder)) == 131072
+    assert context_length(None) is None
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--engine-opt", "bogus=1"], "unknown transformers option(s) bogus"),
+        (["--engine", "openai", "--endpoint", "ftp://host/v1"], "endpoint must be an http(s) URL"),
+        (["--engine", "openai", "--engine-opt", "colour=red"], "unknown openai engine option(s) colour"),
+    ],
+)
+def test_engine_options_and_endpoint_are_checked_before_a_run_exists(
+    tmp_path: Path, args: list[str], words: str
+) -> None:
+    """They were checked in the engine's worker, after a run row and a setup trial had been written."""
+    db = tmp_path / "r.db"
+    proc = _joulebench(["run", *args, "--db", str(db)], tmp_path)
+    _one_line(proc, words)
+    assert not db.exists()

@@ -32,13 +32,35 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def test_lists_every_source_with_a_reason(tmp_path: Path) -> None:
+def test_lists_every_source_with_a_reason_and_a_fix(tmp_path: Path) -> None:
     proc = _run(["sources", "--json"], _env(tmp_path))
     assert proc.returncode == 0, proc.stderr
     statuses = json.loads(proc.stdout)
     assert [s["name"] for s in statuses] == ["nvml", "rapl", "ipmi", "estimate"]
     assert all(s["reason"] for s in statuses)
-    assert not any(s["available"] for s in statuses)
+    # nothing measured: the estimate stands in (by default), and each measured source says its fix
+    assert [s["name"] for s in statuses if s["available"]] == ["estimate"]
+    fixes = {s["name"]: s["fix"] for s in statuses if "fix" in s}
+    assert fixes["rapl"]["commands"][0] == "modprobe intel_rapl_msr"
+    proc = _run(["sources", "--json", "--no-estimate"], _env(tmp_path))
+    assert not any(s["available"] for s in json.loads(proc.stdout))
+
+
+def test_fix_prints_one_script_that_a_shell_accepts(tmp_path: Path) -> None:
+    powercap = FakePowercap(tmp_path / "powercap")
+    powercap.make_unreadable("package-0")
+    env = _env(tmp_path, JOULEBENCH_POWERCAP_ROOT=str(tmp_path / "powercap"))
+    proc = _run(["sources", "--fix"], env)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert text.startswith("#!/bin/sh\n")
+    if os.geteuid() != 0:  # root reads the root-only file: nothing to fix there
+        assert f"chmod g+r {tmp_path / 'powercap'}/intel-rapl:*/energy_uj" in text
+        assert "/etc/udev/rules.d/99-joulebench-rapl.rules" in text
+    assert "# nvml: " in text  # no command can install a driver: said, as a comment
+    script = tmp_path / "fix.sh"
+    script.write_text(text)
+    assert subprocess.run(["sh", "-n", str(script)], capture_output=True).returncode == 0
 
 
 def test_fakes_are_found_and_described(tmp_path: Path) -> None:
@@ -80,12 +102,12 @@ def test_each_gpu_shows_its_load_now_and_another_process_on_it_is_named(
         FakeGpu(utilization_pct=0.0, memory_used_mib=512),
         FakeGpu(utilization_pct=89.0, memory_used_mib=57_673, memory_total_mib=143_771),
     )
-    sources(as_json=False, estimate=False)
+    sources(as_json=False, estimate=False, fix=False)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["nvml", "available"]
     assert lines[1].split() == ["gpu0:", "0", "%", "busy,", "512", "of", "81,559", "MiB", "in", "use"]
     assert lines[2].strip().startswith("gpu1: 89 % busy, 57,673 of 143,771 MiB in use; another process")
-    sources(as_json=True, estimate=False)
+    sources(as_json=True, estimate=False, fix=False)
     (nvml, *_) = json.loads(capsys.readouterr().out)
     assert nvml["devices_now"] == {
         "gpu0": {"utilization_pct": 0.0, "memory_used_mib": 512, "memory_total_mib": 81_559},

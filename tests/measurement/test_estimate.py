@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from joulebench.measurement.estimate import DEFAULT_TDP_W, DRAM_W_PER_GIB, EstimateSource, tdp_for_model
+from joulebench.measurement.estimate import (
+    DEFAULT_W_PER_CORE,
+    DRAM_W_PER_GIB,
+    EstimateSource,
+    tdp_for_model,
+)
 from joulebench.measurement.nvml_fake import ManualClock
 from joulebench.measurement.records import Component
 
@@ -27,7 +32,8 @@ def test_cpu_power_is_utilisation_times_tdp_times_sockets(tmp_path: Path) -> Non
     src = EstimateSource(proc_root=proc, clock=ManualClock())
     status = src.probe()
     assert status.available and status.estimated
-    assert "185 W TDP (table)" in status.reason and "2 socket(s)" in status.reason
+    assert "185 W TDP (Intel(R) Xeon(R) Gold 6426Y in the TDP table)" in status.reason
+    assert "2 socket(s)" in status.reason
     _proc(proc, busy=1000 + 300, idle=1000 + 100)  # 75 % busy since the probe
     readings = {r.component: r for r in src.read()}
     assert readings[Component.CPU].power_w == pytest.approx(0.75 * 185.0 * 2)
@@ -38,10 +44,24 @@ def test_cpu_power_is_utilisation_times_tdp_times_sockets(tmp_path: Path) -> Non
 def test_tdp_option_and_default(tmp_path: Path) -> None:
     proc = _proc(tmp_path / "proc", busy=0, idle=10, sockets=1)
     assert EstimateSource([Component.CPU], cpu_tdp_w=250.0, proc_root=proc).probe().reason.count("250 W") == 1
-    (proc / "cpuinfo").write_text("model name\t: Some Future CPU\n")
+    # a virtual machine that shows 2 cores of a part the table does not know: watts per core, not a
+    # whole socket's TDP for two cores
+    (proc / "cpuinfo").write_text(
+        "".join(
+            f"processor\t: {i}\nmodel name\t: Intel(R) Xeon(R) Processor\nphysical id\t: 0\n"
+            "cpu cores\t: 2\n\n"
+            for i in range(2)
+        )
+    )
+    src = EstimateSource([Component.CPU], proc_root=proc)
+    reason = src.probe().reason
+    assert src.tdp_w == DEFAULT_W_PER_CORE * 2 and src.sockets == 1
+    assert "not in the TDP table" in reason and "--cpu-tdp-w sets it" in reason
+    # no "cpu cores" line (some ARM machines): one core per listed processor
+    (proc / "cpuinfo").write_text("processor\t: 0\n\nprocessor\t: 1\n\nprocessor\t: 2\n\n")
     src = EstimateSource([Component.CPU], proc_root=proc)
     src.probe()
-    assert (src.tdp_w, src.tdp_origin) == (DEFAULT_TDP_W, "default")
+    assert src.tdp_w == DEFAULT_W_PER_CORE * 3
 
 
 def test_table_matches_whole_model_names() -> None:

@@ -75,7 +75,9 @@ def test_bmc_error_is_unavailable_with_its_message(tmp_path: Path) -> None:
 
 def test_missing_device_says_how_to_fix(tmp_path: Path) -> None:
     status = IpmiSource(str(write_ipmitool(tmp_path, "nodevice"))).probe()
-    assert not status.available and "/dev/ipmi0" in status.reason and "ipmi_devintf" in status.reason
+    assert not status.available and "/dev/ipmi0" in status.reason
+    assert status.fix is not None and "modprobe ipmi_devintf ipmi_si" in status.fix.commands
+    assert any(c.startswith("chmod g+rw /dev/ipmi0") for c in status.fix.commands)
 
 
 def test_binary_from_environment_or_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,6 +87,7 @@ def test_binary_from_environment_or_path(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     status = IpmiSource().probe()
     assert not status.available and "not found" in status.reason
+    assert status.fix is not None and "install -y ipmitool" in status.fix.line()
 
 
 def test_stand_in_rejects_other_commands(tmp_path: Path) -> None:

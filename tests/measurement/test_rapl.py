@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from joulebench.measurement.accounting import compute_window
+from joulebench.measurement.fixes import POWER_GROUP, rapl_permission
 from joulebench.measurement.nvml_fake import ManualClock
 from joulebench.measurement.rapl import RaplSource, discover_zones, safe_interval_s
 from joulebench.measurement.rapl_fake import FakePowercap
@@ -139,6 +140,7 @@ if os.geteuid() == 0:
 s = RaplSource({root!r}).probe()
 print(s.available)
 print(s.reason)
+print(s.fix.line() if s.fix else "")
 """
 
 
@@ -151,9 +153,18 @@ def test_root_only_energy_file_makes_the_source_unavailable_with_a_fix() -> None
         pc.make_unreadable("package-1")
         code = _PROBE.format(root=str(root / "powercap"))
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-        available, reason = out.splitlines()[:2]
+        available, reason, fix = out.splitlines()[:3]
         assert available == "False"
         assert "intel-rapl:1/energy_uj is not readable" in reason
-        assert "chmod o+r" in reason and "udev" in reason
+        assert "CVE-2020-8694" in fix and "udev" in fix
+        if os.geteuid() == 0:
+            # the fix's own file commands, with the group the unprivileged probe runs in (no groupadd or
+            # udev rule on the test machine), make the tree readable
+            for command in rapl_permission(str(root / "powercap")).commands:
+                if command.startswith(("chgrp", "chmod")):
+                    command = command.replace(f"chgrp {POWER_GROUP} ", "chgrp 65534 ")
+                    subprocess.run(["sh", "-c", command], check=True)
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            assert out.stdout.splitlines()[0] == "True", out.stdout
     finally:
         shutil.rmtree(root)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from joulebench.report.build import build_report
+from tests.conftest import FirstRun
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = [
@@ -56,24 +57,28 @@ def _chromium(browser: str, profile: Path, *args: str) -> subprocess.CompletedPr
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_report_renders_every_figure_in_chromium(sample_db: Path, tmp_path: Path) -> None:
-    browser = _browser()
-    files = build_report(sample_db, tmp_path / "report")
-    page = files.html.read_text()
+def _shown_figures(browser: str, html: Path, tmp_path: Path) -> list[dict[str, object]]:
+    """What Chromium made of each figure of the page: every one must have loaded and be visible."""
     checked = tmp_path / "checked.html"
-    checked.write_text(page.replace("</body>", CHECK_SCRIPT + "</body>"))
-
+    checked.write_text(html.read_text().replace("</body>", CHECK_SCRIPT + "</body>"))
     dom = _chromium(
         browser, tmp_path / "profile1", "--virtual-time-budget=5000", "--dump-dom", checked.as_uri()
     )
     found = re.search(r'<pre id="figure-checks">(.*?)</pre>', dom.stdout, re.S)
     assert found, f"the check script did not run (rc {dom.returncode}): {dom.stderr[-500:]}"
-    checks = json.loads(found.group(1))
-    assert len(checks) == len(files.figures) == 6
+    checks: list[dict[str, object]] = json.loads(found.group(1))
     for c in checks:
-        assert c["complete"] and c["naturalWidth"] > 0, c
-        assert c["width"] > 0 and c["height"] > 0, c
+        assert c["complete"] and c["naturalWidth"] > 0, c  # type: ignore[operator]
+        assert c["width"] > 0 and c["height"] > 0, c  # type: ignore[operator]
         assert c["display"] != "none" and c["visibility"] == "visible", c
+    return checks
+
+
+def test_report_renders_every_figure_in_chromium(sample_db: Path, tmp_path: Path) -> None:
+    browser = _browser()
+    files = build_report(sample_db, tmp_path / "report")
+    checks = _shown_figures(browser, files.html, tmp_path)
+    assert len(checks) == len(files.figures) == 9
 
     shot = tmp_path / "report-screenshot.png"  # kept with the test's tmp folder, for a look by eye
     _chromium(
@@ -82,3 +87,19 @@ def test_report_renders_every_figure_in_chromium(sample_db: Path, tmp_path: Path
     header = shot.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", header[16:24]) == (1280, 2400)
+
+
+def test_first_run_without_sensors_has_a_full_report(first_run: FirstRun, tmp_path: Path) -> None:
+    """README command 1 where no sensor can be read: its report still shows every figure, energy estimated
+    and labelled so, in a real browser."""
+    assert first_run.returncode == 0, first_run.stderr[-3000:]
+    browser = _browser()
+    files = build_report(first_run.db, tmp_path / "report")
+    checks = _shown_figures(browser, files.html, tmp_path)
+    names = {f.name for f in files.figures}
+    assert len(checks) == len(files.figures) >= 5
+    assert {"fig1_heatmap_j_per_token", "fig2_components_per_token", "fig5_efficiency_throughput"} <= names
+    assert {"fig6_throughput", "fig7_latency", "fig8_setup_time"} <= names
+    assert (files.html.stat().st_mode & 0o077) == 0  # a report quotes the runs' settings: owner-only
+    svg = (tmp_path / "report" / "fig2_components_per_token.svg").read_text()
+    assert "cpu (estimated)" in svg and "dram (estimated)" in svg

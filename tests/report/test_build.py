@@ -16,8 +16,12 @@ FIGURES = {
     "fig3_components_per_response",
     "fig4_components_per_second",
     "fig5_efficiency_throughput",
+    "fig6_throughput",
+    "fig7_latency",
+    "fig8_setup_time",
     "timeline_run",
 }
+TIMING = {"fig6_throughput", "fig7_latency", "fig8_setup_time"}
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +100,30 @@ def test_estimated_only_results_still_draw_labelled_figures(tmp_path: Path) -> N
         w.window(trial, "generate", 1.0, {"cpu": 50.0 + i, "dram": 5.0}, estimated=("cpu", "dram"))
     w.close()
     files = build_report(tmp_path / "est.db", tmp_path / "out")
-    assert {f.name for f in files.figures} == FIGURES - {"timeline_run"}
+    # no setup trial and no per-request latencies in these rows: of the time figures, throughput alone
+    assert {f.name for f in files.figures} == FIGURES - {"timeline_run", "fig7_latency", "fig8_setup_time"}
     html = files.html.read_text()
     assert "n/a (not measured)" in html and "(est.)" in html
+
+
+def test_timing_only_results_still_have_figures(tmp_path: Path) -> None:
+    """A machine where energy was neither measured nor estimated (--no-estimate, no sensor): the report
+    drew no figure at all; now the time figures, from the same database."""
+    from tests.report.resultsdb import ResultsWriter
+
+    w = ResultsWriter(tmp_path / "t.db")
+    run = w.run("transformers", "m", workload="w")
+    setup = w.trial(run, "setup")
+    for stage, seconds in (("import", 2.0), ("model_load", 1.0), ("first_token", 0.2), ("setup", 3.2)):
+        w.window(setup, stage, seconds, {"cpu": None})
+    for i in range(2):
+        details = {"metrics": {"ttft_s": 0.1 + i / 100, "tpot_s": 0.02, "itl_s": 0.021}}
+        trial = w.trial(run, "generation", i, output_tokens=10, n_requests=1, details=details)
+        w.window(trial, "generate", 1.0 + i / 10, {"cpu": None})
+    w.close()
+    files = build_report(tmp_path / "t.db", tmp_path / "out")
+    assert {f.name for f in files.figures} >= {"fig6_throughput", "fig8_setup_time"}
+    assert not {f.name for f in files.figures} & (FIGURES - TIMING)  # no energy figure drawn from nothing
 
 
 def test_report_of_one_engine_without_traces(tmp_path: Path) -> None:

@@ -78,3 +78,54 @@ def test_a_log_gets_one_line_per_step_that_ends_with_its_time() -> None:
         "J/token gpu 0.3914, cpu 0.05 (est.), total 0.4414",
         "19:33:12 run 4: repeat 2 of 3 failed: CUDA out of memory. Tried to allocate 3.13 GiB",
     ]
+
+
+def test_time_left_is_the_trials_left_at_each_kinds_pace() -> None:
+    from types import SimpleNamespace
+
+    from joulebench.runner.config import RunConfig
+    from joulebench.runner.display import TimeLeft
+
+    now = [100.0]
+    left = TimeLeft(clock=lambda: now[0])
+    left.start(SimpleNamespace(config=RunConfig(repeats=3, setup_repeats=2, idle_s=5)))
+    assert left.text() == ""  # nothing has a pace yet
+
+    def trial(kind: str, after_s: float) -> str:
+        now[0] += after_s
+        left.trial(kind)
+        return left.text()
+
+    assert trial("idle", 5) == ""  # setup and repeats still without a pace
+    assert trial("setup", 30) == ""  # repeats still without one
+    assert trial("warmup", 4) == ""  # a warm-up is inside its repeat's time, not a trial of its own
+    # the first repeat took 4 + 6 s since the setup trial ended: 2 repeats left and 1 setup trial of 30 s
+    assert trial("generation", 6) == "about 50 s left"
+    assert left.seconds() == 50
+    assert trial("setup", 30) == "about 20 s left"
+    assert trial("generation", 10) == "about 10 s left"
+    assert trial("generation", 10) == "done"
+
+
+def test_duration_text_reads_as_a_person_would() -> None:
+    from joulebench.runner.display import duration_text
+
+    assert [duration_text(s) for s in (4.2, 89, 600, 5400, 7290)] == [
+        "4 s", "89 s", "10 min", "1 h 30 min", "2 h 02 min",
+    ]  # fmt: skip
+
+
+def test_totals_say_what_they_hold() -> None:
+    from joulebench.runner.metrics import totals_hold
+
+    assert totals_hold(["gpu", "total"], []) == {"total": "GPU only"}
+    assert totals_hold(["gpu", "cpu", "dram"], ["cpu", "dram"]) == {
+        "total": "GPU only",
+        "total_incl_estimated": "GPU + CPU (estimated) + DRAM (estimated)",
+    }
+    assert totals_hold(["cpu", "dram"], ["cpu", "dram"]) == {
+        "total_incl_estimated": "CPU (estimated) + DRAM (estimated)"
+    }
+    assert totals_hold(["gpu", "cpu", "dram"], []) == {"total": "GPU + CPU + DRAM"}
+    assert totals_hold(["node", "gpu", "cpu"], ["cpu"]) == {"total": "whole node (IPMI)"}
+    assert totals_hold([], []) == {}

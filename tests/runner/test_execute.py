@@ -89,7 +89,11 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_trials(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130
-    assert err.strip().splitlines() == [f"joulebench: interrupted; finished trials are kept in {db_path}"]
+    (line,) = err.strip().splitlines()
+    kept, logs = line.split("; logs: ")
+    assert kept == f"joulebench: interrupted; finished trials are kept in {db_path}"
+    assert Path(logs).parent == db_path.parent / "joulebench-logs"
+    assert (Path(logs) / "joulebench.log").is_file()
     with ResultsDB(db_path) as db:
         (run,) = db.runs()
         assert run["status"] == "interrupted" and run["finished_unix_s"] is not None

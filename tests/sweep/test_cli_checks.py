@@ -43,7 +43,7 @@ def test_every_problem_is_one_line_and_exit_2(tmp_path: Path) -> None:
     expected = [
         "engines[0] (warpdrive): unknown engine 'warpdrive'",
         "engines[1] (tensorrt-llm): tensorrt-llm needs a GPU but device is cpu",
-        f"model '{tmp_path / 'missing-model'}': model",
+        f"model folder {tmp_path / 'missing-model'} does not exist here",
         f"model '{tmp_path / 'no-config'}': {tmp_path / 'no-config'} is not a model folder (no config.json)",
         "workload 'nosuch': unknown workload 'nosuch'",
     ]
@@ -60,14 +60,62 @@ def test_gpu_resources_are_checked_against_the_visible_gpus(tmp_path: Path, tiny
         models=[str(tiny_llama)],
         workloads=["smoke"],
     )
-    one = joulebench("sweep", str(plan), "--dry-run", env={"CUDA_VISIBLE_DEVICES": "0"})
+    db = tmp_path / "r.db"
+    one = joulebench("sweep", str(plan), "--db", str(db), env={"CUDA_VISIBLE_DEVICES": "0"})
     assert one.rc == 2
     assert "engines[0] (vllm): tensor_parallel 2 needs 2 GPUs on one node, 1 visible" in one.err
-    none = joulebench("sweep", str(plan), "--dry-run", env={"CUDA_VISIBLE_DEVICES": ""})
+    none = joulebench("sweep", str(plan), "--db", str(db), env={"CUDA_VISIBLE_DEVICES": ""})
     assert none.rc == 2
     assert "engines[0] (vllm): device is cuda but no GPU is visible" in none.err
+    assert not db.exists()
+    # a dry run plans for the GPU server on any machine: what this one lacks is said, not refused
+    dry = joulebench("sweep", str(plan), "--dry-run", env={"CUDA_VISIBLE_DEVICES": ""})
+    assert dry.rc == 0, dry.err
+    assert "not runnable on this machine (1); a run here would refuse it:" in dry.out
+    assert "  engines[0] (vllm): device is cuda but no GPU is visible" in dry.out
     two = joulebench("sweep", str(plan), "--dry-run", env={"CUDA_VISIBLE_DEVICES": "0,1"})
     assert two.rc == 0, two.err
+    assert "not runnable" not in two.out
+
+
+def test_every_plan_in_the_repository_dry_runs_here(tmp_path: Path) -> None:
+    """Each plan the repository ships checks clean on this machine (no GPU, no model folders): its keys,
+    engines, presets and workloads are right, whatever it needs that only its own machine has."""
+    root = Path(__file__).resolve().parents[2]
+    plans = sorted([*root.glob("examples/*.yaml"), *root.glob("benchmarks/**/*.yaml")])
+    assert len(plans) >= 30
+    for plan in plans:
+        result = joulebench("sweep", str(plan), "--dry-run", "--db", str(tmp_path / "none.db"))
+        assert result.rc == 0, (plan, result.err)
+        assert " cells (" in result.out, (plan, result.out)
+        for line in result.out.split("a run here would refuse it:\n", 1)[1:]:
+            # only what this machine lacks: a GPU, a folder of the GPU machine's models, an engine package
+            for problem in line.splitlines():
+                assert any(
+                    why in problem for why in ("no GPU is visible", "does not exist here", "is not installed")
+                ), (plan, problem)
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_an_optional_engine_that_is_not_installed_is_left_out(tmp_path: Path) -> None:
+    plan = write_plan(
+        tmp_path,
+        repeats=1,
+        device="cpu",
+        engines=["transformers", {"name": "tensorrt-llm", "optional": True}],
+        models=["smollm2-135m"],
+        workloads=["smoke"],
+    )
+    result = joulebench("sweep", str(plan), "--dry-run")
+    assert result.rc == 0, result.err
+    assert result.out.startswith(
+        "left out tensorrt-llm (optional): tensorrt_llm is not installed: pip install"
+    )
+    assert "1 cells (1 to run)" in result.out
+    only = write_plan(tmp_path, repeats=1, device="cpu", engines=[{"name": "tensorrt-llm", "optional": True}],
+                      models=["smollm2-135m"], workloads=["smoke"])  # fmt: skip
+    result = joulebench("sweep", str(only), "--dry-run")
+    assert result.rc == 2 and "none is installed here" in result.err
 
 
 def test_bad_options_are_usage_errors(tmp_path: Path) -> None:

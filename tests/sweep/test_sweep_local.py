@@ -228,4 +228,7 @@ def test_resume_after_a_killed_sweep_runs_only_the_rest(tmp_path: Path, tiny_lla
     assert sorted(k for _, k in after) == sorted(keys)  # one ok run per cell
     cells = cells_in(db)
     cut = [r for runs in cells.values() for r in runs if r["status"] != "ok"]
-    assert len(cut) <= 1 and all(r["status"] == "running" for r in cut)  # the run the kill interrupted
+    # the run the kill cut off: its process is gone, so --resume closed it (it stayed "running" before)
+    assert len(cut) <= 1 and all(r["status"] == "interrupted" and r["finished_unix_s"] for r in cut)
+    if cut:
+        assert f"closed run(s) {cut[0]['id']}, left 'running' by a process that is gone" in result.out

@@ -37,8 +37,12 @@ def measure(
         Path | None, typer.Option("--trace", help="Also save a trace (.jsonl/.csv[.gz]).")
     ] = None,
     estimate: Annotated[
-        bool, typer.Option("--estimate", help="Estimate CPU/DRAM where not measured.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--estimate/--no-estimate",
+            help="Estimate CPU and DRAM where no source measures them, labelled estimated (the default).",
+        ),
+    ] = True,
     cpu_tdp_w: Annotated[float | None, typer.Option("--cpu-tdp-w", help="CPU TDP per socket (W).")] = None,
     source: Annotated[
         list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")

@@ -66,7 +66,16 @@ def run(
     json_out: Annotated[
         bool, Opt("--json", help="Print the summary as JSON on stdout; no live display.")
     ] = False,
-    estimate: Annotated[bool, Opt(help="Add labelled estimates where a component is not measured.")] = False,
+    estimate: Annotated[
+        bool,
+        Opt(
+            "--estimate/--no-estimate",
+            help="Estimate CPU and DRAM where no source measures them, labelled estimated (the default).",
+        ),
+    ] = True,
+    cpu_tdp_w: Annotated[
+        float | None, Opt("--cpu-tdp-w", help="The CPU estimate's TDP per socket, watts (default: by model).")
+    ] = None,
     no_monitor: Annotated[bool, Opt("--no-monitor", help="Sample nothing (the monitor's own cost).")] = False,
     idle_s: Annotated[float, Opt(help="Idle baseline before the trials, seconds (0 skips it).")] = 5.0,
     timeout_s: Annotated[float, Opt(help="Per-trial timeout, seconds (engine start, each repeat).")] = 1800.0,
@@ -79,6 +88,10 @@ def run(
     ] = None,
     drop_caches: Annotated[
         bool, Opt("--drop-caches", help="Drop the page cache before setup trials.")
+    ] = False,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress; the summary only.")] = False,
+    verbose: Annotated[
+        bool, Opt("--verbose", "-v", help="Show the engines' own output too, instead of only logging it.")
     ] = False,
 ) -> None:
     """Measure one engine, model and workload: setup trials and token-generation repeats."""
@@ -110,6 +123,7 @@ def run(
         engine_options=parse_engine_opts(engine_opt or []),
         engine_env=parse_pairs(engine_env or []),
         estimate=estimate,
+        cpu_tdp_w=cpu_tdp_w,
         monitor=not no_monitor,
         idle_s=idle_s,
         trial_timeout_s=timeout_s,
@@ -119,38 +133,59 @@ def run(
         request_rate=request_rate,
         drop_caches=drop_caches,
     )
+    if quiet and verbose:
+        raise UsageError("--quiet and --verbose: choose one")
     from rich.console import Console
 
+    from joulebench.cli.capture import new_log_dir, to_log
     from joulebench.cli.signals import terminate_as_interrupt
+    from joulebench.runner.display import RunProgress
 
-    err = Console(stderr=True)
-    progress: Any = None  # with --json, stdout holds the JSON alone
-    if not json_out and err.is_terminal:
-        from joulebench.runner.display import LiveProgress
-
-        progress = LiveProgress(err)
-    elif not json_out:  # a log, where a live line cannot redraw: a line per step, before the summary
-        from joulebench.runner.display import LineProgress
-
-        progress = LineProgress(lambda line: print(line, flush=True))
+    log_dir = new_log_dir(db, "run")
+    started = RunProgress(None)  # sees whether a run row was made: else the logs hold nothing of use
     try:
-        with terminate_as_interrupt():
-            result = execute(config, db, progress=progress)
+        with to_log(log_dir / "joulebench.log", enabled=not verbose) as streams:
+            err = Console(file=streams.err)
+            started = RunProgress(
+                _progress(err, streams.out, json_out or quiet),
+                warn=lambda m: print(f"joulebench: warning: {m}", file=streams.err, flush=True),
+            )
+            try:
+                with terminate_as_interrupt():
+                    result = execute(config, db, progress=started, log_dir=log_dir)
+            finally:
+                started.stop()
+            if json_out:
+                streams.out.write(json.dumps(result.summary, indent=2, default=str) + "\n")
+            else:
+                from joulebench.runner.display import render_summary
+
+                render_summary(result.summary, Console(file=streams.out))
+            err.print(f"logs: {log_dir}", highlight=False, markup=False)
     except KeyboardInterrupt:
         # typer turns Ctrl-C (and here SIGTERM) into a silent exit 130; say what was kept.
-        print(f"joulebench: interrupted; finished trials are kept in {db}", file=sys.stderr)
+        print(f"joulebench: interrupted; finished trials are kept in {db}; logs: {log_dir}", file=sys.stderr)
         raise typer.Exit(130) from None
-    finally:
-        if progress is not None:
-            progress.stop()
-    if json_out:
-        sys.stdout.write(json.dumps(result.summary, indent=2, default=str) + "\n")
-    else:
-        from joulebench.runner.display import render_summary
+    except BaseException:
+        if not started.run_id:
+            from joulebench.cli.capture import remove_log_dir
 
-        render_summary(result.summary, Console(stderr=False))
+            remove_log_dir(log_dir)
+        raise
     if result.status == "failed":
         raise typer.Exit(1)
+
+
+def _progress(err: Any, out: Any, silent: bool) -> Any:
+    """A live line on a terminal; a line per step in a log (where a live line cannot redraw); nothing
+    with --json (stdout holds the JSON alone) or --quiet."""
+    if silent:
+        return None
+    from joulebench.runner.display import LineProgress, LiveProgress
+
+    if err.is_terminal:
+        return LiveProgress(err)
+    return LineProgress(lambda line: print(line, file=out, flush=True))
 
 
 def register(app: typer.Typer) -> None:

@@ -14,10 +14,15 @@ if TYPE_CHECKING:
 
 def sources(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
-    estimate: bool = typer.Option(False, "--estimate", help="Also probe the CPU/DRAM estimate source."),
+    estimate: bool = typer.Option(
+        True, "--estimate/--no-estimate", help="Also probe the CPU/DRAM estimate source (the default)."
+    ),
+    fix: bool = typer.Option(
+        False, "--fix", help="Print a script, to run as root, that makes the unreadable sources readable."
+    ),
 ) -> None:
-    """List every power source (nvml, rapl, ipmi, estimate) with its status and the reason, and each GPU's
-    utilisation and memory in use now."""
+    """List every power source (nvml, rapl, ipmi, estimate) with its status, the reason and, for each one
+    that cannot be read, the fix; and each GPU's utilisation and memory in use now."""
     from joulebench.measurement.detect import MEASURED, make_source, missing_for_estimate, probe_sources
     from joulebench.measurement.records import SourceStatus
     from joulebench.measurement.serialize import status_dict
@@ -27,11 +32,16 @@ def sources(
     now = {s.name: _devices_now(src) for src, s in zip(measured, statuses, strict=True) if s.available}
     for src in measured:
         src.close()
+    if fix:
+        from joulebench.measurement.fixes import script
+
+        print(script((s.name, s.fix) for s in statuses if not s.available and s.fix is not None), end="")
+        return
     if estimate:
         est = make_source("estimate", estimate_components=missing_for_estimate(statuses))
         statuses += probe_sources([est])
     else:
-        statuses.append(SourceStatus("estimate", False, "not requested (use --estimate)", estimated=True))
+        statuses.append(SourceStatus("estimate", False, "turned off (--no-estimate)", estimated=True))
     if as_json:
         docs = [status_dict(s) | ({"devices_now": now[s.name]} if now.get(s.name) else {}) for s in statuses]
         print(json.dumps(docs, indent=2))
@@ -40,8 +50,12 @@ def sources(
     for s in statuses:
         state = "available" if s.available else "unavailable"
         print(f"{s.name:<{width}}  {state:<11}  {s.reason}")
+        if not s.available and s.fix is not None:
+            print(f"{'':<{width}}  {'':<11}  fix: {s.fix.line()}")
         for device, load in (now.get(s.name) or {}).items():
             print(f"{'':<{width}}  {'':<11}  {_load_line(device, load)}")
+    if any(not s.available and s.fix is not None and s.fix.commands for s in statuses):
+        print("joulebench sources --fix > fix.sh writes these fixes as one script: read it, run it as root")
 
 
 def _devices_now(source: PowerSource) -> dict[str, dict[str, float | int]]:

@@ -39,6 +39,9 @@ def sweep(
         typer.Option(help="Ray cluster to join (auto, or HEAD:6379); default: RAY_ADDRESS or a private one."),
     ] = None,
     max_retries: Annotated[int, typer.Option(help="Extra attempts for a cell whose run failed.")] = 2,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the engines' own output too, not only in the logs.")
+    ] = False,
 ) -> None:
     """Run a sweep plan; each cell is one run in the database, keyed for --resume."""
     from joulebench.errors import UsageError
@@ -60,7 +63,7 @@ def sweep(
             if dry_run:
                 _dry_run(loaded, runner, db, resume)
             else:
-                _run(loaded, runner, db, resume, max_retries)
+                _run(loaded, runner, db, resume, max_retries, verbose)
         finally:
             runner.close()
     except PlanError as exc:
@@ -69,23 +72,44 @@ def sweep(
         raise typer.Exit(2) from None
 
 
-def _run(plan: Plan, executor: Executor, db_path: Path, resume: bool, max_retries: int) -> None:
+def _run(
+    plan: Plan, executor: Executor, db_path: Path, resume: bool, max_retries: int, verbose: bool
+) -> None:
+    import os
+
+    from joulebench.cli.capture import new_log_dir, to_log
     from joulebench.cli.signals import terminate_as_interrupt
+    from joulebench.runner.run import LOG_DIR_ENV
     from joulebench.store.db import ResultsDB
     from joulebench.sweep.driver import plan_cells, run_sweep
 
-    cells = plan_cells(plan, executor.gpus_per_node())
+    left_out: list[str] = []
+    cells = plan_cells(plan, executor.gpus_per_node(), left_out=left_out)
+    for line in left_out:
+        print(line, flush=True)
+    ResultsDB(db_path).close()  # a database that is not ours is refused before a log folder is made
+    log_dir = new_log_dir(db_path, "sweep")
+    os.environ[LOG_DIR_ENV] = str(log_dir)  # every run of the sweep keeps its engines' logs here
     try:
-        with terminate_as_interrupt(), ResultsDB(db_path) as db:
-            result = run_sweep(cells, db, executor, resume=resume, max_retries=max_retries, say=_say)
-    except KeyboardInterrupt:
-        print(
-            f"joulebench: interrupted; finished trials are kept in {db_path}: "
-            "`joulebench sweep --resume` runs what is left",
-            file=sys.stderr,
-        )
-        raise typer.Exit(130) from None
-    print(f"sweep {plan.name}: {result.summary}; results in {db_path}")
+        with to_log(log_dir / "joulebench.log", enabled=not verbose) as streams:
+
+            def say(line: str) -> None:
+                print(line, file=streams.out, flush=True)
+
+            try:
+                busy = ResultsDB(db_path, on_busy=lambda m: say(f"warning: {m}"))
+                with terminate_as_interrupt(), busy as db:
+                    result = run_sweep(cells, db, executor, resume=resume, max_retries=max_retries, say=say)
+            except KeyboardInterrupt:
+                print(
+                    f"joulebench: interrupted; finished trials are kept in {db_path}: "
+                    f"`joulebench sweep --resume` runs what is left; logs: {log_dir}",
+                    file=streams.err,
+                )
+                raise typer.Exit(130) from None
+            say(f"sweep {plan.name}: {result.summary}; results in {db_path}; logs: {log_dir}")
+    finally:
+        os.environ.pop(LOG_DIR_ENV, None)
     if result.count("failed"):
         raise typer.Exit(1)
 
@@ -93,8 +117,14 @@ def _run(plan: Plan, executor: Executor, db_path: Path, resume: bool, max_retrie
 def _dry_run(plan: Plan, executor: Executor, db_path: Path, resume: bool) -> None:
     from joulebench.sweep.driver import plan_cells
 
-    cells = plan_cells(plan, executor.gpus_per_node())
-    print("\n".join(_dry_run_lines(cells, db_path, resume)))
+    here: list[str] = []
+    left_out: list[str] = []
+    cells = plan_cells(plan, executor.gpus_per_node(), here, left_out)
+    print("\n".join([*left_out, *_dry_run_lines(cells, db_path, resume)]))
+    if here:
+        # a plan for another machine checks clean here; what this one lacks is said, not refused
+        print(f"not runnable on this machine ({len(here)}); a run here would refuse it:")
+        print("\n".join(f"  {line}" for line in here))
 
 
 def _dry_run_lines(cells: list[Cell], db_path: Path, resume: bool) -> list[str]:
@@ -107,10 +137,6 @@ def _dry_run_lines(cells: list[Cell], db_path: Path, resume: bool) -> list[str]:
 
     with ResultsDB(db_path) as db:
         return dry_run_lines(cells, pending_cells(cells, db, resume), db)
-
-
-def _say(line: str) -> None:
-    print(line, flush=True)
 
 
 def _local() -> Executor:

@@ -77,6 +77,12 @@ class Engine(ABC):
         self.config = config
         self.marks = marks
 
+    @classmethod  # noqa: B027 - an optional hook
+    def check_config(cls, config: EngineConfig) -> None:
+        """Refuse, with :class:`~joulebench.errors.UsageError`, what can be known wrong without the engine
+        installed or started (unknown options, values out of range): checked before a run is created,
+        not in the worker after it. Adapters whose engine validates its own options leave it empty."""
+
     @classmethod
     def ranks(cls, config: EngineConfig) -> int:
         """Processes, one per GPU, that the runner must start for this engine, as ``torchrun`` would (1: one

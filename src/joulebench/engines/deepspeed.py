@@ -90,9 +90,13 @@ class DeepSpeedEngine(Engine):
         prefix = f"/dev/shm/deepspeed_allreduce_buffer_{os.getuid()}_{addr}_{port}"
         return [f"{prefix}_{rank}" for rank in range(cls.ranks(config))]
 
+    @classmethod
+    def check_config(cls, config: EngineConfig) -> None:
+        check_options(config.options, OPTIONS, cls.name)
+
     def setup(self) -> EngineInfo:
         cfg = self.config
-        check_options(cfg.options, OPTIONS, self.name)
+        self.check_config(cfg)
         inject = cfg.options.get("kernel_inject", "auto")
         if inject not in ("auto", True, False):
             raise UsageError(f"kernel_inject must be auto, true or false, not {inject!r}")

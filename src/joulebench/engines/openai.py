@@ -135,6 +135,10 @@ class OpenAIEngine(Engine):
     name: ClassVar[str] = "openai"
     extra: ClassVar[str] = "openai"
 
+    @classmethod
+    def check_config(cls, config: EngineConfig) -> None:
+        OpenAIOptions.from_options(config.options)  # unknown options, an endpoint that is no URL
+
     def __init__(self, config: EngineConfig, marks: StageMarks) -> None:
         super().__init__(config, marks)
         self.options = OpenAIOptions.from_options(config.options)
@@ -433,6 +437,9 @@ def _why(exc: Exception) -> str:
 
 
 def _temp_log_path() -> Path:
-    fd, path = tempfile.mkstemp(prefix="joulebench-server-", suffix=".log")
+    # the run's log folder, kept and named at its end; a temporary file only outside a run
+    folder = os.environ.get("JOULEBENCH_LOG_DIR") or None
+    prefix = "server-" if folder else "joulebench-server-"
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".log", dir=folder)
     os.close(fd)
     return Path(path)

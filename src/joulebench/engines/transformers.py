@@ -115,9 +115,13 @@ class TransformersEngine(Engine):
         # tp_plan shards the model over processes; device_map="auto" places it from one process
         return config.tensor_parallel if config.options.get("tp_plan") is not None else 1
 
+    @classmethod
+    def check_config(cls, config: EngineConfig) -> None:
+        check_options(config.options, OPTIONS, cls.name)
+
     def setup(self) -> EngineInfo:
         cfg = self.config
-        check_options(cfg.options, OPTIONS, self.name)
+        self.check_config(cfg)
         attn = cfg.options.get("attn_implementation")
         if attn is not None and attn not in ATTN_IMPLEMENTATIONS:
             known = ", ".join(ATTN_IMPLEMENTATIONS)

@@ -5,7 +5,8 @@ summed with a measured value.
 
 * CPU power = utilisation (from ``/proc/stat``, all cores, busy = not idle and not iowait) x TDP x
   sockets. The TDP comes from ``--cpu-tdp-w``, else from :data:`CPU_TDP_W` by model name, else
-  :data:`DEFAULT_TDP_W`. This ignores idle power and turbo above TDP: it is a rough, stated model.
+  :data:`DEFAULT_W_PER_CORE` x the cores the machine shows. This ignores idle power and turbo above TDP:
+  it is a rough, stated model.
 * DRAM power = installed memory (``MemTotal`` in ``/proc/meminfo``) x :data:`DRAM_W_PER_GIB`, a constant:
   DDR4/DDR5 DIMMs draw roughly 3 W per 8 GiB under load.
 """
@@ -42,8 +43,11 @@ CPU_TDP_W: dict[str, float] = {
     "EPYC 9554": 360.0,
     "EPYC 9654": 360.0,
 }
-#: TDP assumed when the model is not in the table and no ``--cpu-tdp-w`` is given.
-DEFAULT_TDP_W = 100.0
+#: Watts per physical core when the model is not in the table and no ``--cpu-tdp-w`` is given. Per core
+#: rather than per socket, because the unknown models are mostly virtual machines and laptops that show a
+#: few cores of a larger part: server parts spend 4-10 W a core at TDP (a 350 W, 56-core Xeon 8480+:
+#: 6.25 W), laptop parts 4-7 W. The upper end, so that an estimate errs high, never flatters.
+DEFAULT_W_PER_CORE = 10.0
 #: DRAM power per GiB installed (3 W per 8 GiB).
 DRAM_W_PER_GIB = 0.375
 
@@ -72,16 +76,32 @@ def read_cpu_times(proc_root: Path) -> tuple[int, int]:
 
 
 def cpu_sockets_and_model(proc_root: Path) -> tuple[int, str]:
+    sockets, model, _ = cpu_topology(proc_root)
+    return sockets, model
+
+
+def cpu_topology(proc_root: Path) -> tuple[int, str, int]:
+    """``(sockets, model name, physical cores)`` from ``/proc/cpuinfo``; cores fall back to the number
+    of processors listed where ``cpu cores`` is missing (some ARM and virtual machines)."""
     sockets: set[str] = set()
     model = "unknown CPU"
+    cores_per_socket: dict[str, int] = {}
+    processors = 0
+    socket = "0"
     for line in (proc_root / "cpuinfo").read_text().splitlines():
         key, _, value = line.partition(":")
         key = key.strip()
-        if key == "physical id":
-            sockets.add(value.strip())
+        if key == "processor":
+            processors += 1
+        elif key == "physical id":
+            socket = value.strip()
+            sockets.add(socket)
+        elif key == "cpu cores" and value.strip().isdigit():
+            cores_per_socket[socket] = int(value.strip())
         elif key == "model name" and model == "unknown CPU":
             model = value.strip()
-    return max(len(sockets), 1), model
+    cores = sum(cores_per_socket.values()) or processors or 1
+    return max(len(sockets), 1), model, cores
 
 
 def mem_total_gib(proc_root: Path) -> float:
@@ -114,8 +134,9 @@ class EstimateSource(PowerSource):
         self._clock = clock
         self._last: tuple[int, int] | None = None
         self.sockets = 1
+        self.cores = 1
         self.model = "unknown CPU"
-        self.tdp_w = DEFAULT_TDP_W
+        self.tdp_w = DEFAULT_W_PER_CORE
         self.tdp_origin = "default"
         self.dram_w = 0.0
         self.mem_gib = 0.0
@@ -133,11 +154,19 @@ class EstimateSource(PowerSource):
         try:
             if Component.CPU in self.components:
                 self._last = read_cpu_times(self.proc_root)
-                self.sockets, self.model = cpu_sockets_and_model(self.proc_root)
+                self.sockets, self.model, self.cores = cpu_topology(self.proc_root)
                 if self.cpu_tdp_w_option is not None:
                     self.tdp_w, self.tdp_origin = self.cpu_tdp_w_option, "--cpu-tdp-w"
                 elif (known := tdp_for_model(self.model)) is not None:
-                    self.tdp_w, self.tdp_origin = known, "table"
+                    self.tdp_w, self.tdp_origin = known, f"{self.model} in the TDP table"
+                else:
+                    # the whole machine as one "socket" of cores x watts per core
+                    self.tdp_w = DEFAULT_W_PER_CORE * self.cores
+                    self.sockets = 1
+                    self.tdp_origin = (
+                        f"{self.model} not in the TDP table: {DEFAULT_W_PER_CORE:g} W x {self.cores} "
+                        "core(s); --cpu-tdp-w sets it"
+                    )
                 parts.append(
                     f"CPU = utilisation x {self.tdp_w:g} W TDP ({self.tdp_origin}) x {self.sockets} socket(s)"
                 )
@@ -179,7 +208,12 @@ class EstimateSource(PowerSource):
                     Component.CPU,
                     DEVICE,
                     self.model,
-                    {"tdp_w": self.tdp_w, "tdp_origin": self.tdp_origin, "sockets": self.sockets},
+                    {
+                        "tdp_w": self.tdp_w,
+                        "tdp_origin": self.tdp_origin,
+                        "sockets": self.sockets,
+                        "cores": self.cores,
+                    },
                 )
             )
         if Component.DRAM in self.components:

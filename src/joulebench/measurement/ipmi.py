@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from joulebench.measurement import fixes
 from joulebench.measurement.records import Component, DeviceInfo, Reading, SourceStatus
 from joulebench.measurement.source import PowerSource
 
@@ -149,16 +150,21 @@ class IpmiSource(PowerSource):
             why = "is not executable (chmod +x it)" if found else "is neither a file nor a command on PATH"
             return SourceStatus(NAME, False, f"{BINARY_ENV}={configured} {why}")
         if self.binary is None:
-            return SourceStatus(NAME, False, f"ipmitool not found on PATH (or set {BINARY_ENV})")
+            return SourceStatus(
+                NAME, False, f"ipmitool not found on PATH (or set {BINARY_ENV})", fix=fixes.ipmi_no_tool()
+            )
         try:
             reading = self._run()
         except IpmiError as exc:
-            hint = ""
-            if "/dev/ipmi" in str(exc):
-                hint = " (load ipmi_devintf, and give your group read-write access to /dev/ipmi0)"
-            return SourceStatus(NAME, False, f"ipmitool dcmi power reading failed: {exc}{hint}")
+            fix = fixes.ipmi_device() if "/dev/ipmi" in str(exc) else None
+            return SourceStatus(NAME, False, f"ipmitool dcmi power reading failed: {exc}", fix=fix)
         if not reading.activated and reading.instant_w <= 0:
-            return SourceStatus(NAME, False, "the BMC's DCMI power reading is deactivated (0 W reported)")
+            return SourceStatus(
+                NAME,
+                False,
+                "the BMC's DCMI power reading is deactivated (0 W reported)",
+                fix=fixes.ipmi_no_power(),
+            )
         self.last = reading
         state = "" if reading.activated else ", BMC statistics deactivated"
         return SourceStatus(

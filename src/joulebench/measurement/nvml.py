@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from joulebench.measurement import fixes
 from joulebench.measurement.counter import Unwrapper
 from joulebench.measurement.records import Component, DeviceInfo, Reading, SourceStatus
 from joulebench.measurement.source import PowerSource
@@ -131,11 +132,18 @@ class NvmlSource(PowerSource):
         try:
             nv = self._lib()
         except ImportError:
-            return SourceStatus(NAME, False, "pynvml is not installed: pip install nvidia-ml-py")
+            return SourceStatus(
+                NAME, False, "pynvml is not installed: pip install nvidia-ml-py", fix=fixes.nvml_no_library()
+            )
         try:
             nv.nvmlInit()
         except Exception as exc:  # NVMLError: no driver, no library
-            return SourceStatus(NAME, False, f"NVML cannot start ({exc}): no NVIDIA driver or GPU here")
+            return SourceStatus(
+                NAME,
+                False,
+                f"NVML cannot start ({exc}): no NVIDIA driver or GPU here",
+                fix=fixes.nvml_no_driver(),
+            )
         self._initialised = True
         try:
             count = nv.nvmlDeviceGetCount()

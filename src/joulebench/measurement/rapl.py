@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from joulebench.measurement import fixes
 from joulebench.measurement.counter import Unwrapper
 from joulebench.measurement.records import Component, DeviceInfo, Reading, SourceStatus
 from joulebench.measurement.source import PowerSource
@@ -42,13 +43,6 @@ MAX_ZONE_POWER_W = 1000.0
 
 _ZONE = re.compile(r"^intel-rapl:(\d+)$")
 _SUBZONE = re.compile(r"^intel-rapl:(\d+):(\d+)$")
-
-PERMISSION_HINT = (
-    "energy_uj is readable by root only (CVE-2020-8694); to let joulebench read it without root, "
-    "an administrator can run `sudo chmod o+r /sys/class/powercap/intel-rapl:*/energy_uj "
-    "/sys/class/powercap/intel-rapl:*:*/energy_uj` (until reboot) or install a udev rule: "
-    'SUBSYSTEM=="powercap", ACTION=="add", RUN+="/bin/chmod o+r /sys%p/energy_uj"'
-)
 
 
 @dataclass(frozen=True)
@@ -133,16 +127,26 @@ class RaplSource(PowerSource):
     def _probe(self) -> SourceStatus:
         if not self.root.is_dir():
             return SourceStatus(
-                NAME, False, f"no powercap tree at {self.root} (no RAPL driver, or not Linux)"
+                NAME,
+                False,
+                f"no powercap tree at {self.root} (no RAPL driver, or not Linux)",
+                fix=fixes.rapl_no_driver(),
             )
         zones = discover_zones(self.root)
         if not any(z.component is Component.CPU for z in zones):
-            return SourceStatus(NAME, False, f"no RAPL package zone under {self.root}")
+            return SourceStatus(
+                NAME, False, f"no RAPL package zone under {self.root}", fix=fixes.rapl_no_driver()
+            )
         for z in zones:
             try:
                 int((z.path / "energy_uj").read_text().strip())
             except PermissionError:
-                return SourceStatus(NAME, False, f"{z.path / 'energy_uj'} is not readable: {PERMISSION_HINT}")
+                return SourceStatus(
+                    NAME,
+                    False,
+                    f"{z.path / 'energy_uj'} is not readable by this user",
+                    fix=fixes.rapl_permission(str(self.root)),
+                )
             except (OSError, ValueError) as exc:
                 return SourceStatus(NAME, False, f"{z.path / 'energy_uj'} cannot be read: {exc}")
         self.zones = zones

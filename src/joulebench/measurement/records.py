@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from joulebench.measurement.fixes import Fix
+
 
 class Component(str, Enum):
     """What a reading is the power or energy of."""
@@ -40,6 +42,7 @@ class SourceStatus:
     components: tuple[Component, ...] = ()
     devices: tuple[str, ...] = ()
     estimated: bool = False
+    fix: Fix | None = None  # what would make an unreadable source readable
 
 
 @dataclass(frozen=True)

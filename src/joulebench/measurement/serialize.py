@@ -42,6 +42,7 @@ def status_dict(s: SourceStatus) -> dict[str, Any]:
         "components": [c.value for c in s.components],
         "devices": list(s.devices),
         "estimated": s.estimated,
+        **({"fix": {"why": s.fix.why, "commands": list(s.fix.commands)}} if s.fix else {}),
     }
 
 

@@ -87,6 +87,13 @@ def render_text(
         lines.append(f"  {s.name:<9} {state:<11} {s.reason}")
     if not any(s.available for s in statuses):
         lines.append("  no source available: only the duration is measured")
+    # CPU and DRAM are estimated where RAPL cannot be read: its fix is what would measure them
+    if any(s.available and s.estimated for s in statuses):
+        lines += [
+            f"  to measure instead of estimate: {s.fix.line()}"
+            for s in statuses
+            if s.name == "rapl" and s.fix
+        ]
     lines.append("energy (± j: the bound of each figure's error, docs/counters.md):")
     lines += _table(doc_total)
     for st in stages:

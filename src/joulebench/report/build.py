@@ -86,7 +86,8 @@ def _make_dir(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} exists and is not a folder")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        # owner-only, like the database: a report quotes the runs' settings, paths and host names
+        out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create --out {out_dir}: {exc.strerror}") from None
 
@@ -94,6 +95,7 @@ def _make_dir(out_dir: Path) -> None:
 def _figures(
     frames: Frames, summary: pd.DataFrame, db_path: Path, out_dir: Path, timeline_run: int | None
 ) -> list[figs.FigureFiles]:
+    from joulebench.report import timing
     from joulebench.report.timeline import pick_run, timeline
 
     wanted = [
@@ -107,6 +109,9 @@ def _figures(
          figs.component_bars(summary, "power_w")),
         ("fig5_efficiency_throughput", "Fig. 5: energy per token against throughput",
          figs.efficiency(summary)),
+        ("fig6_throughput", "Throughput per engine, model and workload", timing.throughput(summary)),
+        ("fig7_latency", "Latency: TTFT, TPOT, ITL", timing.latency(summary)),
+        ("fig8_setup_time", "Setup time by stage", timing.setup_time(summary)),
     ]  # fmt: skip
     run_id = pick_run(frames, db_path, timeline_run)
     if run_id is not None:
@@ -132,6 +137,7 @@ def _export(out_dir: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
             else:
                 require("pyarrow", extra="report")
                 df.to_parquet(tmp, index=False)
+            os.chmod(tmp, 0o600)
             os.replace(tmp, path)
             paths.append(path)
     return paths
@@ -140,6 +146,7 @@ def _export(out_dir: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
+    os.chmod(tmp, 0o600)
     os.replace(tmp, path)
 
 

@@ -53,6 +53,8 @@ def save_figure(fig: Figure, out_dir: Path, name: str, title: str) -> FigureFile
     # the same data gives the same SVG: no date, and element ids from a fixed salt instead of a random one
     with matplotlib.rc_context({"svg.hashsalt": name}):
         fig.savefig(svg, format="svg", metadata={"Date": None})
+    for path in (png, svg):
+        path.chmod(0o600)  # owner-only, like the report they belong to
     return FigureFiles(name, title, png, svg)
 
 

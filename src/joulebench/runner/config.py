@@ -37,7 +37,10 @@ class RunConfig:
     engine_env: dict[str, str] = field(default_factory=dict)
     interval_ms: float = 100.0
     gpu_power_interval_ms: float = 20.0
-    estimate: bool = False  # add estimated CPU/DRAM where not measurable, labelled estimated
+    # Estimate CPU/DRAM where no source measures them, labelled estimated and kept out of measured totals:
+    # on by default, so that a machine without readable sensors still shows joules, never silently.
+    estimate: bool = True
+    cpu_tdp_w: float | None = None  # the estimate's CPU TDP per socket; None: from the model's table
     monitor: bool = True  # False: run without any sampling (to measure the monitor's own overhead)
     idle_s: float = 5.0  # idle baseline before the trials; 0 skips it
     trial_timeout_s: float = 1800.0

@@ -18,6 +18,11 @@ _PHASES = {
 _TRIAL_PHASE = {"idle": "idle", "setup": "setup", "generation": "generate"}
 _PHASE_TRIAL = {phase: kind for kind, phase in _TRIAL_PHASE.items()}
 _ENERGY_ORDER = ("gpu", "cpu", "dram", "node", "other", "platform", "total", "total_incl_estimated")
+_LABELS = {"total_incl_estimated": "total incl. est."}
+
+
+def _label(component: str) -> str:
+    return _LABELS.get(component, component)
 
 
 def _fmt(value: float | None) -> str:
@@ -37,6 +42,89 @@ def _stat(s: dict[str, Any] | None) -> str:
     return f"{_fmt(s['mean'])} ± {_fmt(half)}" if half is not None else _fmt(s["mean"])
 
 
+def duration_text(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``2 h 05 min``: as precise as a person reads a time left."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    hours, rest = divmod(round(seconds / 60), 60)
+    return f"{hours} h {rest:02d} min"
+
+
+class TimeLeft:
+    """The time a run still needs: the trials left of each kind times the mean of that kind's finished
+    ones. Unknown until a trial of each kind still to come has finished once (a first setup trial says
+    nothing of a repeat); engine starts and warm-ups between repeats are inside the repeats' pace."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.left: dict[str, int] = {}
+        self.took: dict[str, list[float]] = {}
+        self.last_end: float | None = None
+
+    def start(self, prepared: Any) -> None:
+        from joulebench.runner.run import repeat_plan
+
+        c = prepared.config
+        self.left = {
+            "idle": 1 if c.idle_s > 0 else 0,
+            "setup": c.setup_repeats,
+            "generation": len(repeat_plan(c.repeats, c.unmonitored_repeats)),
+        }
+        self.last_end = self.clock()
+
+    def trial(self, kind: str) -> None:
+        """A trial of ``kind`` ended now: it took the time since the trial before ended."""
+        now = self.clock()
+        if kind in self.left and self.last_end is not None:
+            self.left[kind] = max(self.left[kind] - 1, 0)
+            self.took.setdefault(kind, []).append(now - self.last_end)
+        if kind != "warmup":
+            self.last_end = now
+
+    def seconds(self) -> float | None:
+        total = 0.0
+        for kind, n in self.left.items():
+            if n == 0:
+                continue
+            took = self.took.get(kind)
+            if not took:
+                return None
+            total += n * sum(took) / len(took)
+        return total
+
+    def text(self) -> str:
+        s = self.seconds()
+        if s is None:
+            return ""
+        return "done" if s == 0 else f"about {duration_text(s)} left"
+
+
+class RunProgress:
+    """Passes each event on (to a display, or nowhere) and keeps the run's ID once it exists."""
+
+    def __init__(
+        self, inner: Callable[[dict[str, Any]], None] | None, warn: Callable[[str], None] | None = None
+    ) -> None:
+        self.inner = inner
+        self.warn = warn  # where a warning goes when no display shows it (--json, --quiet)
+        self.run_id: Any = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event["event"] == "run_start":
+            self.run_id = event.get("run_id")
+        if self.inner is not None:
+            self.inner(event)
+        elif self.warn is not None and event["event"] in ("idle_busy", "db_busy"):
+            self.warn(event["message"])
+
+    def stop(self) -> None:
+        stop = getattr(self.inner, "stop", None)
+        if stop is not None:
+            stop()
+
+
 class LiveProgress:
     """A progress callback for :func:`~joulebench.runner.run.execute` that keeps one live status line:
     trial k of n, the last repeat's tokens/s, the monitor's latest watts per component."""
@@ -48,6 +136,7 @@ class LiveProgress:
         self.phase = "starting"
         self.last = ""
         self.failed = 0
+        self.time_left = TimeLeft()
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["event"]
@@ -56,6 +145,8 @@ class LiveProgress:
 
             self.monitor = event.get("monitor")
             self.run_id = event.get("run_id")
+            if event.get("prepared") is not None:
+                self.time_left.start(event["prepared"])
             self.live = Live(self, console=self.console, refresh_per_second=4, transient=True)
             self.live.start()
         elif kind == "phase":
@@ -63,6 +154,7 @@ class LiveProgress:
                 f"{_PHASES.get(event['phase'], event['phase'])} {event['index'] + 1} of {event['total']}"
             )
         elif kind == "trial":
+            self.time_left.trial(event["kind"])
             if event["status"] != "ok":
                 self.failed += 1
                 first = (event.get("error") or "").strip().splitlines()[:1]
@@ -74,7 +166,7 @@ class LiveProgress:
             metrics = event.get("metrics") or {}
             if metrics.get("tokens_per_s") is not None:
                 self.last = f"last repeat {metrics['tokens_per_s']:.1f} tok/s"
-        elif kind == "idle_busy":
+        elif kind in ("idle_busy", "db_busy"):
             from rich.text import Text
 
             self.console.print(Text.assemble(("warning", "yellow"), f": {event['message']}"))
@@ -97,6 +189,8 @@ class LiveProgress:
             parts.append(" ".join(f"{k} {v:.0f} W" for k, v in sorted(watts.items())))
         if self.failed:
             parts.append(f"{self.failed} failed")
+        if left := self.time_left.text():
+            parts.append(left)
         return Text(" · ".join(parts))
 
 
@@ -110,6 +204,7 @@ class LineProgress:
         self.clock = clock
         self.run_id: Any = None
         self.totals: dict[str, int] = {}
+        self.time_left = TimeLeft()
 
     def stop(self) -> None:
         """Nothing to take down: every line written is final."""
@@ -125,6 +220,7 @@ class LineProgress:
             self.totals = {}
             p = event.get("prepared")
             if p is not None:
+                self.time_left.start(p)
                 engine = f"{p.engine}:{p.config.label}" if p.config.label else p.engine
                 w = p.workload
                 tokens = f"{w.output_tokens}" if w.length_mode == "fixed" else f"up to {w.output_tokens}"
@@ -138,9 +234,12 @@ class LineProgress:
             duration_s, tokens = event["duration_s"], event["output_tokens"]
             rate = f", {tokens / duration_s:,.1f} tokens/s" if duration_s > 0 else ""
             self._say(f"warm-up done in {duration_s:.1f} s ({tokens:,} tokens{rate})")
-        elif kind == "trial" and event["kind"] != "warmup":  # the "warmed" line says it, with its tokens
-            self._say(self._trial(event))
-        elif kind == "idle_busy":
+        elif kind == "trial":
+            self.time_left.trial(event["kind"])
+            if event["kind"] != "warmup":  # the "warmed" line says it, with its tokens
+                left = self.time_left.text()
+                self._say(self._trial(event) + (f" ({left})" if left and left != "done" else ""))
+        elif kind in ("idle_busy", "db_busy"):
             self._say(f"warning: {event['message']}")
 
     def _trial(self, event: dict[str, Any]) -> str:
@@ -160,7 +259,7 @@ class LineProgress:
             parts.append(f"{metrics['tokens_per_s']:,.1f} tokens/s")
         estimated = set(metrics.get("estimated_components") or ())
         per_token = [
-            f"{c} {_fmt(metrics[f'j_per_token.{c}'])}" + (" (est.)" if c in estimated else "")
+            f"{_label(c)} {_fmt(metrics[f'j_per_token.{c}'])}" + (" (est.)" if c in estimated else "")
             for c in _components(metrics, "j_per_token.")
         ]
         if per_token:
@@ -184,7 +283,7 @@ def setup_table(summary: dict[str, Any]) -> Any:
     table.add_column("s", justify="right")
     for c in comps:
         est = " (est.)" if c in setup["estimated_components"] else ""
-        table.add_column(f"{c} J{est}", justify="right")
+        table.add_column(f"{_label(c)} J{est}", justify="right")
     order = ["spawn", "import", "engine_init", "model_load", "first_token", "setup"]
     for stage in sorted(stages, key=lambda s: order.index(s) if s in order else len(order)):
         st = stages[stage]
@@ -220,11 +319,12 @@ def generation_table(summary: dict[str, Any]) -> Any:
     table.caption = "bound: the measurement's own, mean over repeats (docs/counters.md); CI: over repeats"
     rows: list[tuple[str, str]] = []
     for prefix, label in (("j_per_token.", "J/token"), ("j_per_response.", "J/response"), ("power_w.", "W")):
-        rows += [(f"{prefix}{c}", f"{label} {c}") for c in _components(m, prefix)]
+        rows += [(f"{prefix}{c}", f"{label} {_label(c)}") for c in _components(m, prefix)]
     rows += [("tokens_per_s", "tokens/s"), ("output_tokens", "output tokens"), ("duration_s", "duration s")]
     rows += [("ttft_s", "TTFT s"), ("tpot_s", "TPOT s"), ("itl_s", "ITL s")]
     rows += [
-        (f"steady.j_per_token.{c}", f"steady J/token {c}") for c in _components(m, "steady.j_per_token.")
+        (f"steady.j_per_token.{c}", f"steady J/token {_label(c)}")
+        for c in _components(m, "steady.j_per_token.")
     ]
     rows += [("steady.tokens_per_s", "steady tokens/s")]
     for key, label in rows:
@@ -266,6 +366,8 @@ def render_summary(summary: dict[str, Any], console: Any) -> None:
             highlight=False,
             markup=False,
         )
+    for line in energy_lines(summary):
+        console.print(line, highlight=False, markup=False)
     for reason in summary["generation"]["steady_unavailable"]:
         console.print(f"steady-state window unavailable: {reason}", highlight=False, markup=False)
     for w in summary["warnings"]:
@@ -274,9 +376,24 @@ def render_summary(summary: dict[str, Any], console: Any) -> None:
         console.print(Text.assemble(("failed", "red"), f" {f['kind']} {f['repeat_index'] + 1}: {f['error']}"))
 
 
+def energy_lines(summary: dict[str, Any]) -> list[str]:
+    """What the totals hold, how the estimates were made, and the fix that would measure them instead."""
+    lines = []
+    hold = summary.get("totals_hold") or {}
+    if hold:
+        lines.append("totals: " + "; ".join(f"{_label(k)} = {v}" for k, v in hold.items()))
+    lines += [
+        f"estimated (never in a measured total): {e.removeprefix('estimated: ')}"
+        for e in summary.get("estimates", [])
+    ]
+    lines += [f"to measure it instead: {f}" for f in summary.get("fixes", [])]
+    return lines
+
+
 def warmup_lines(summary: dict[str, Any]) -> list[str]:
     """One line per measured warm-up batch, against the repeats' mean J/token where both are known."""
-    repeats = summary["generation"]["metrics"].get("j_per_token.total") or {}
+    m = summary["generation"]["metrics"]
+    repeats = m.get("j_per_token.total") or m.get("j_per_token.total_incl_estimated") or {}
     lines = []
     for w in summary["generation"].get("warmups", []):
         what = f"warm-up before repeat {w['before_repeat'] + 1}: {_fmt(w['duration_s'])} s"
@@ -284,7 +401,7 @@ def warmup_lines(summary: dict[str, Any]) -> list[str]:
         if w["j_per_token"] is None:
             lines.append(f"{what}, energy not measured")
             continue
-        what += f", {_fmt(w['j_per_token'])} J/token"
+        what += f", {_fmt(w['j_per_token'])} J/token" + (" (est.)" if w.get("estimated") else "")
         if repeats.get("mean"):
             what += f" ({w['j_per_token'] / repeats['mean']:.3g}x the repeats' mean)"
         lines.append(what)

@@ -98,6 +98,7 @@ def collect(engine: str, engine_env: dict[str, str] | None = None) -> dict[str, 
     engine_dist = ENGINE_PACKAGES.get(engine, engine)
     return {
         "hostname": socket.gethostname(),
+        "pid": os.getpid(),  # the manager's: a run left "running" by a process that is gone is stale
         "kernel": platform.release(),
         "os": platform.platform(),
         "python": sys.version.split()[0],

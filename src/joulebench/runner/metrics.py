@@ -72,6 +72,28 @@ def component_energies(items: Iterable[EnergyItem]) -> dict[str, ComponentTotal]
     return out
 
 
+_NAMES = {"gpu": "GPU", "cpu": "CPU", "dram": "DRAM", "node": "whole node"}
+
+
+def totals_hold(components: Iterable[str], estimated: Iterable[str]) -> dict[str, str]:
+    """What each total holds, in words ("GPU only", "GPU + CPU (estimated) + DRAM (estimated)"): a total
+    that covers less than the machine must say so, never read as the machine's."""
+    present, est = set(components), set(estimated)
+    out: dict[str, str] = {}
+    if "node" in present and "node" not in est:
+        out[TOTAL] = "whole node (IPMI)"
+        return out
+    parts = [p.value for p in PARTS if p.value in present]
+    measured = [p for p in parts if p not in est]
+    if measured:
+        out[TOTAL] = " + ".join(_NAMES[p] for p in measured) + (" only" if len(measured) == 1 else "")
+    if any(p in est for p in parts):
+        out[TOTAL_INCL_ESTIMATED] = " + ".join(
+            _NAMES[p] + (" (estimated)" if p in est else "") for p in parts
+        )
+    return out
+
+
 def ran_paused(config: Mapping[str, Any], details: Mapping[str, Any]) -> bool:
     """A generation repeat of a monitored run that ran with the sampler paused (``--unmonitored-repeats``):
     its throughput, set beside the measured repeats', is the monitor's own cost."""

@@ -65,6 +65,7 @@ def start_monitor(config: RunConfig, stage_file: Path) -> Any:
 
     monitor = Monitor(
         estimate=config.estimate,
+        cpu_tdp_w=config.cpu_tdp_w,
         interval_s=config.interval_ms / 1000.0,
         gpu_power_interval_s=config.gpu_power_interval_ms / 1000.0,
     )
@@ -74,19 +75,9 @@ def start_monitor(config: RunConfig, stage_file: Path) -> Any:
 
 
 def statuses_dicts(monitor: Any) -> list[dict[str, Any]]:
-    out = []
-    for s in monitor.statuses():
-        out.append(
-            {
-                "name": s.name,
-                "available": s.available,
-                "reason": s.reason,
-                "components": [c.value for c in s.components],
-                "devices": list(s.devices),
-                "estimated": s.estimated,
-            }
-        )
-    return out
+    from joulebench.measurement.serialize import status_dict
+
+    return [status_dict(s) for s in monitor.statuses()]
 
 
 def energy_sources_note(monitor: Any) -> str | None:
@@ -95,7 +86,7 @@ def energy_sources_note(monitor: Any) -> str | None:
     if any(s.available for s in statuses):
         return None
     reasons = "; ".join(f"{s.name}: {s.reason}" for s in statuses) or "no source probed"
-    return f"no energy source ({reasons}); --estimate adds labelled estimates of CPU and DRAM"
+    return f"no energy source ({reasons}); without --no-estimate, CPU and DRAM are estimated and labelled"
 
 
 def trace_bytes(monitor: Any, start_s: float, end_s: float) -> bytes | None:

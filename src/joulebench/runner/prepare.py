@@ -7,8 +7,10 @@ Bad input (an unknown engine, an engine that is not installed, a missing model, 
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from joulebench.engines.base import DTYPES, EngineConfig
@@ -89,6 +91,8 @@ def check_config(config: RunConfig) -> None:
     ):
         if not (value >= MIN_INTERVAL_S * 1000 and math.isfinite(value)):
             problems.append(f"{flag} must be finite and at least {MIN_INTERVAL_S * 1000:g} ms, got {value}")
+    if config.cpu_tdp_w is not None and not (config.cpu_tdp_w > 0 and math.isfinite(config.cpu_tdp_w)):
+        problems.append(f"--cpu-tdp-w must be a finite number > 0, got {config.cpu_tdp_w}")
     problems += env_problems(config.engine_env, "engine_env")
     if config.max_concurrency is not None and config.max_concurrency < 1:
         problems.append(f"--max-concurrency must be >= 1, got {config.max_concurrency}")
@@ -158,12 +162,40 @@ def _workload(config: RunConfig) -> Any:
     )
 
 
-def _max_model_len(requests: list[Request], output_tokens: int) -> int | None:
+#: config.json keys that hold a model's context length, by architecture family
+_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+
+
+def context_length(model_path: str | None) -> int | None:
+    """The model's context length from its config.json, where a local folder has one."""
+    if model_path is None:
+        return None
+    try:
+        config = json.loads((Path(model_path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    for key in _CONTEXT_KEYS:
+        value = config.get(key) if isinstance(config, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def _max_model_len(requests: list[Request], output_tokens: int, context: int | None) -> int | None:
     counts = [r.prompt_tokens for r in requests]
     if any(c is None for c in counts):
         return None
-    need = max(c for c in counts if c is not None) + output_tokens + 8
-    return -(-need // 128) * 128  # a round size keeps engines' block tables simple
+    longest = max(c for c in counts if c is not None)
+    if context is not None and longest + output_tokens > context:
+        # every engine would refuse or truncate it, after minutes of loading: say so before anything runs
+        raise UsageError(
+            f"the longest prompt ({longest} tokens) and {output_tokens} output tokens need "
+            f"{longest + output_tokens} tokens of context; the model has {context} (its config.json): "
+            "fewer --output-tokens, or a dataset of shorter prompts"
+        )
+    need = longest + output_tokens + 8
+    rounded = -(-need // 128) * 128  # a round size keeps engines' block tables simple
+    return rounded if context is None else min(rounded, context)
 
 
 def prepare(config: RunConfig) -> Prepared:
@@ -193,11 +225,12 @@ def prepare(config: RunConfig) -> Prepared:
         dtype=config.dtype,
         tensor_parallel=config.tensor_parallel,
         max_batch_size=workload.batch_size,
-        max_model_len=_max_model_len(requests, workload.output_tokens),
+        max_model_len=_max_model_len(requests, workload.output_tokens, context_length(path)),
         seed=config.seed,
         options=options,
         env=as_env(config.engine_env),
     )
+    cls.check_config(engine_config)  # before a run row exists, not in the worker after it
     return Prepared(
         config=config,
         engine=config.engine,

@@ -49,6 +49,7 @@ class WorkerProcess:
         self.spawn_s: float | None = None
         self.started_s: float | None = None  # the worker interpreter's own start, as it reports it
         self._fd: int | None = None
+        self._log_start = 0  # where this worker's output begins in its (appended) log
         self._buffer = b""
         self._lines: deque[str] = deque()
 
@@ -64,7 +65,12 @@ class WorkerProcess:
         """Spawn the worker and send its spec; returns the monotonic instant just before the spawn."""
         read_fd, write_fd = os.pipe()
         env = {**os.environ, **(self.env or {})}
-        with open(self.log_path, "wb") as log:
+        # appended: the workers of a sweep's runs share names, and every one's log is kept
+        with open(self.log_path, "ab") as log:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            log.write(f"==== joulebench worker {self.name}, started {stamp} ====\n".encode())
+            log.flush()
+            self._log_start = log.tell()
             self.spawn_s = time.monotonic()
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "joulebench.runner.worker", "--result-fd", str(write_fd)],
@@ -157,7 +163,9 @@ class WorkerProcess:
 
     def stderr_tail(self, lines: int = STDERR_TAIL_LINES) -> str:
         try:
-            text = self.log_path.read_bytes()[-16384:].decode(errors="replace")
+            with open(self.log_path, "rb") as f:
+                f.seek(max(self._log_start, f.seek(0, os.SEEK_END) - 16384))
+                text = f.read().decode(errors="replace")
         except OSError:
             return ""
         return "\n".join(text.strip().splitlines()[-lines:])

@@ -58,16 +58,23 @@ def _run_status(trials: list[dict[str, Any]]) -> str:
     return "ok" if all(t["status"] == "ok" for t in trials) else "partial"
 
 
+#: The folder where an engine worker writes the logs of what it starts (an OpenAI-compatible server's).
+LOG_DIR_ENV = "JOULEBENCH_LOG_DIR"
+
+
 class _Run:
-    def __init__(self, p: Prepared, db: ResultsDB, progress: Progress | None, tmp: Path) -> None:
+    def __init__(
+        self, p: Prepared, db: ResultsDB, progress: Progress | None, tmp: Path, log_dir: Path
+    ) -> None:
         self.p = p
         self.config = p.config
         self.db = db
         self.progress = progress
-        self.tmp = tmp
+        self.tmp = log_dir  # the workers' logs
+        self.log_dir = log_dir
         self.stage_file = tmp / "stages"
         self.stage_file.touch()
-        self.env = {"JOULEBENCH_STAGE_FILE": str(self.stage_file)}
+        self.env = {"JOULEBENCH_STAGE_FILE": str(self.stage_file), LOG_DIR_ENV: str(log_dir)}
         self.monitor: Any = None
         self.run_id = 0
         self.statuses: list[dict[str, Any]] = []  # trial outcomes, for the run status
@@ -133,6 +140,7 @@ class _Run:
         self.monitor = start_monitor(self.config, self.stage_file)
         env = collect(self.p.engine, self.p.engine_config.env)
         env.update(
+            log_dir=str(self.log_dir),
             energy_sources=statuses_dicts(self.monitor),
             energy_note=energy_sources_note(self.monitor),
             devices_start=_device_info(self.monitor, "start"),
@@ -297,30 +305,44 @@ def _device_info(monitor: Any, when: str) -> list[Any]:
     return [asdict(d) if is_dataclass(d) else d for d in info]  # type: ignore[arg-type]
 
 
-def _open_db(db: ResultsDB | str | Path) -> tuple[ResultsDB, bool]:
-    return (db, False) if isinstance(db, ResultsDB) else (ResultsDB(db), True)
+def _log_dir_from_env() -> Path | None:
+    """A sweep's log folder, set for the runs it makes (``joulebench sweep`` sets it)."""
+    import os
+
+    folder = os.environ.get(LOG_DIR_ENV)
+    return Path(folder) if folder and Path(folder).is_dir() else None
 
 
-def _open_existing(db: ResultsDB | str | Path) -> tuple[ResultsDB | None, bool]:
-    """An existing database is opened (and its schema checked) before anything else; a new one is
-    created only once the run's input has been checked, so bad input leaves no empty file behind."""
+def _open_db(db: ResultsDB | str | Path, progress: Progress | None) -> tuple[ResultsDB, bool]:
     if isinstance(db, ResultsDB):
         return db, False
-    return (ResultsDB(db), True) if Path(db).exists() else (None, False)
+    return ResultsDB(db, on_busy=lambda message: _notify(progress, "db_busy", message=message)), True
+
+
+def _open_existing(db: ResultsDB | str | Path, progress: Progress | None) -> tuple[ResultsDB | None, bool]:
+    """An existing database is opened (and its schema checked) before anything else; a new one is
+    created only once the run's input has been checked, so bad input leaves no empty file behind."""
+    if isinstance(db, ResultsDB) or not Path(db).exists():
+        return (db, False) if isinstance(db, ResultsDB) else (None, False)
+    return _open_db(db, progress)
 
 
 def _execute(
-    p: Prepared, db: ResultsDB, progress: Progress | None, session: GenerationSession | None
+    p: Prepared,
+    db: ResultsDB,
+    progress: Progress | None,
+    session: GenerationSession | None,
+    log_dir: Path | None,
 ) -> RunSummary:
     from joulebench.runner.summary import summarize_run
 
     with tempfile.TemporaryDirectory(prefix="joulebench-run-") as tmp:
-        run = _Run(p, db, progress, Path(tmp))
+        run = _Run(p, db, progress, Path(tmp), log_dir or Path(tmp))
         run.create()
         status = "failed"
         own = session is None
         if session is None:
-            session = GenerationSession(p.engine, p.engine_config, log_dir=Path(tmp), env=run.env)
+            session = GenerationSession(p.engine, p.engine_config, log_dir=run.log_dir, env=run.env)
         try:
             run.start_monitor()
             run.idle()
@@ -347,24 +369,31 @@ def execute(
     *,
     progress: Progress | None = None,
     engine_session: GenerationSession | None = None,
+    log_dir: Path | None = None,
 ) -> RunSummary:
     """Run one benchmark and store it. ``engine_session`` (a started or unstarted session whose engine
-    configuration matches) is reused for the generation repeats and left open for the caller."""
-    store, owned = _open_existing(db)
+    configuration matches) is reused for the generation repeats and left open for the caller. The
+    engines' logs are kept in ``log_dir`` (recorded with the run); without one they go with the run."""
+    log_dir = log_dir or _log_dir_from_env()
+    store, owned = _open_existing(db, progress)
     try:
         p = prepare(config)
         if engine_session is not None and not engine_session.serves(p.engine, p.engine_config):
             raise UsageError("engine_session was started for another engine configuration")
         if store is None:
-            store, owned = _open_db(db)
-        return _execute(p, store, progress, engine_session)
+            store, owned = _open_db(db, progress)
+        return _execute(p, store, progress, engine_session, log_dir)
     finally:
         if owned and store is not None:
             store.close()
 
 
 def execute_many(
-    configs: Sequence[RunConfig], db: ResultsDB | str | Path, *, progress: Progress | None = None
+    configs: Sequence[RunConfig],
+    db: ResultsDB | str | Path,
+    *,
+    progress: Progress | None = None,
+    log_dir: Path | None = None,
 ) -> list[RunSummary]:
     """Run several workloads against one engine start (configs must differ only in workload settings).
 
@@ -372,7 +401,8 @@ def execute_many(
     too); the generation repeats of all of them share one warm worker, sized for the largest batch.
     If a crash forces a restart, the fresh worker serves the remaining runs.
     """
-    store, owned = _open_existing(db)
+    log_dir = log_dir or _log_dir_from_env()
+    store, owned = _open_existing(db, progress)
     try:
         prepared = [prepare(c) for c in configs]
         if not prepared:
@@ -383,13 +413,15 @@ def execute_many(
                 "(engine, model, device, dtype, options, environment)"
             )
         if store is None:
-            store, owned = _open_db(db)
+            store, owned = _open_db(db, progress)
         results: list[RunSummary] = []
         with tempfile.TemporaryDirectory(prefix="joulebench-session-") as tmp:
             shared = _shared_engine_config(prepared)
-            with GenerationSession(prepared[0].engine, shared, log_dir=Path(tmp), env={}) as session:
+            logs = log_dir or Path(tmp)
+            env = {LOG_DIR_ENV: str(logs)}
+            with GenerationSession(prepared[0].engine, shared, log_dir=logs, env=env) as session:
                 for p in prepared:
-                    results.append(_execute(p, store, progress, session))
+                    results.append(_execute(p, store, progress, session, log_dir))
         return results
     finally:
         if owned and store is not None:

@@ -8,7 +8,14 @@ from collections import defaultdict
 from typing import Any
 
 from joulebench.engines.base import STAGE_WARMUP
-from joulebench.runner.metrics import TOTAL, TOTAL_INCL_ESTIMATED, component_energies, ran_paused, row_items
+from joulebench.runner.metrics import (
+    TOTAL,
+    TOTAL_INCL_ESTIMATED,
+    component_energies,
+    ran_paused,
+    row_items,
+    totals_hold,
+)
 from joulebench.runner.stats import summarize
 from joulebench.store.db import ResultsDB
 
@@ -104,7 +111,8 @@ def _warmups(db: ResultsDB, trials: list[dict[str, Any]]) -> list[dict[str, Any]
             continue
         energies = component_energies(row_items(rows))
         tokens = details.get("warmup_output_tokens")
-        total = energies.get(TOTAL)
+        # the measured total; where nothing is measured, the estimated one, said so
+        total = energies.get(TOTAL) or energies.get(TOTAL_INCL_ESTIMATED)
         out.append(
             {
                 "before_repeat": t["repeat_index"],
@@ -112,6 +120,7 @@ def _warmups(db: ResultsDB, trials: list[dict[str, Any]]) -> list[dict[str, Any]
                 "output_tokens": tokens,
                 "energy_j": {c: e for c, (e, _, _) in energies.items()},
                 "j_per_token": total[0] / tokens if total and tokens else None,
+                "estimated": bool(total and total[1]),
             }
         )
     return out
@@ -127,6 +136,25 @@ def _overhead(monitored: dict[str, Any], paused: dict[str, Any]) -> dict[str, An
         "tokens_per_s_unmonitored": off,
         "throughput_cost": (off["mean"] - on["mean"]) / off["mean"],
     }
+
+
+def _energy_words(
+    sources: list[dict[str, Any]], setup: dict[str, Any], generation: dict[str, Any]
+) -> dict[str, Any]:
+    """What the totals hold, how each estimate was made, and what would measure the estimated parts."""
+    components = {k.split(".", 1)[1] for k in generation["metrics"] if k.startswith("j_per_token.")}
+    for stage in setup["stages"].values():
+        components.update(stage["energy_j"])
+    estimated = set(setup["estimated_components"]) | set(generation["estimated_components"])
+    estimates = [s["reason"] for s in sources if s.get("estimated") and s.get("available")]
+    # CPU and DRAM are estimated only where RAPL could not read them: its fix is what measures them
+    fixes = [
+        f"{s['name']}: {s['fix']['why']}"
+        + (f"; as root: {' && '.join(s['fix']['commands'])}" if s["fix"].get("commands") else "")
+        for s in sources
+        if s.get("fix") and s["name"] == "rapl" and estimated & {"cpu", "dram"}
+    ]
+    return {"totals_hold": totals_hold(components, estimated), "estimates": estimates, "fixes": fixes}
 
 
 def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
@@ -160,6 +188,7 @@ def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
         j_per_token_seen = j_per_token_seen or key.startswith("j_per_token")
         if stat["warning"]:
             warnings.append(f"{key}: {stat['warning']}")
+    setup = _setup(db, [t for t in trials if t["kind"] == "setup"])
     failures = [
         {"kind": t["kind"], "repeat_index": t["repeat_index"], "error": _first_line(t["error"])}
         for t in trials
@@ -178,7 +207,8 @@ def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
         "length_mode": run["length_mode"],
         "device": run["device"],
         "energy_sources": env.get("energy_sources", []),
-        "setup": _setup(db, [t for t in trials if t["kind"] == "setup"]),
+        **_energy_words(env.get("energy_sources", []), setup, generation),
+        "setup": setup,
         "generation": generation,
         "failures": failures,
         "warnings": warnings,

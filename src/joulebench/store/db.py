@@ -13,7 +13,7 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,13 @@ from joulebench.store.redact import redact, scrub
 from joulebench.store.rows import RequestRow, StageEnergyRow, TrialRow
 
 DEFAULT_DB = "joulebench.db"
+#: How long one attempt waits for another process's write lock before joulebench says it is waiting;
+#: ``JOULEBENCH_DB_BUSY_S`` sets it (seconds).
+BUSY_ENV = "JOULEBENCH_DB_BUSY_S"
+BUSY_S = 30.0
+#: How long a write waits in all before it gives up: a finished trial is not dropped for a report that
+#: reads for minutes, nor kept waiting on a process that never lets go.
+MAX_WAIT_S = 3600.0
 RUN_STATUSES = ("running", "ok", "partial", "failed", "interrupted")
 _RUN_FILTER_COLUMNS = (
     "id",
@@ -45,6 +52,17 @@ _RUN_UPDATABLE = ("engine_version", "model_label", "environment_json", "config_j
 
 def _json(value: Any) -> str:
     return json.dumps(value, default=str, allow_nan=False, separators=(",", ":"), sort_keys=True)
+
+
+def _busy_s() -> float:
+    raw = os.environ.get(BUSY_ENV)
+    try:
+        value = float(raw) if raw else BUSY_S
+    except ValueError:
+        raise UsageError(f"{BUSY_ENV}={raw!r} is not a number of seconds") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise UsageError(f"{BUSY_ENV} must be a positive number of seconds, got {raw}")
+    return value
 
 
 def _create_owner_only(path: Path) -> bool:
@@ -106,17 +124,20 @@ def _insert_stages(conn: sqlite3.Connection, trial_id: int, stages: Sequence[Sta
 class ResultsDB:
     """``ResultsDB(path)`` opens (creating or migrating) a results database; use it as a context manager."""
 
-    def __init__(self, path: str | Path = DEFAULT_DB) -> None:
+    def __init__(self, path: str | Path = DEFAULT_DB, on_busy: Callable[[str], None] | None = None) -> None:
         from joulebench import __version__
 
         self.path = Path(path)
+        #: told, about every ``BUSY_S``, that a write is waiting for another process's lock
+        self.on_busy = on_busy
+        self.busy_s = _busy_s()
         if self.path.is_dir():
             raise StoreError(f"--db {self.path} is a directory, not a database file")
         if not self.path.parent.exists():
             raise StoreError(f"--db {self.path}: folder {self.path.parent} does not exist")
         created = _create_owner_only(self.path)
         try:
-            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_s)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} cannot be opened ({exc})") from None
         try:
@@ -128,7 +149,7 @@ class ResultsDB:
             if mode is None or str(mode[0]).lower() != "wal":  # pragma: no cover - an exotic file system
                 raise StoreError(f"{self.path}: cannot use WAL journaling here ({mode and mode[0]})")
             self._conn.execute("PRAGMA synchronous = FULL")
-            self.schema_version = prepare(self._conn, self.path, __version__)
+            self.schema_version = prepare(self._conn, self.path, __version__, begin=self._begin)
         except sqlite3.OperationalError as exc:
             self._abandon(created)
             locked = "locked" in str(exc)
@@ -155,9 +176,32 @@ class ResultsDB:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _begin(self) -> None:
+        """``BEGIN IMMEDIATE``, waiting for as long as another process holds the write lock (up to
+        :data:`MAX_WAIT_S`), and saying so: a finished trial is never lost to a busy database."""
+        waited = 0.0
+        while True:
+            started = time.monotonic()
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                waited += time.monotonic() - started
+                if waited >= MAX_WAIT_S:
+                    raise StoreError(
+                        f"{self.path} stayed locked by another process for {waited:.0f} s; gave up writing"
+                    ) from None
+                if self.on_busy is not None:
+                    self.on_busy(
+                        f"{self.path} is locked by another process (a report, a sweep, sqlite3?); "
+                        f"waited {waited:.0f} s, waiting on (up to {MAX_WAIT_S / 60:.0f} min)"
+                    )
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
+        self._begin()
         try:
             yield self._conn
         except BaseException:

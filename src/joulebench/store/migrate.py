@@ -38,10 +38,19 @@ def schema_version(conn: sqlite3.Connection) -> int | None:
     return int(row[0])
 
 
-def prepare(conn: sqlite3.Connection, path: Path, joulebench_version: str) -> int:
-    """Create the schema in an empty database or migrate an older one; return the version now stored."""
+def prepare(
+    conn: sqlite3.Connection,
+    path: Path,
+    joulebench_version: str,
+    begin: Callable[[], object] | None = None,
+) -> int:
+    """Create the schema in an empty database or migrate an older one; return the version now stored.
+    ``begin`` takes the write lock (the store's, which waits for a busy database and says so)."""
     check_usable(conn, path)  # a database that is not ours, or too new, fails before taking the lock
-    conn.execute("BEGIN IMMEDIATE")
+    if begin is None:
+        conn.execute("BEGIN IMMEDIATE")
+    else:
+        begin()
     try:
         # read again under the lock: another process (a run creating the database that a report or a test
         # opens at the same moment) may have created or migrated it since

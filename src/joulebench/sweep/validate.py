@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from joulebench.errors import UsageError
@@ -11,32 +12,49 @@ from joulebench.sweep.cells import Cell, resolve_device
 from joulebench.sweep.plan import Plan
 
 
-def validate(plan: Plan, cells: list[Cell], gpus_per_node: int) -> list[str]:
+def validate(plan: Plan, cells: list[Cell], gpus_per_node: int, here: list[str] | None = None) -> list[str]:
     """Every problem that would make a cell fail for a reason known now. ``gpus_per_node`` is what one
     cell can get: the visible GPUs here, or the largest node of a Ray cluster (tensor parallelism does not
-    span nodes)."""
+    span nodes).
+
+    With ``here`` (a dry run), what only this machine lacks (a GPU, an engine's package, a model folder
+    the plan names) goes there instead: a plan for a GPU server is planned and checked on a laptop."""
     problems: list[str] = []
+    machine = problems if here is None else here
     known = _engine_names()
     for i, engine in enumerate(plan.engines):
         where = f"engines[{i}] ({engine.label})"
         if engine.name not in known:
             problems.append(f"{where}: unknown engine '{engine.name}' (known: {', '.join(sorted(known))})")
             continue
-        problems += [f"{where}: {p}" for p in _problems(_engine_installed, engine.name)]
-        device = resolve_device(engine.device or plan.device, gpus_per_node)
+        missing = not_installed(engine.name)
+        if missing:
+            machine.append(f"{where}: {missing}")
+        else:
+            problems += [f"{where}: {p}" for p in _problems(_engine_installed, engine.name)]
+        asked = engine.device or plan.device
+        device = resolve_device(asked, gpus_per_node)
         if device == "cpu" and not _runs_on_cpu(engine.name):
-            problems.append(f"{where}: {engine.name} needs a GPU but device is cpu")
+            # "auto" became cpu for want of a GPU here; "cpu" is the plan's own mistake
+            (machine if asked == "auto" else problems).append(
+                f"{where}: {engine.name} needs a GPU but device is cpu"
+            )
         if device == "cuda" and gpus_per_node == 0:
-            problems.append(f"{where}: device is cuda but no GPU is visible")
+            machine.append(f"{where}: device is cuda but no GPU is visible")
         elif device == "cuda" and engine.tensor_parallel > gpus_per_node:
-            problems.append(
+            machine.append(
                 f"{where}: tensor_parallel {engine.tensor_parallel} needs {engine.tensor_parallel} GPUs "
                 f"on one node, {gpus_per_node} visible"
             )
     for cell in cells:
         problems += [f"{cell.engine.label}: {p}" for p in _problems(_check_config, cell.config)]
     for model in dict.fromkeys(c.config.model for c in cells if not _served(c.config)):
-        problems += [f"model '{model}': {p}" for p in _problems(_resolve_model, model)]
+        found = [f"model '{model}': {p}" for p in _problems(_resolve_model, model)]
+        if found and Path(model).is_absolute() and not Path(model).exists():
+            # a folder the plan names that is on another machine (the GPU server), not this one
+            machine.append(f"model folder {model} does not exist here")
+        else:
+            problems += found
     shapes = {(c.config.workload, c.workload.label): c.config for c in cells}
     for (workload, label), config in shapes.items():
         problems += [f"workload '{label}': {p}" for p in _problems(_resolve_workload, workload, config)]
@@ -65,6 +83,19 @@ def _engine_names() -> set[str]:
     from joulebench.engines.registry import engine_names
 
     return set(engine_names())
+
+
+def not_installed(engine: str) -> str | None:
+    """Why ``engine`` cannot run here for want of its package (with the install line), else ``None``."""
+    from joulebench.errors import MissingDependency
+
+    try:
+        _engine_installed(engine)
+    except MissingDependency as exc:
+        return str(exc)
+    except UsageError:
+        return None  # an unknown engine: validation says so
+    return None
 
 
 def _engine_installed(engine: str) -> object:

@@ -1,0 +1,112 @@
+"""A database another process holds locked: writes wait, say so, and lose nothing; a run goes on."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from joulebench.errors import UsageError
+from joulebench.store.db import BUSY_ENV, ResultsDB
+from tests.store.test_db import _run
+
+
+def _hold(path: Path, seconds: float) -> threading.Thread:
+    """Another writer: takes the write lock and keeps it for ``seconds``."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("BEGIN IMMEDIATE")
+
+    def release() -> None:
+        time.sleep(seconds)
+        conn.execute("COMMIT")
+        conn.close()
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    return thread
+
+
+def test_a_write_waits_for_the_lock_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(BUSY_ENV, "0.2")
+    path = tmp_path / "r.db"
+    said: list[str] = []
+    with ResultsDB(path, on_busy=said.append) as db:
+        first = _run(db)
+        holder = _hold(path, 1.5)
+        started = time.monotonic()
+        second = _run(db)  # without the wait: "database is locked" after the busy timeout, and lost
+        holder.join()
+        assert time.monotonic() - started >= 1.4
+        assert [r["id"] for r in db.runs()] == [first, second]
+    assert len(said) >= 3  # about every 0.2 s
+    assert all("is locked by another process" in s and "waiting on" in s for s in said)
+
+
+def test_opening_a_locked_database_waits_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(BUSY_ENV, "0.2")
+    path = tmp_path / "r.db"
+    ResultsDB(path).close()
+    holder = _hold(path, 1.0)
+    said: list[str] = []
+    with ResultsDB(path, on_busy=said.append) as db:  # its schema check takes the lock
+        assert db.runs() == []
+    holder.join()
+    assert said
+
+
+def test_a_bad_busy_setting_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(BUSY_ENV, "soon")
+    with pytest.raises(UsageError, match="JOULEBENCH_DB_BUSY_S='soon' is not a number"):
+        ResultsDB(tmp_path / "r.db")
+    assert not (tmp_path / "r.db").exists()
+
+
+HOLDER = r"""
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)
+conn.execute("BEGIN IMMEDIATE")
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("COMMIT")
+"""
+
+
+def test_a_run_keeps_every_repeat_while_another_process_holds_the_database(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """The lock is taken while the run measures (once its run row exists) and held over several of its
+    writes: the run waits, says so, and stores every trial."""
+    db = tmp_path / "r.db"
+    env = {**os.environ, BUSY_ENV: "0.3"}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "joulebench", "run", "--model", str(tiny_llama), "--batch-size", "2",
+         "--output-tokens", "4", "--length-mode", "fixed", "--repeats", "3", "--setup-repeats", "1",
+         "--device", "cpu", "--idle-s", "0", "--db", str(db)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not db.exists() and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.1)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(db), "6"], stdout=subprocess.PIPE, text=True
+        )
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        out, err = run.communicate(timeout=600)
+        holder.wait(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 0, err[-3000:]
+    assert "Traceback" not in err
+    assert "is locked by another process" in out + err
+    with ResultsDB(db) as store:
+        (row,) = store.runs()
+        kinds = [(t["kind"], t["status"]) for t in store.trials(row["id"])]
+    assert row["status"] == "ok"
+    assert kinds.count(("generation", "ok")) == 3 and kinds.count(("setup", "ok")) == 1
