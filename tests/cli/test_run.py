@@ -226,3 +226,17 @@ def test_run_openai_with_a_server_command(tiny_llama: Path, tmp_path: Path) -> N
             assert t["status"] == "ok" and t["output_tokens"] == 16
             reqs = store.requests(t["id"])
             assert all(r["ttft_s"] is not None and r["itl_s"] for r in reqs)  # streamed
+
+
+def test_a_failed_run_says_why_on_stderr(tiny_llama: Path, tmp_path: Path) -> None:
+    """Exit 1 came with nothing on stderr: the reason was in the summary table on stdout only."""
+    db = tmp_path / "r.db"
+    proc = _joulebench(
+        "run", "--model", str(tiny_llama), "--batch-size", "1", "--output-tokens", "2", "--repeats", "1",
+        "--setup-repeats", "0", "--device", "cpu", "--idle-s", "0", "--db", str(db),
+        env={"JOULEBENCH_WORKER_FAULT": "repeat-0:raise"},
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("joulebench: error: ")]
+    assert line.startswith("joulebench: error: run 1 failed: generation 1: ")
+    assert "injected fault at repeat-0" in line and "; logs: " in line

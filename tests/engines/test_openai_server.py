@@ -180,3 +180,15 @@ def test_missing_server_executable_is_a_usage_error(tmp_path: Path) -> None:
     engine = OpenAIEngine(EngineConfig(model="m", options=options), RecordingMarks())
     with pytest.raises(UsageError, match="server command not found: joulebench-no-such-server"):
         engine.setup()
+
+
+def test_a_servers_log_goes_to_the_runs_log_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every --server-cmd run left its server's log in the temporary folder; a run's worker has the run's
+    log folder in JOULEBENCH_LOG_DIR, and the log is kept there, beside the other logs of the run."""
+    from joulebench.engines.openai import _temp_log_path
+    from joulebench.runner.run import LOG_DIR_ENV
+
+    monkeypatch.setenv(LOG_DIR_ENV, str(tmp_path))
+    first, second = _temp_log_path(), _temp_log_path()
+    assert first.parent == second.parent == tmp_path and first != second
+    assert first.name.startswith("server-") and first.suffix == ".log"

@@ -91,20 +91,21 @@ def test_time_left_is_the_trials_left_at_each_kinds_pace() -> None:
     left.start(SimpleNamespace(config=RunConfig(repeats=3, setup_repeats=2, idle_s=5)))
     assert left.text() == ""  # nothing has a pace yet
 
-    def trial(kind: str, after_s: float) -> str:
-        now[0] += after_s
+    def trial(kind: str, phase: str, seconds: float, before_s: float = 0.0) -> str:
+        now[0] += before_s  # what comes between: an engine start, a warm-up
+        left.phase(phase)
+        now[0] += seconds
         left.trial(kind)
         return left.text()
 
-    assert trial("idle", 5) == ""  # setup and repeats still without a pace
-    assert trial("setup", 30) == ""  # repeats still without one
-    assert trial("warmup", 4) == ""  # a warm-up is inside its repeat's time, not a trial of its own
-    # the first repeat took 4 + 6 s since the setup trial ended: 2 repeats left and 1 setup trial of 30 s
-    assert trial("generation", 6) == "about 50 s left"
-    assert left.seconds() == 50
-    assert trial("setup", 30) == "about 20 s left"
-    assert trial("generation", 10) == "about 10 s left"
-    assert trial("generation", 10) == "done"
+    assert trial("idle", "idle", 5) == ""  # setup and repeats still without a pace
+    assert trial("setup", "setup", 30) == ""  # repeats still without one
+    # the first repeat took 6 s, after an engine start and a warm-up of 90 s that are not its pace
+    assert trial("generation", "generate", 6, before_s=90) == "about 42 s left"  # 2 x 6 + 1 x 30
+    assert left.seconds() == 42
+    assert trial("setup", "setup", 30) == "about 12 s left"
+    assert trial("generation", "generate", 10) == "about 8 s left"  # the pace is the mean: (6 + 10) / 2
+    assert trial("generation", "generate", 10) == "done"
 
 
 def test_duration_text_reads_as_a_person_would() -> None:

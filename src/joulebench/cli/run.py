@@ -161,7 +161,7 @@ def run(
                 from joulebench.runner.display import render_summary
 
                 render_summary(result.summary, Console(file=streams.out))
-            err.print(f"logs: {log_dir}", highlight=False, markup=False)
+            print(f"logs: {log_dir}", file=streams.err, flush=True)
     except KeyboardInterrupt:
         # typer turns Ctrl-C (and here SIGTERM) into a silent exit 130; say what was kept.
         print(f"joulebench: interrupted; finished trials are kept in {db}; logs: {log_dir}", file=sys.stderr)
@@ -173,6 +173,10 @@ def run(
             remove_log_dir(log_dir)
         raise
     if result.status == "failed":
+        # said on stderr too, where a script looks for why (the summary went to stdout)
+        first = next((f for f in result.summary["failures"] if f.get("error")), None)
+        why = f": {first['kind']} {first['repeat_index'] + 1}: {first['error']}" if first else ""
+        print(f"joulebench: error: run {result.run_id} failed{why}; logs: {log_dir}", file=sys.stderr)
         raise typer.Exit(1)
 
 

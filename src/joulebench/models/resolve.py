@@ -54,6 +54,9 @@ def resolve_model(name_or_path: str) -> ResolvedModel:
         if not (path / "config.json").is_file():
             raise ModelError(f"{name_or_path} is not a model folder (no config.json)")
         path = path.absolute()
+        from joulebench.models.integrity import check_weights
+
+        check_weights(path)  # a truncated file fails here, in one line, not in the engine minutes later
         return ResolvedModel(path, path.name, "path", path)
     if is_hub_id(name_or_path) and not name_or_path.startswith((".", "~")):
         return ResolvedModel(Path(name_or_path), name_or_path, "hub", Path(name_or_path))

@@ -54,14 +54,15 @@ def duration_text(seconds: float) -> str:
 
 class TimeLeft:
     """The time a run still needs: the trials left of each kind times the mean of that kind's finished
-    ones. Unknown until a trial of each kind still to come has finished once (a first setup trial says
-    nothing of a repeat); engine starts and warm-ups between repeats are inside the repeats' pace."""
+    ones, each timed from its own start (an engine start or a warm-up before a repeat is not a repeat's
+    pace). Unknown until a trial of each kind still to come has finished once: a setup trial says
+    nothing of a repeat."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.left: dict[str, int] = {}
         self.took: dict[str, list[float]] = {}
-        self.last_end: float | None = None
+        self.began: dict[str, float] = {}
 
     def start(self, prepared: Any) -> None:
         from joulebench.runner.run import repeat_plan
@@ -72,16 +73,23 @@ class TimeLeft:
             "setup": c.setup_repeats,
             "generation": len(repeat_plan(c.repeats, c.unmonitored_repeats)),
         }
-        self.last_end = self.clock()
+        self.took = {}  # a sweep's next run has its own shape, so its own pace
+        self.began = {}
+
+    def phase(self, phase: str) -> None:
+        """A phase began now; ``setup``, ``generate`` and ``idle`` are the trials that are counted."""
+        kind = _PHASE_TRIAL.get(phase)
+        if kind is not None:
+            self.began[kind] = self.clock()
 
     def trial(self, kind: str) -> None:
-        """A trial of ``kind`` ended now: it took the time since the trial before ended."""
-        now = self.clock()
-        if kind in self.left and self.last_end is not None:
-            self.left[kind] = max(self.left[kind] - 1, 0)
-            self.took.setdefault(kind, []).append(now - self.last_end)
-        if kind != "warmup":
-            self.last_end = now
+        """A trial of ``kind`` ended now."""
+        if kind not in self.left:
+            return
+        self.left[kind] = max(self.left[kind] - 1, 0)
+        began = self.began.pop(kind, None)
+        if began is not None:
+            self.took.setdefault(kind, []).append(self.clock() - began)
 
     def seconds(self) -> float | None:
         total = 0.0
@@ -150,6 +158,7 @@ class LiveProgress:
             self.live = Live(self, console=self.console, refresh_per_second=4, transient=True)
             self.live.start()
         elif kind == "phase":
+            self.time_left.phase(event["phase"])
             self.phase = (
                 f"{_PHASES.get(event['phase'], event['phase'])} {event['index'] + 1} of {event['total']}"
             )
@@ -227,6 +236,7 @@ class LineProgress:
                 self._say(f"{engine} {p.model_label} {w.name} ({w.batch_size} × {tokens} tokens)")
         elif kind == "phase":
             phase = event["phase"]
+            self.time_left.phase(phase)
             self.totals[_PHASE_TRIAL.get(phase, "generation")] = event["total"]
             if phase in ("engine_start", "warmup"):  # the long silent steps; the others end in a trial line
                 self._say(f"{_PHASES[phase]} {event['index'] + 1} of {event['total']}")
@@ -367,7 +377,7 @@ def render_summary(summary: dict[str, Any], console: Any) -> None:
             markup=False,
         )
     for line in energy_lines(summary):
-        console.print(line, highlight=False, markup=False)
+        console.print(line, highlight=False, markup=False, soft_wrap=True)  # one line each, for grep
     for reason in summary["generation"]["steady_unavailable"]:
         console.print(f"steady-state window unavailable: {reason}", highlight=False, markup=False)
     for w in summary["warnings"]:
