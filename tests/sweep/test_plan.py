@@ -179,3 +179,27 @@ def _each_once(problems: list[str], expected: list[str]) -> None:
     for fragment in expected:
         assert any(fragment in p for p in problems), (fragment, problems)
     assert len(problems) == len(expected)
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys silently: `repeats: 1` then `repeats: 5` ran five."""
+    plan = tmp_path / "p.yaml"
+    body = (
+        "engines:\n  - name: transformers\n    dtype: float32\n{}models: [smollm2-135m]\nworkloads: [smoke]\n"
+    )
+    plan.write_text("repeats: 1\n" + body.format("    dtype: bfloat16\n"))
+    with pytest.raises(UsageError, match=r"key 'dtype' is given twice \(lines 4 and 5\)"):
+        load_plan(plan)
+    plan.write_text("repeats: 1\n" + body.format("") + "repeats: 5\n")
+    with pytest.raises(UsageError, match=r"key 'repeats' is given twice \(lines 1 and 7\)"):
+        load_plan(plan)
+
+
+def test_a_workload_file_with_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    from joulebench.errors import DatasetError
+    from joulebench.workloads.presets import load_workload_file
+
+    path = tmp_path / "w.yaml"
+    path.write_text("name: mine\nbatch_size: 4\nbatch_size: 400\n")
+    with pytest.raises(DatasetError, match=r"key 'batch_size' is given twice \(lines 2 and 3\)"):
+        load_workload_file(path)

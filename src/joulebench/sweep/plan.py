@@ -96,8 +96,12 @@ def load_plan(path: Path) -> Plan:
 
     if not path.is_file():
         raise UsageError(f"plan file not found: {path}")
+    from joulebench import yamlfile
+
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yamlfile.load(path.read_text())
+    except yamlfile.DuplicateKeyError as exc:
+        raise UsageError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

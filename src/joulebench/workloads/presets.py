@@ -104,8 +104,12 @@ def load_workload_file(path: Path) -> Workload:
 
     if not path.is_file():
         raise DatasetError(f"workload file not found: {path}")
+    from joulebench import yamlfile
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlfile.load(path.read_text(encoding="utf-8"))
+    except yamlfile.DuplicateKeyError as exc:
+        raise DatasetError(f"{path}: {exc}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
     if not isinstance(data, dict):
