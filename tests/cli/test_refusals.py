@@ -151,3 +151,22 @@ def test_engine_options_and_endpoint_are_checked_before_a_run_exists(
     proc = _joulebench(["run", *args, "--db", str(db)], tmp_path)
     _one_line(proc, words)
     assert not db.exists()
+
+
+def test_weights_larger_than_the_machine_are_refused_before_a_preset_is_written(tmp_path: Path) -> None:
+    """The 70B preset on this machine: its 141 GB of weights were being written out, then loaded."""
+    from joulebench.runner.environment import memory_bytes
+    from joulebench.runner.fits import weights_bytes
+
+    need = weights_bytes("llama-3.1-70b")
+    assert need is not None and need > 140e9
+    if (memory_bytes() or 0) >= need:
+        pytest.skip("this machine holds 141 GB")
+    db, cache = tmp_path / "r.db", tmp_path / "cache"
+    proc = _joulebench(
+        ["run", "--model", "llama-3.1-70b", "--device", "cpu", "--db", str(db)], tmp_path,
+        JOULEBENCH_CACHE=str(cache),
+    )  # fmt: skip
+    _one_line(proc, "llama-3.1-70b: its weights alone are 141.1 GB, more than this machine's")
+    assert "a machine with more memory" in proc.stderr
+    assert not db.exists() and not (cache / "models" / "llama-3.1-70b").exists()

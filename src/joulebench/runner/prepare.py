@@ -200,11 +200,13 @@ def _max_model_len(requests: list[Request], output_tokens: int, context: int | N
 
 def prepare(config: RunConfig) -> Prepared:
     """Resolve the workload, the engine, the model and the prompts; raise UsageError on bad input."""
+    from joulebench.runner.fits import check_fits
     from joulebench.workloads.datasets import load_requests
 
     check_config(config)
     workload = _workload(config)
     cls = engine_class(config.engine)
+    check_fits(config, resolve_device(config.device))  # before a preset is written out or anything loads
     ref, path, label, source, tokenizer = _model(config)
     requests = load_requests(
         workload.dataset,
