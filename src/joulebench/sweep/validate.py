@@ -48,6 +48,9 @@ def validate(plan: Plan, cells: list[Cell], gpus_per_node: int, here: list[str] 
             )
     for cell in cells:
         problems += [f"{cell.engine.label}: {p}" for p in _problems(_check_config, cell.config)]
+    fits = {(c.config.model, c.config.device, c.config.tensor_parallel): c.config for c in cells}
+    for config in fits.values():  # the weights against this machine's memory: a machine's problem
+        machine += [p for p in _problems(_check_fits, config) if p not in machine]
     for model in dict.fromkeys(c.config.model for c in cells if not _served(c.config)):
         found = [f"model '{model}': {p}" for p in _problems(_resolve_model, model)]
         if found and Path(model).is_absolute() and not Path(model).exists():
@@ -111,6 +114,12 @@ def _check_config(config: RunConfig) -> None:
     from joulebench.runner.prepare import check_config
 
     check_config(config)
+
+
+def _check_fits(config: RunConfig) -> None:
+    from joulebench.runner.fits import check_fits
+
+    check_fits(config, config.device)
 
 
 def _runs_on_cpu(engine: str) -> bool:
