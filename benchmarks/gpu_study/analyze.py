@@ -32,10 +32,10 @@ from typing import Any
 
 from joulebench.measurement.accounting import integrate_power
 from joulebench.measurement.series import PowerSeries
-from joulebench.report.metrics import engine_labels, model_label, repeat_engine_label
-from joulebench.report.summary import summarize_metrics
-from joulebench.runner.stats import summarize
-from joulebench.store.frames import load_frames, load_trace, trial_metrics
+from joulebench.results.aggregate import summarize_metrics
+from joulebench.results.stats import summarize
+from joulebench.results.tidy import engine_labels, model_label, repeat_engine_label, trial_metrics
+from joulebench.store.frames import load_frames, load_trace
 
 GENERATION_METRICS = {
     "j_per_token": "j_per_token.gpu",

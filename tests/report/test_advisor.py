@@ -8,8 +8,9 @@ import pytest
 
 from joulebench.errors import UsageError
 from joulebench.report.advisor import J_PER_KWH, Advice, advise
-from joulebench.report.summary import summarize_metrics
-from joulebench.store.frames import load_frames, trial_metrics
+from joulebench.results.aggregate import summarize_metrics
+from joulebench.results.tidy import trial_metrics
+from joulebench.store.frames import load_frames
 from tests.report.resultsdb import ResultsWriter
 
 # From tests/report/resultsdb.py: setup (measured total) and J/token of each engine.

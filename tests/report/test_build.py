@@ -138,8 +138,9 @@ def test_report_of_one_engine_without_traces(tmp_path: Path) -> None:
 
 def test_figures_leave_out_engines_that_measured_no_energy(tmp_path: Path) -> None:
     from joulebench.report.figures import _cells
-    from joulebench.report.summary import summarize_metrics
-    from joulebench.store.frames import load_frames, trial_metrics
+    from joulebench.results.aggregate import summarize_metrics
+    from joulebench.results.tidy import trial_metrics
+    from joulebench.store.frames import load_frames
     from tests.report.resultsdb import ResultsWriter
 
     w = ResultsWriter(tmp_path / "twin.db")

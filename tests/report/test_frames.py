@@ -8,7 +8,8 @@ import pytest
 
 from joulebench.errors import StoreError, UsageError
 from joulebench.report.build import runs_table
-from joulebench.store.frames import RunFilter, load_frames, load_trace, parse_run_filter, trial_metrics
+from joulebench.results.tidy import trial_metrics
+from joulebench.store.frames import RunFilter, load_frames, load_trace, parse_run_filter
 from joulebench.store.schema import SCHEMA_VERSION
 from tests.report.resultsdb import ResultsWriter
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from joulebench.report.build import build_report
-from joulebench.report.summary import StatIndex, summarize_metrics
-from joulebench.store.frames import load_frames, trial_metrics
+from joulebench.results.aggregate import StatIndex, summarize_metrics
+from joulebench.results.tidy import trial_metrics
+from joulebench.store.frames import load_frames
 from tests.report.resultsdb import ResultsWriter
 
 BUSY = "the idle baseline ran while another process kept the device busy (gpu0 up to 89 % utilisation)"

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from joulebench.report.pooling import pooled_gpu_warnings
-from joulebench.store.frames import load_frames, trial_metrics
+from joulebench.results.tidy import trial_metrics
+from joulebench.store.frames import load_frames
 from tests.report.resultsdb import ResultsWriter
 
 

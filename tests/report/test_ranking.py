@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from joulebench.report.ranking import ranking_table
-from joulebench.report.summary import summarize_metrics
-from joulebench.store.frames import load_frames, trial_metrics
+from joulebench.results.aggregate import summarize_metrics
+from joulebench.results.tidy import trial_metrics
+from joulebench.store.frames import load_frames
 from tests.report.resultsdb import ResultsWriter
 
 

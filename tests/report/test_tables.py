@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from joulebench.report.summary import Stat, summarize_metrics
 from joulebench.report.tables import NOT_MEASURED, Table, format_stat, generation_tables, setup_table
-from joulebench.store.frames import load_frames, trial_metrics
+from joulebench.results.aggregate import Stat, summarize_metrics
+from joulebench.results.tidy import trial_metrics
+from joulebench.store.frames import load_frames
 from tests.report.resultsdb import ResultsWriter
 
 if TYPE_CHECKING:

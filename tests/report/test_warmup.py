@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from joulebench.report.ranking import ranking_table
-from joulebench.report.summary import StatIndex, summarize_metrics
 from joulebench.report.warmup import warmup_table
-from joulebench.store.frames import load_frames, trial_metrics
+from joulebench.results.aggregate import StatIndex, summarize_metrics
+from joulebench.results.tidy import trial_metrics
+from joulebench.store.frames import load_frames
 from tests.report.resultsdb import ResultsWriter
 
 if TYPE_CHECKING:

@@ -117,7 +117,7 @@ def test_duration_text_reads_as_a_person_would() -> None:
 
 
 def test_totals_say_what_they_hold() -> None:
-    from joulebench.runner.metrics import totals_hold
+    from joulebench.results.energy import totals_hold
 
     assert totals_hold(["gpu", "total"], []) == {"total": "GPU only"}
     assert totals_hold(["gpu", "cpu", "dram"], ["cpu", "dram"]) == {

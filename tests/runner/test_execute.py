@@ -152,7 +152,7 @@ def test_the_warm_up_is_stored_before_the_first_repeat_starts(tiny_llama: Path, 
 def test_unmonitored_repeats_alternate_with_measured_ones_in_one_engine(
     tiny_llama: Path, tmp_path: Path
 ) -> None:
-    from joulebench.report.metrics import tidy_trial_metrics
+    from joulebench.results.tidy import tidy_trial_metrics
     from joulebench.runner.summary import summarize_run
     from joulebench.store.frames import load_frames
 

@@ -59,7 +59,8 @@ def _gpu_cpu(gpu: float, cpu: float | None) -> tuple[ComponentEnergy, ...]:
 
 
 def test_a_stage_in_pieces_agrees_with_the_report(tmp_path: Path) -> None:
-    from joulebench.store.frames import load_frames, trial_metrics
+    from joulebench.results.tidy import trial_metrics
+    from joulebench.store.frames import load_frames
 
     # engine_init in two pieces; the CPU could not be measured in the second (too short for its counter)
     with ResultsDB(tmp_path / "r.db") as db:

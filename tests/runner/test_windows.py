@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from joulebench.measurement.records import Component, ComponentEnergy, Method, StageResult
-from joulebench.runner.metrics import component_energies, repeat_metrics, stage_items
+from joulebench.results.energy import component_energies, stage_items
+from joulebench.runner.metrics import repeat_metrics
 from joulebench.runner.steady import steady_window
 from joulebench.workloads.spec import Response
 

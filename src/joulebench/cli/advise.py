@@ -46,8 +46,9 @@ def advise(
     crossovers; E_first is the first batch's extra cost after a restart (its measured warm-up)."""
     from joulebench.errors import UsageError
     from joulebench.report.advisor import advise as compute
-    from joulebench.report.summary import summarize_metrics
-    from joulebench.store.frames import load_frames, trial_metrics
+    from joulebench.results.aggregate import summarize_metrics
+    from joulebench.results.tidy import trial_metrics
+    from joulebench.store.frames import load_frames
 
     for name, value in (("--grid-gco2-per-kwh", grid_gco2_per_kwh), ("--price-per-kwh", price_per_kwh)):
         if value is not None and not (value >= 0 and math.isfinite(value)):
@@ -56,7 +57,7 @@ def advise(
     metrics = trial_metrics(frames)
     if model is not None:
         # A hub ID or path names the same model as its label; tables and the advisor use the label.
-        from joulebench.report.metrics import model_label
+        from joulebench.results.tidy import model_label
 
         labels = {r["model"]: model_label(r) for r in frames.runs.to_dict("records")}
         model = labels.get(model, model)

@@ -18,8 +18,8 @@ from itertools import combinations, pairwise
 from typing import TYPE_CHECKING
 
 from joulebench.errors import UsageError
-from joulebench.report.metrics import GENERATE, TOTAL, WARMUP, restart_setup_label
-from joulebench.report.summary import ALL_MODELS, Stat, StatIndex
+from joulebench.results.aggregate import ALL_MODELS, Stat, StatIndex
+from joulebench.results.tidy import GENERATE, TOTAL, WARMUP, restart_setup_label
 
 if TYPE_CHECKING:
     import pandas as pd

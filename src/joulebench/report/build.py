@@ -11,13 +11,13 @@ from joulebench.errors import UsageError, require
 from joulebench.report import figures as figs
 from joulebench.report.devices import device_table
 from joulebench.report.html import Page, render
-from joulebench.report.metrics import engine_labels, model_label, trial_details
 from joulebench.report.pooling import pooled_gpu_warnings
 from joulebench.report.ranking import ranking_table
-from joulebench.report.summary import summarize_metrics
 from joulebench.report.tables import Table, generation_tables, setup_table
 from joulebench.report.warmup import warmup_table
-from joulebench.store.frames import Frames, load_frames, parse_run_filter, trial_metrics
+from joulebench.results.aggregate import summarize_metrics
+from joulebench.results.tidy import engine_labels, model_label, trial_details, trial_metrics
+from joulebench.store.frames import Frames, load_frames, parse_run_filter
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -12,10 +12,10 @@ import json
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from joulebench.report.metrics import GENERATE, engine_labels, model_label
-from joulebench.report.summary import Stat
 from joulebench.report.tables import Table, format_stat
-from joulebench.runner.stats import summarize
+from joulebench.results.aggregate import Stat
+from joulebench.results.stats import summarize
+from joulebench.results.tidy import GENERATE, engine_labels, model_label
 
 if TYPE_CHECKING:
     from joulebench.store.frames import Frames

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from joulebench.errors import require
-from joulebench.report.metrics import TOTAL, TOTAL_INCL_ESTIMATED
-from joulebench.report.summary import Stat, StatIndex
+from joulebench.results.aggregate import Stat, StatIndex
+from joulebench.results.tidy import TOTAL, TOTAL_INCL_ESTIMATED
 
 if TYPE_CHECKING:
     import pandas as pd

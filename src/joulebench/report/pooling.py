@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from joulebench.report.devices import devices_at_start
-from joulebench.report.metrics import GENERATE
+from joulebench.results.tidy import GENERATE
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from joulebench.report.metrics import GENERATE, TOTAL
-from joulebench.report.summary import Stat, StatIndex
 from joulebench.report.tables import Table, format_stat, plain
+from joulebench.results.aggregate import Stat, StatIndex
+from joulebench.results.tidy import GENERATE, TOTAL
 
 if TYPE_CHECKING:
     import pandas as pd

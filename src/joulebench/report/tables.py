@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from joulebench.report.metrics import PARTS, SETUP_STAGES, TOTAL, TOTAL_INCL_ESTIMATED
-from joulebench.report.summary import ALL_MODELS, MODEL_FREE_STAGES, Stat, StatIndex
+from joulebench.results.aggregate import ALL_MODELS, MODEL_FREE_STAGES, Stat, StatIndex
+from joulebench.results.tidy import PARTS, SETUP_STAGES, TOTAL, TOTAL_INCL_ESTIMATED
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from joulebench.report.figures import new_figure
-from joulebench.report.metrics import model_label
+from joulebench.results.tidy import model_label
 from joulebench.store.frames import load_trace
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from joulebench.report.figures import new_figure
-from joulebench.report.summary import Stat, StatIndex
+from joulebench.results.aggregate import Stat, StatIndex
 
 if TYPE_CHECKING:
     import pandas as pd

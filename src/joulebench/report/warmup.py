@@ -10,9 +10,9 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
-from joulebench.report.metrics import GENERATE, TOTAL, WARMUP
-from joulebench.report.summary import StatIndex
 from joulebench.report.tables import CI_NOTE, Table, format_stat, plain
+from joulebench.results.aggregate import StatIndex
+from joulebench.results.tidy import GENERATE, TOTAL, WARMUP
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 from joulebench.engines.base import STAGE_WARMUP
-from joulebench.runner.metrics import (
+from joulebench.results.energy import (
     TOTAL,
     TOTAL_INCL_ESTIMATED,
     component_energies,
@@ -16,7 +16,7 @@ from joulebench.runner.metrics import (
     row_items,
     totals_hold,
 )
-from joulebench.runner.stats import summarize
+from joulebench.results.stats import summarize
 from joulebench.store.db import ResultsDB
 
 #: Metrics whose stability verdict is shown as a warning (the first present J/token, then throughput).

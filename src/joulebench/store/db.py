@@ -21,7 +21,7 @@ from typing import Any
 from joulebench.errors import StoreError, UsageError
 from joulebench.store.migrate import check_usable, prepare
 from joulebench.store.redact import redact, scrub
-from joulebench.store.rows import RequestRow, StageEnergyRow, TrialRow
+from joulebench.store.rows import RequestRow, StageEnergyRow, TrialRow, stored_itl
 
 DEFAULT_DB = "joulebench.db"
 #: How long one attempt waits for another process's write lock before joulebench says it is waiting;
@@ -329,9 +329,7 @@ class ResultsDB:
                         _clean(r.ttft_s),
                         _clean(r.tpot_s),
                         _clean(r.e2e_s),
-                        _json(_clean([round(x, 6) for x in r.itl_s]))
-                        if r.itl_s
-                        else None,  # µs: plenty, 2.5x smaller
+                        _json(_clean(stored_itl(r.itl_s))) if r.itl_s else None,  # µs: plenty, 2.5x smaller
                         r.error,
                     )
                     for r in requests

@@ -208,14 +208,6 @@ def _t_s(record: dict[str, object]) -> float:
     return float(record["t_s"])  # type: ignore[arg-type]
 
 
-def trial_metrics(frames: Frames) -> pd.DataFrame:
-    """One row per (trial, stage, component, metric) of every finished trial: the tidy metrics frame."""
-    # The derivation lives with the report's other metric code; frames stays the one entry point.
-    from joulebench.report.metrics import tidy_trial_metrics
-
-    return tidy_trial_metrics(frames)
-
-
 __all__: list[str] = [
     "DEFAULT_DB_PATH",
     "FILTER_KEYS",
@@ -225,5 +217,4 @@ __all__: list[str] = [
     "load_frames",
     "load_trace",
     "parse_run_filter",
-    "trial_metrics",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,15 @@ class RequestRow:
     e2e_s: float | None = None
     itl_s: tuple[float, ...] = ()
     error: str | None = None
+
+
+#: Inter-token latencies are stored to the microsecond (a trial holds one per generated token); every
+#: figure made from them, the run's own summary included, uses the stored values.
+ITL_DECIMALS = 6
+
+
+def stored_itl(values: Iterable[float]) -> list[float]:
+    return [round(x, ITL_DECIMALS) for x in values]
 
 
 def stage_rows(

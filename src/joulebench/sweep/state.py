@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from joulebench.runner.metrics import ran_paused
+from joulebench.results.energy import ran_paused
 
 if TYPE_CHECKING:
     from joulebench.runner.config import RunConfig

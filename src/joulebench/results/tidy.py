@@ -1,4 +1,5 @@
-"""Per-trial metrics derived from stored windows: the tidy frame every table, figure and the advisor use.
+"""Per-trial metrics derived from stored windows: the tidy frame that every table, figure, the advisor and
+``joulebench run``'s summary check use (``trial_metrics``).
 
 Definitions (docs/report.md): J/token = energy of the ``generate`` window / output tokens of the trial;
 J/response = that energy / successful requests; W = energy / window duration; tokens/s = output
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from joulebench.errors import require
-from joulebench.runner.metrics import TOTAL, TOTAL_INCL_ESTIMATED, component_energies, ran_paused
+from joulebench.results.energy import TOTAL, TOTAL_INCL_ESTIMATED, component_energies, ran_paused
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,6 +40,7 @@ UNITS = {
     "tokens_per_s": "tokens/s",
     "ttft_s": "s",
     "tpot_s": "s",
+    "itl_s": "s",
     "output_tokens": "tokens",
     "n_requests": "requests",
     "output_tokens_per_response": "tokens/response",
@@ -296,7 +298,20 @@ def _generation_rows(
     for metric in ("ttft_s", "tpot_s"):
         vals = [v for v in (_num(r.get(metric)) for r in ok) if v is not None]
         values[metric] = sum(vals) / len(vals) if vals else None
+    # ITL: the mean over every gap of every successful request, as the runner's summary takes it
+    gaps = [g for r in ok for g in _gaps(r.get("itl_json"))]
+    values["itl_s"] = sum(gaps) / len(gaps) if gaps else None
     return [_row(base, GENERATE, "", False, "", m, v) for m, v in values.items() if v is not None]
+
+
+def _gaps(raw: object) -> list[float]:
+    if not isinstance(raw, str) or not raw:
+        return []
+    try:
+        values = json.loads(raw)
+    except ValueError:
+        return []
+    return [float(v) for v in values if isinstance(v, (int, float))] if isinstance(values, list) else []
 
 
 def _component_energies(rows: list[dict[str, object]]) -> dict[str, _Energy]:
@@ -367,3 +382,8 @@ def _num(value: object) -> float | None:
 
 def _f(value: object) -> float:
     return float(value)  # type: ignore[arg-type]
+
+
+def trial_metrics(frames: Frames) -> pd.DataFrame:
+    """One row per (trial, stage, component, metric) of every finished trial: the tidy metrics frame."""
+    return tidy_trial_metrics(frames)

@@ -1,7 +1,7 @@
 """Per-trial metrics summarised across repeats: mean, spread and 95 % CI (Student t) per group.
 
 Setup trials are pooled across workloads (setup does not depend on them), and engine initialisation and
-import across models too, as in the paper's Table 1. Statistics come from :mod:`joulebench.runner.stats`.
+import across models too, as in the paper's Table 1. Statistics come from :mod:`joulebench.results.stats`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from joulebench.errors import require
-from joulebench.runner.stats import Summary, summarize
+from joulebench.results.stats import Summary, summarize
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from joulebench.runner.stats import repeats_needed, summarize, t_quantile
+from joulebench.results.stats import repeats_needed, summarize, t_quantile
 
 # Reference quantiles of Student's t (two-sided 90/95/99 %), from published tables.
 KNOWN = [
