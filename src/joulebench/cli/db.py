@@ -43,3 +43,34 @@ def recompute(
         f"{summary.without_trace} without a trace kept as they were; "
         f"largest change of a measured energy {summary.largest_change:.2%}"
     )
+
+
+@db_app.command()
+def merge(
+    sources: Annotated[
+        list[Path],
+        typer.Argument(help="The databases to merge (read; an older schema is brought up to date)."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The merged database (new, or one to add to).")],
+) -> None:
+    """Copy every run of the given databases into one (``-o``), for one report over several machines.
+    Each run keeps its values, times and machine, and records where it came from (``merged_from``); a run
+    already in the target is not copied twice."""
+    from joulebench.errors import UsageError
+    from joulebench.store.db import ResultsDB
+    from joulebench.store.merge import merge as run
+
+    problems = [f"{s}: no such database file" for s in sources if not s.is_file()]
+    resolved = {s.resolve() for s in sources}
+    if out.exists() and out.resolve() in resolved:
+        problems.append(f"--out {out} is one of the databases to merge")
+    if len(resolved) < len(sources):
+        problems.append("a database is named twice")
+    if problems:
+        raise UsageError("\n".join(problems))
+    for source in sources:  # each one ours, before the target is made
+        ResultsDB(source).close()
+    with ResultsDB(out) as target:
+        merged = run(target, sources)
+    parts = ", ".join(f"{n} from {name}" for name, n in merged.by_source.items())
+    print(f"{out}: {merged.copied} runs merged ({parts}); {merged.already_there} already there")

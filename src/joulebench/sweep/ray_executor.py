@@ -1,7 +1,7 @@
 """The Ray executor: each group of cells is one Ray task, placed on a node with the GPUs it needs.
 
 Each node measures its own power sources: the task runs the runner there into a node-local temporary
-database and returns the rows of its runs as plain dicts (:mod:`joulebench.sweep.transfer`). The driver
+database and returns the rows of its runs as plain dicts (:mod:`joulebench.store.transfer`). The driver
 alone writes the main database, as each task finishes, so a driver stopped mid-sweep keeps every group
 already returned and ``--resume`` runs only the rest.
 """
@@ -18,11 +18,11 @@ from typing import Any
 
 from joulebench.errors import UsageError, require
 from joulebench.runner.config import RunConfig
+from joulebench.store.transfer import export_runs, import_runs
 from joulebench.sweep.cells import Cell, Group
 from joulebench.sweep.gpus import pinned
 from joulebench.sweep.group_run import run_group
 from joulebench.sweep.outcome import Outcome, Say, describe, settle, starting
-from joulebench.sweep.transfer import export_runs, import_runs
 
 
 def run_group_on_node(configs: list[dict[str, Any]], num_gpus: int, together: bool = True) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from joulebench.store.db import ResultsDB
 from joulebench.store.rows import RequestRow, StageEnergyRow, TrialRow
-from joulebench.sweep.transfer import export_runs, import_runs
+from joulebench.store.transfer import export_runs, import_runs
 
 TRACE = b'{"t_s":1.0,"device":"gpu0","power_w":70.5}\n{"t_s":1.1,"device":"gpu0","power_w":71.0}\n'
 

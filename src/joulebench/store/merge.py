@@ -1,0 +1,62 @@
+"""Databases of several machines (one per GPU, one per node, one per day) merged into one, for one report.
+
+Each run is copied whole (its trials, windows, requests and trace) through the store's own writers and
+keeps every measured value, its times and the joulebench version that measured it. Its environment gains
+``merged_from``: the source database's file name and the run's id there (never the source's path, which
+would publish a machine's layout). The machine, its GPUs' UUIDs and driver are already in the
+environment. A run already in the target (the same host, start time and configuration) is not copied
+again, so merging twice, or merging a database into a merge of it, adds nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from joulebench.store.db import ResultsDB
+from joulebench.store.transfer import export_runs, import_runs
+
+
+@dataclass(frozen=True)
+class Merged:
+    copied: int
+    already_there: int
+    by_source: dict[str, int]  # file name -> runs copied from it
+
+
+def _identity(run: dict[str, Any]) -> str:
+    """What makes a run itself: its host and start, and everything it was asked to do."""
+    env = run.get("environment") or {}
+    keys = ("engine", "model", "workload", "batch_size", "output_tokens", "length_mode", "device",
+            "tensor_parallel", "sweep_key", "config")  # fmt: skip
+    what = {k: run.get(k) for k in keys}
+    return json.dumps([env.get("hostname"), round(float(run["created_unix_s"]), 6), what], sort_keys=True,
+                      default=str)  # fmt: skip
+
+
+def merge(target: ResultsDB, sources: list[Path]) -> Merged:
+    """Copy every run of each source database into ``target``."""
+    seen = {_identity(r) for r in target.runs()}
+    copied = skipped = 0
+    by_source: dict[str, int] = {}
+    for path in sources:
+        with ResultsDB(path) as source:
+            exported = export_runs(source)
+            ids = {id(e): r["id"] for e, r in zip(exported, source.runs(), strict=True)}
+        fresh = []
+        for e in exported:
+            key = _identity(e["run"])
+            if key in seen:
+                skipped += 1
+                continue
+            seen.add(key)
+            env = dict(e["run"].get("environment") or {})
+            # the first origin is kept: a merge of merges still names the database that measured it
+            env.setdefault("merged_from", {"database": path.name, "run_id": ids[id(e)]})
+            fresh.append({**e, "run": {**e["run"], "environment": env}})
+        import_runs(target, fresh)
+        by_source[path.name] = by_source.get(path.name, 0) + len(fresh)
+        copied += len(fresh)
+    return Merged(copied, skipped, by_source)

@@ -1,0 +1,88 @@
+"""`joulebench db merge`: runs of several machines in one database, each whole, each saying where it came
+from, none twice."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from joulebench.measurement.records import Component, ComponentEnergy, Method, StageResult
+from joulebench.store.db import ResultsDB
+from joulebench.store.rows import TrialRow, stage_rows
+from tests.store.test_db import _run
+
+
+def _database(path: Path, host: str, runs: list[tuple[str, float]]) -> None:
+    """A database as a machine leaves it: each run with a generation trial and its energy window."""
+    with ResultsDB(path) as db:
+        for i, (engine, energy_j) in enumerate(runs):
+            run = _run(db, engine=engine, environment={"hostname": host, "gpus": [{"uuid": f"GPU-{host}"}]})
+            stage = StageResult(
+                "generate", 10.0 + i, 12.0 + i,
+                (ComponentEnergy(Component.GPU, "gpu0", energy_j, 2.0, energy_j / 2, energy_j, Method.COUNTER,
+                                 uncertainty_j=0.5),),
+            )  # fmt: skip
+            trial = TrialRow(
+                "generation", 0, "ok", 1.7e9 + i, duration_s=2.0, output_tokens=100, n_requests=2
+            )
+            db.add_trial(run, trial, stage_rows(stage), (), None)
+            db.finish_run(run, "ok")
+
+
+def _joulebench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "joulebench", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def _energies(path: Path) -> list[tuple[str, str, float]]:
+    with ResultsDB(path) as db:
+        return sorted(
+            (r["engine"], r["environment"]["hostname"], s["energy_j"])
+            for r in db.runs() for t in db.trials(r["id"]) for s in db.stage_energy(t["id"])
+        )  # fmt: skip
+
+
+def test_merge_keeps_every_run_whole_with_its_origin(tmp_path: Path) -> None:
+    a, b, out = tmp_path / "gpu0.db", tmp_path / "gpu1.db", tmp_path / "all.db"
+    _database(a, "node-a", [("vllm", 200.0), ("transformers", 900.0)])
+    _database(b, "node-b", [("deepspeed", 850.0)])
+    proc = _joulebench("db", "merge", str(a), str(b), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"{out}: 3 runs merged (2 from gpu0.db, 1 from gpu1.db); 0 already there"
+    assert _energies(out) == sorted(_energies(a) + _energies(b))
+    with ResultsDB(out) as db:
+        runs = db.runs()
+        origin = {(r["environment"]["merged_from"]["database"], r["environment"]["merged_from"]["run_id"])
+                  for r in runs}  # fmt: skip
+        assert origin == {("gpu0.db", 1), ("gpu0.db", 2), ("gpu1.db", 1)}
+        assert {r["environment"]["gpus"][0]["uuid"] for r in runs} == {"GPU-node-a", "GPU-node-b"}
+        assert all(r["status"] == "ok" and r["finished_unix_s"] for r in runs)
+        assert all(str(tmp_path) not in str(r["environment"]) for r in runs)  # no machine path
+    # again, and a merge of the merge: nothing twice, the first origin kept
+    proc = _joulebench("db", "merge", str(a), str(b), "-o", str(out))
+    assert proc.stdout.strip().endswith("0 runs merged (0 from gpu0.db, 0 from gpu1.db); 3 already there")
+    again = tmp_path / "again.db"
+    assert _joulebench("db", "merge", str(out), "-o", str(again)).returncode == 0
+    with ResultsDB(again) as db:
+        assert {r["environment"]["merged_from"]["database"] for r in db.runs()} == {"gpu0.db", "gpu1.db"}
+
+
+def test_bad_merges_are_one_line_and_write_nothing(tmp_path: Path) -> None:
+    a, out = tmp_path / "a.db", tmp_path / "out.db"
+    _database(a, "h", [("vllm", 1.0)])
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("not a database\n")
+    for args, words in [
+        ([str(tmp_path / "missing.db"), "-o", str(out)], "missing.db: no such database file"),
+        ([str(a), "-o", str(a)], "is one of the databases to merge"),
+        ([str(a), str(a), "-o", str(out)], "a database is named twice"),
+        ([str(a), str(foreign), "-o", str(out)], "notes.txt"),
+    ]:
+        proc = _joulebench("db", "merge", *args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert proc.stderr.startswith("joulebench: error: ") and words in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert not out.exists()
+    assert foreign.read_text() == "not a database\n"
