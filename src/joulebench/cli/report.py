@@ -30,11 +30,14 @@ def report(
         int | None,
         typer.Option(help="The run whose power timeline is drawn (default: the first with a trace)."),
     ] = None,
+    portable: Annotated[
+        bool, typer.Option("--portable", help="Leave the machine's paths out, to publish the report.")
+    ] = False,
 ) -> None:
     """Write an HTML report (tables with 95 % CIs, Figs. 1-5, a power timeline) and CSV/JSON/Parquet data."""
     from joulebench.report.build import build_report
 
-    files = build_report(db, out, runs=runs, timeline_run=timeline_run)
+    files = build_report(db, out, runs=runs, timeline_run=timeline_run, portable=portable)
     print(f"report: {files.html}")
     print(f"figures: {len(files.figures)} (PNG and SVG) in {out}")
     print(f"exports: {', '.join(sorted({p.stem for p in files.exports}))} as CSV, JSON and Parquet in {out}")

@@ -42,13 +42,22 @@ class ReportFiles:
 
 
 def build_report(
-    db_path: Path, out_dir: Path, runs: str | None = None, timeline_run: int | None = None
+    db_path: Path,
+    out_dir: Path,
+    runs: str | None = None,
+    timeline_run: int | None = None,
+    portable: bool = False,
 ) -> ReportFiles:
-    """Write report.html, the figures (PNG + SVG) and the tidy exports into ``out_dir``."""
+    """Write report.html, the figures (PNG + SVG) and the tidy exports into ``out_dir``; ``portable``
+    leaves the measuring machine's paths out (report/portable.py)."""
     require("pandas", extra="report")
     require("matplotlib", extra="report")
     run_filter = parse_run_filter(runs)
     frames = load_frames(db_path, run_filter)
+    if portable:
+        from joulebench.report.portable import portable as strip
+
+        frames = strip(frames)
     if timeline_run is not None and timeline_run not in set(int(i) for i in frames.runs["id"]):
         raise UsageError(f"--timeline-run {timeline_run} is not among the selected runs")
     _make_dir(out_dir)
@@ -69,7 +78,7 @@ def build_report(
     warnings = _quality_warnings(summary) + pooled_gpu_warnings(frames, metrics) + _idle_busy_warnings(frames)
     page = Page(
         title="joulebench report",
-        selection=str(run_filter) or "all runs",
+        selection=(str(run_filter) or "all runs") if not portable else _portable_selection(run_filter),
         runs=runs_table(frames),
         ranking=ranking_table(summary),
         tables=tuple(tables),
@@ -80,6 +89,12 @@ def build_report(
     html = out_dir / "report.html"
     _write_atomic(html, render(page))
     return ReportFiles(html, tuple(figures), tuple(exports))
+
+
+def _portable_selection(run_filter: object) -> str:
+    from joulebench.report.portable import strip_paths
+
+    return strip_paths(str(run_filter)) or "all runs"
 
 
 def _make_dir(out_dir: Path) -> None:
