@@ -130,3 +130,32 @@ def test_totals_say_what_they_hold() -> None:
     assert totals_hold(["gpu", "cpu", "dram"], []) == {"total": "GPU + CPU + DRAM"}
     assert totals_hold(["node", "gpu", "cpu"], ["cpu"]) == {"total": "whole node (IPMI)"}
     assert totals_hold([], []) == {}
+
+
+def test_live_line_draws_a_bar_of_the_runs_trials_and_the_time_left() -> None:
+    from types import SimpleNamespace
+
+    from joulebench.runner.config import RunConfig
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=160)
+    progress = LiveProgress(console)
+    prepared = SimpleNamespace(config=RunConfig(repeats=3, setup_repeats=1, idle_s=0))
+    progress({"event": "run_start", "run_id": 3, "monitor": None, "prepared": prepared})
+    try:
+        progress({"event": "phase", "phase": "setup", "index": 0, "total": 1})
+        progress(
+            {"event": "trial", "kind": "setup", "index": 0, "status": "ok", "metrics": {}, "error": None}
+        )
+        progress({"event": "phase", "phase": "generate", "index": 0, "total": 3})
+        time.sleep(0.05)
+        progress({"event": "trial", "kind": "generation", "index": 0, "status": "ok",
+                  "metrics": {"tokens_per_s": 10.0}, "error": None})  # fmt: skip
+        shown = Console(file=io.StringIO(), width=160, force_terminal=False)
+        with shown.capture() as captured:
+            shown.print(progress.__rich__())
+    finally:
+        progress.stop()
+    text = captured.get()
+    assert "2/4" in text and "run 3: repeat 1 of 3" in text and "s left" in text
+    assert "━" in text  # the bar

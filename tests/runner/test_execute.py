@@ -49,11 +49,14 @@ def test_killed_worker_keeps_finished_trials_and_restarts(
     assert result.summary["generation"]["metrics"]["output_tokens"]["n"] == 2
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "hangup"]
+)
 def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_trials(
     tiny_llama: Path, tmp_path: Path, sig: signal.Signals
 ) -> None:
-    """Ctrl-C, and SIGTERM (what Slurm, systemd and `timeout` send), which left the run `running`."""
+    """Ctrl-C, SIGTERM (what Slurm, systemd and `timeout` send), which left the run `running`, and SIGHUP
+    (a closed terminal), which killed the manager and left its worker generating on its own."""
     db_path = tmp_path / "r.db"
     cmd = [
         sys.executable, "-m", "joulebench", "run", "--model", str(tiny_llama), "--batch-size", "2",
@@ -220,3 +223,41 @@ def test_the_engine_environment_is_set_and_recorded(tiny_llama: Path, tmp_path: 
         trials = db.trials(result.run_id, "generation")
         assert [t["status"] for t in trials] == ["ok", "failed"]
         assert "injected fault at repeat-1" in trials[1]["error"]
+
+
+def test_a_manager_killed_outright_takes_its_worker_with_it(tiny_llama: Path, tmp_path: Path) -> None:
+    """SIGKILL (an OOM kill, `kill -9`) cannot be handled: the kernel ends the worker with its manager."""
+    db_path = tmp_path / "r.db"
+    cmd = [
+        sys.executable, "-m", "joulebench", "run", "--model", str(tiny_llama), "--batch-size", "2",
+        "--output-tokens", "8", "--length-mode", "fixed", "--repeats", "3", "--setup-repeats", "0",
+        "--device", "cpu", "--idle-s", "0", "--db", str(db_path), "--quiet",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, env={**os.environ, FAULT_ENV: "repeat-1:hang"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    worker = None
+    try:
+        deadline = time.monotonic() + 300
+        while worker is None and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            if db_path.exists():
+                with ResultsDB(db_path) as db:
+                    runs = db.runs()
+                    gen = db.trials(runs[0]["id"], "generation") if runs else []
+                    worker = gen[0]["details"].get("worker_pid") if gen else None
+        assert worker, "the first repeat did not finish"
+        proc.kill()
+        proc.wait(timeout=30)
+        gone = time.monotonic() + 15
+        while time.monotonic() < gone:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            raise AssertionError(f"worker {worker} outlived its manager")
+    finally:
+        if proc.poll() is None:
+            proc.kill()

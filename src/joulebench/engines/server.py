@@ -53,10 +53,10 @@ def first_times(lines: Iterable[LogLine], classify: Callable[[str], str | None])
     return found
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """On Linux, a child hook that asks the kernel to SIGTERM the server when we die: a worker killed
-    with SIGKILL must not leave a server (and its GPU memory and power draw) behind. Its own session
-    keeps it out of our process group, so nothing else would reach it."""
+def die_with_parent() -> Callable[[], None] | None:
+    """On Linux, a child hook that asks the kernel to SIGTERM the child when we die: a process killed
+    with SIGKILL must not leave a server or an engine worker (and its GPU memory and power draw) behind.
+    Its own session keeps it out of our process group, so nothing else would reach it."""
     # The signal follows the *thread* that forked; only the main thread lives as long as the process.
     if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
         return None
@@ -121,7 +121,7 @@ class ServerProcess:
                     stderr=subprocess.STDOUT,
                     env=env,
                     start_new_session=True,  # its own process group: stop() reaches every child it forks
-                    preexec_fn=_die_with_parent(),
+                    preexec_fn=die_with_parent(),
                 )
             except FileNotFoundError:
                 raise UsageError(f"server command not found: {self.argv[0]}") from None

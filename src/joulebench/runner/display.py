@@ -63,6 +63,7 @@ class TimeLeft:
         self.left: dict[str, int] = {}
         self.took: dict[str, list[float]] = {}
         self.began: dict[str, float] = {}
+        self.total = 0
 
     def start(self, prepared: Any) -> None:
         from joulebench.runner.run import repeat_plan
@@ -75,6 +76,7 @@ class TimeLeft:
         }
         self.took = {}  # a sweep's next run has its own shape, so its own pace
         self.began = {}
+        self.total = sum(self.left.values())
 
     def phase(self, phase: str) -> None:
         """A phase began now; ``setup``, ``generate`` and ``idle`` are the trials that are counted."""
@@ -90,6 +92,11 @@ class TimeLeft:
         began = self.began.pop(kind, None)
         if began is not None:
             self.took.setdefault(kind, []).append(self.clock() - began)
+
+    def done_of(self) -> tuple[int, int]:
+        """(trials finished, trials in all) of the counted kinds."""
+        total = self.total
+        return total - sum(self.left.values()), total
 
     def seconds(self) -> float | None:
         total = 0.0
@@ -200,7 +207,17 @@ class LiveProgress:
             parts.append(f"{self.failed} failed")
         if left := self.time_left.text():
             parts.append(left)
-        return Text(" · ".join(parts))
+        done, total = self.time_left.done_of()
+        if not total:
+            return Text(" · ".join(parts))
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+
+        # a bar of the run's trials, then the words
+        line = Table.grid(padding=(0, 1))
+        line.add_row(ProgressBar(total=total, completed=done, width=24), Text(f"{done}/{total}"),
+                     Text(" · ".join(parts)))  # fmt: skip
+        return line
 
 
 class LineProgress:

@@ -19,6 +19,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, NoReturn
 
+from joulebench.engines.server import die_with_parent
 from joulebench.errors import EngineError
 from joulebench.runner import protocol
 
@@ -80,6 +81,7 @@ class WorkerProcess:
                 pass_fds=(write_fd,),
                 env=env,
                 start_new_session=True,  # Ctrl-C reaches the manager only; kill() takes the whole group
+                preexec_fn=die_with_parent(),  # a manager killed outright takes its worker with it
             )
         os.close(write_fd)
         self._fd = read_fd
