@@ -68,3 +68,18 @@ def test_report_and_runner_share_only_the_results_layer() -> None:
     """The report reads what the store holds through results/, never the runner's code."""
     for path in sorted((SRC / "report").rglob("*.py")):
         assert all(there != "runner" for there, _ in _imports(path)), path
+
+
+def test_the_runner_and_the_sweep_hold_no_engine_names() -> None:
+    """What differs between engines (package, devices, caches, servers, typical speeds) is asked of the
+    engine class; the runner and the sweep name no engine (but the default one)."""
+    from joulebench.engines.registry import engine_names
+
+    names = set(engine_names())
+    found = []
+    for package in ("runner", "sweep", "results", "report"):
+        for path in sorted((SRC / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and node.value in names:
+                    found.append(f"{path.relative_to(SRC)}:{node.lineno} {node.value!r}")
+    assert found == ["runner/config.py:13 'transformers'"], found

@@ -21,6 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -72,6 +73,22 @@ class Engine(ABC):
     name: ClassVar[str]
     #: the pip extra that installs this engine, for the install hint
     extra: ClassVar[str]
+    #: the module whose presence says the engine is installed (and whose distribution gives its version)
+    package: ClassVar[str]
+    #: the devices it runs on
+    devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
+    #: a client of a server (``--endpoint``, ``--server-cmd``, ``--max-concurrency``, ``--request-rate``
+    #: apply): the server, not this process, resolves and loads the model
+    serves_over_http: ClassVar[bool] = False
+    #: a sweep's first guess before any history: setup until the first token, and generation on one GPU
+    typical_setup_s: ClassVar[float] = 30.0
+    typical_gpu_tokens_per_s: ClassVar[float] = 1_000.0
+
+    @classmethod
+    def compile_cache_dirs(cls) -> list[Path]:
+        """Folders where the engine keeps compiled kernels and graphs between processes (none here):
+        whether they hold anything tells a cold setup from a warm one."""
+        return []
 
     def __init__(self, config: EngineConfig, marks: StageMarks) -> None:
         self.config = config

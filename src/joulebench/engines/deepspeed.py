@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from joulebench.engines.base import (
@@ -69,6 +70,13 @@ def inference_path(kernel_inject: bool, tp_size: int) -> str:
 class DeepSpeedEngine(Engine):
     name: ClassVar[str] = "deepspeed"
     extra: ClassVar[str] = "deepspeed"
+    package: ClassVar[str] = "deepspeed"
+    typical_setup_s: ClassVar[float] = 45.0
+
+    @classmethod
+    def compile_cache_dirs(cls) -> list[Path]:
+        xdg = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        return [Path(os.environ.get("TORCH_EXTENSIONS_DIR", xdg / "torch_extensions")).expanduser()]
 
     def __init__(self, config: EngineConfig, marks: StageMarks) -> None:
         super().__init__(config, marks)

@@ -134,6 +134,8 @@ class OpenAIEngine(Engine):
 
     name: ClassVar[str] = "openai"
     extra: ClassVar[str] = "openai"
+    package: ClassVar[str] = "httpx"
+    serves_over_http: ClassVar[bool] = True
 
     @classmethod
     def check_config(cls, config: EngineConfig) -> None:

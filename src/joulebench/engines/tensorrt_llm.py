@@ -22,8 +22,10 @@ Options are passed to ``LLM(...)`` as keyword arguments (e.g. ``backend``, ``kv_
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from joulebench.engines.base import (
@@ -90,6 +92,15 @@ def to_response(request: Request, output: Any, submit_s: float) -> Response:
 class TensorRTLLMEngine(Engine):
     name: ClassVar[str] = "tensorrt-llm"
     extra: ClassVar[str] = "tensorrt-llm"
+    package: ClassVar[str] = "tensorrt_llm"
+    devices: ClassVar[tuple[str, ...]] = ("cuda",)
+    typical_setup_s: ClassVar[float] = 120.0
+    typical_gpu_tokens_per_s: ClassVar[float] = 10_000.0
+
+    @classmethod
+    def compile_cache_dirs(cls) -> list[Path]:
+        xdg = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        return [Path(os.environ.get("TLLM_CACHE_DIR", xdg / "tensorrt_llm")).expanduser()]
 
     def __init__(self, config: EngineConfig, marks: StageMarks) -> None:
         super().__init__(config, marks)

@@ -104,6 +104,7 @@ def load_tokenizer(model: str) -> Any:
 class TransformersEngine(Engine):
     name: ClassVar[str] = "transformers"
     extra: ClassVar[str] = "hf"
+    package: ClassVar[str] = "transformers"
 
     def __init__(self, config: EngineConfig, marks: StageMarks) -> None:
         super().__init__(config, marks)

@@ -61,6 +61,14 @@ CPU_KVCACHE_ENV = "VLLM_CPU_KVCACHE_SPACE"
 class VllmEngine(Engine):
     name: ClassVar[str] = "vllm"
     extra: ClassVar[str] = "vllm"
+    package: ClassVar[str] = "vllm"
+    typical_setup_s: ClassVar[float] = 90.0
+    typical_gpu_tokens_per_s: ClassVar[float] = 10_000.0
+
+    @classmethod
+    def compile_cache_dirs(cls) -> list[Path]:
+        xdg = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        return [Path(os.environ.get("VLLM_CACHE_ROOT", xdg / "vllm")).expanduser() / "torch_compile_cache"]
 
     def __init__(self, config: EngineConfig, marks: StageMarks) -> None:
         super().__init__(config, marks)

@@ -116,16 +116,10 @@ def drop_page_cache() -> None:
 
 
 def compile_cache_dirs(engine: str) -> list[Path]:
-    """Folders where ``engine`` keeps compiled kernels and graphs between processes."""
-    xdg = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    if engine == "vllm":
-        root = Path(os.environ.get("VLLM_CACHE_ROOT", xdg / "vllm")).expanduser()
-        return [root / "torch_compile_cache"]
-    if engine == "tensorrt-llm":
-        return [Path(os.environ.get("TLLM_CACHE_DIR", xdg / "tensorrt_llm")).expanduser()]
-    if engine == "deepspeed":
-        return [Path(os.environ.get("TORCH_EXTENSIONS_DIR", xdg / "torch_extensions")).expanduser()]
-    return []
+    """Folders where ``engine`` keeps compiled kernels and graphs between processes: the engine says."""
+    from joulebench.engines.registry import get_engine_class
+
+    return get_engine_class(engine).compile_cache_dirs()
 
 
 def compile_cache_state(engine: str) -> str:

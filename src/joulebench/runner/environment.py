@@ -14,14 +14,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-ENGINE_PACKAGES = {
-    "transformers": "transformers",
-    "vllm": "vllm",
-    "deepspeed": "deepspeed",
-    "tensorrt-llm": "tensorrt_llm",
-    "openai": "httpx",
-}
-_VERSIONED = ("torch", "transformers", "vllm", "deepspeed", "tensorrt_llm", "accelerate", "safetensors")
+#: packages recorded with every run beside the engines' own (``Engine.package``)
+_LIBRARIES = ("torch", "accelerate", "safetensors")
+
+
+def _versioned() -> tuple[str, ...]:
+    from joulebench.engines.registry import engine_names, get_engine_class
+
+    engines = [get_engine_class(n).package for n in engine_names()]
+    return tuple(dict.fromkeys([*_LIBRARIES, *(e for e in engines if e != "httpx")]))
 
 
 def package_version(dist: str) -> str | None:
@@ -93,9 +94,10 @@ def has_nvidia_gpu() -> bool:
 def collect(engine: str, engine_env: dict[str, str] | None = None) -> dict[str, Any]:
     """The environment of a run (monitor device facts are added by the runner when it has them)."""
     from joulebench import __version__
+    from joulebench.engines.registry import get_engine_class
     from joulebench.runner.engine_env import recorded
 
-    engine_dist = ENGINE_PACKAGES.get(engine, engine)
+    engine_dist = getattr(get_engine_class(engine), "package", engine)
     return {
         "hostname": socket.gethostname(),
         "pid": os.getpid(),  # the manager's: a run left "running" by a process that is gone is stale
@@ -109,7 +111,7 @@ def collect(engine: str, engine_env: dict[str, str] | None = None) -> dict[str, 
         "joulebench_version": __version__,
         "engine": engine,
         "engine_version": package_version(engine_dist),
-        "packages": {name: package_version(name) for name in _VERSIONED},
+        "packages": {name: package_version(name) for name in _versioned()},
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "engine_env": recorded(engine_env or {}),
     }

@@ -51,7 +51,9 @@ def capacity_bytes(device: str, tensor_parallel: int) -> tuple[int, str] | None:
 
 def check_fits(config: RunConfig, device: str) -> None:
     """Refuse a model whose weights alone exceed the memory they would load into."""
-    if config.engine == "openai" and (config.endpoint or config.server_cmd):
+    from joulebench.runner.prepare import served
+
+    if served(config):
         return  # the server loads it, maybe on another machine
     need = weights_bytes(config.model)
     have = capacity_bytes(device, config.tensor_parallel)

@@ -18,7 +18,7 @@ from joulebench.errors import MissingDependency, ModelError, UsageError
 from joulebench.measurement.monitor import MIN_INTERVAL_S
 from joulebench.runner.config import RunConfig
 from joulebench.runner.engine_env import as_env, env_problems
-from joulebench.runner.environment import ENGINE_PACKAGES, has_nvidia_gpu
+from joulebench.runner.environment import has_nvidia_gpu
 from joulebench.workloads.spec import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Request, SamplingSpec
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -98,9 +98,10 @@ def check_config(config: RunConfig) -> None:
         problems.append(f"--max-concurrency must be >= 1, got {config.max_concurrency}")
     if config.request_rate is not None and not config.request_rate > 0:  # inf: all at once
         problems.append(f"--request-rate must be a number > 0, got {config.request_rate}")
-    if config.engine != "openai" and (config.endpoint or config.server_cmd):
+    http = served_over_http(config.engine)
+    if not http and (config.endpoint or config.server_cmd):
         problems.append("--endpoint and --server-cmd are for --engine openai")
-    if config.engine != "openai" and (config.max_concurrency is not None or config.request_rate is not None):
+    if not http and (config.max_concurrency is not None or config.request_rate is not None):
         problems.append("--max-concurrency and --request-rate are for --engine openai")
     if config.drop_caches:
         import os
@@ -109,6 +110,21 @@ def check_config(config: RunConfig) -> None:
             problems.append("--drop-caches needs root (it writes /proc/sys/vm/drop_caches)")
     if problems:
         raise UsageError("\n".join(problems))
+
+
+def served_over_http(engine: str) -> bool:
+    """Whether ``engine`` is a client of a server; an unknown engine is not (its name is refused apart)."""
+    from joulebench.engines.registry import get_engine_class
+
+    try:
+        return bool(get_engine_class(engine).serves_over_http)
+    except UsageError:
+        return False
+
+
+def served(config: RunConfig) -> bool:
+    """A server (running, or started by the run) resolves and loads the model, not this process."""
+    return served_over_http(config.engine) and bool(config.endpoint or config.server_cmd)
 
 
 def engine_class(name: str) -> type[Any]:
@@ -121,7 +137,7 @@ def engine_class(name: str) -> type[Any]:
         raise
     except (KeyError, ValueError) as exc:
         raise UsageError(f"unknown engine {name!r} ({exc})") from None
-    package = ENGINE_PACKAGES.get(name)
+    package = getattr(cls, "package", None)
     if package and importlib.util.find_spec(package) is None:
         raise MissingDependency(package, getattr(cls, "extra", None))
     return cls  # type: ignore[no-any-return]
@@ -140,7 +156,7 @@ def _model(config: RunConfig) -> tuple[str, str | None, str, str | None, Any]:
     try:
         m = resolve_model(config.model)
     except ModelError:
-        if config.engine == "openai" and (config.endpoint or config.server_cmd):
+        if served(config):
             # The server resolves the name; prompts are not counted here.
             return config.model, None, config.model, "server", None
         raise

@@ -20,15 +20,12 @@ if TYPE_CHECKING:
 
 # Defaults when the database knows nothing: seconds for one setup trial (fresh process to first token)
 # and for one token-generation repeat. Engines that compile or capture graphs at start take longer.
-DEFAULT_SETUP_S = 30.0
-ENGINE_SETUP_S = {"vllm": 90.0, "tensorrt-llm": 120.0, "deepspeed": 45.0}
 DEFAULT_GENERATE_S = 20.0
-# On a GPU a repeat is timed by its tokens at these rates, and never below DEFAULT_GENERATE_S: a batch of
-# 256 x 2,000 is not 20 s. They sit below the slowest one-GPU cells of the H100 study (vLLM 10,528 tokens/s
-# at 8B 256 x 2,000; Transformers and DeepSpeed 1,405 at 3B 256 x 2,000), so that a booking sized by them
-# is long enough. A CPU's speed varies too much with the model for any rate: it keeps the flat default.
-ENGINE_TOKENS_PER_S = {"vllm": 10_000.0, "tensorrt-llm": 10_000.0}
-DEFAULT_TOKENS_PER_S = 1_000.0
+# On a GPU a repeat is timed by its tokens at the engine's typical rate (``Engine.typical_gpu_tokens_per_s``),
+# and never below DEFAULT_GENERATE_S: a batch of 256 x 2,000 is not 20 s. The rates sit below the slowest
+# one-GPU cells of the H100 study (vLLM 10,528 tokens/s at 8B 256 x 2,000; Transformers and DeepSpeed 1,405
+# at 3B 256 x 2,000), so that a booking sized by them is long enough. A CPU's speed varies too much with the
+# model for any rate: it keeps the flat default. A setup's first guess is ``Engine.typical_setup_s``.
 
 
 @dataclass(frozen=True)
@@ -70,16 +67,22 @@ def trial_times(db: ResultsDB | None, config: RunConfig) -> TrialTimes:
         generate = _median(db, model, "generation", lambda t: _per_token(t, tokens))
         source = "scaled" if generate is not None else "history" if setup is not None else "default"
     return TrialTimes(
-        setup_s=setup if setup is not None else ENGINE_SETUP_S.get(config.engine, DEFAULT_SETUP_S),
+        setup_s=setup if setup is not None else _engine(config).typical_setup_s,
         generate_s=generate if generate is not None else _default_generate_s(config, tokens),
         source=source,
     )
 
 
+def _engine(config: RunConfig) -> Any:
+    from joulebench.engines.registry import get_engine_class
+
+    return get_engine_class(config.engine)
+
+
 def _default_generate_s(config: RunConfig, tokens: float) -> float:
     if config.device == "cpu":
         return DEFAULT_GENERATE_S
-    rate = ENGINE_TOKENS_PER_S.get(config.engine, DEFAULT_TOKENS_PER_S)
+    rate = _engine(config).typical_gpu_tokens_per_s
     return max(DEFAULT_GENERATE_S, tokens / rate)
 
 

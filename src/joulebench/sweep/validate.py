@@ -66,7 +66,9 @@ def validate(plan: Plan, cells: list[Cell], gpus_per_node: int, here: list[str] 
 
 def _served(config: RunConfig) -> bool:
     """An OpenAI-compatible server resolves its model name itself."""
-    return config.engine == "openai" and bool(config.endpoint or config.server_cmd)
+    from joulebench.runner.prepare import served
+
+    return served(config)
 
 
 def _problems(resolve: Callable[..., object], *args: Any) -> list[str]:
@@ -76,10 +78,6 @@ def _problems(resolve: Callable[..., object], *args: Any) -> list[str]:
     except UsageError as exc:
         return [line for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
     return []
-
-
-# Engines whose adapters cannot run on a CPU, for adapters that do not declare ``devices`` themselves.
-GPU_ONLY_ENGINES = frozenset({"tensorrt-llm"})
 
 
 def _engine_names() -> set[str]:
@@ -125,13 +123,7 @@ def _check_fits(config: RunConfig) -> None:
 def _runs_on_cpu(engine: str) -> bool:
     from joulebench.engines.registry import get_engine_class
 
-    try:
-        devices = getattr(get_engine_class(engine), "devices", None)
-    except ImportError:
-        devices = None
-    if devices is None:
-        return engine not in GPU_ONLY_ENGINES
-    return "cpu" in devices
+    return "cpu" in get_engine_class(engine).devices
 
 
 def _resolve_model(name: str) -> object:
