@@ -18,13 +18,13 @@ def load(text: str) -> Any:
     are PyYAML's own."""
     import yaml
 
-    class StrictLoader(yaml.SafeLoader):
+    class StrictLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
         pass
 
     def mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = loader.construct_object(key_node, deep=deep)
             line = key_node.start_mark.line + 1
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 raise DuplicateKeyError(f"key '{key}' is given twice (lines {seen[key]} and {line})")

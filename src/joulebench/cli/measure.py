@@ -11,11 +11,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from joulebench.errors import UsageError
+
+if TYPE_CHECKING:
+    from joulebench.measurement.monitor import Monitor
 
 USAGE = "joulebench measure [OPTIONS] -- CMD [ARGS...]"
 
@@ -107,7 +110,7 @@ def _check_writable(option: str, path: Path) -> None:
         raise UsageError(f"{option}: folder {folder} is not writable")
 
 
-def _finish(doc: dict, text: str, *, as_json: bool, output: Path | None) -> None:
+def _finish(doc: dict[str, Any], text: str, *, as_json: bool, output: Path | None) -> None:
     body = json.dumps(doc, indent=2) if as_json else text
     if output is not None:
         try:
@@ -123,7 +126,7 @@ def _finish(doc: dict, text: str, *, as_json: bool, output: Path | None) -> None
         print(body, file=sys.stderr)
 
 
-def _make_monitor(names: list[str], **opts: object):
+def _make_monitor(names: list[str], **opts: object) -> Monitor:
     from joulebench.measurement.detect import check_names, make_source
     from joulebench.measurement.monitor import Monitor
 
@@ -158,7 +161,7 @@ def _run(
     cpu_tdp_w: float | None,
     source_names: list[str],
     trace: Path | None,
-) -> tuple[dict, str, int]:
+) -> tuple[dict[str, Any], str, int]:
     from joulebench.measurement.markers import STAGE_FILE_ENV
     from joulebench.measurement.summary import build_document, render_text
 
@@ -222,7 +225,7 @@ def _run(
     return doc, text, rc
 
 
-def _replay(path: Path) -> tuple[dict, str]:
+def _replay(path: Path) -> tuple[dict[str, Any], str]:
     from joulebench.measurement.monitor import Monitor
     from joulebench.measurement.summary import build_document, render_text
 

@@ -163,7 +163,7 @@ class DeepSpeedEngine(Engine):
         if world > 1:
             # DeepSpeed's CPU accelerator asks for oneCCL; gloo ships with torch
             deepspeed.init_distributed(dist_backend="gloo" if self.config.device == "cpu" else None)
-        return name
+        return str(name)
 
     def _load(self, deepspeed: Any, dtype: Any, inject: Any, details: dict[str, Any]) -> tuple[Any, bool]:
         """``from_pretrained`` + ``init_inference``, with the kernel-injection fallback."""
@@ -192,7 +192,7 @@ class DeepSpeedEngine(Engine):
             )
         except OSError as exc:
             raise ModelError(f"cannot load model {self.config.model!r}: {first_line(exc)}") from exc
-        return model.eval()
+        return model.eval()  # type: ignore[no-untyped-call]
 
     def _init_inference(self, deepspeed: Any, model: Any, kernel_inject: bool) -> Any:
         return deepspeed.init_inference(

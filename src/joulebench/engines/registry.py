@@ -37,4 +37,5 @@ def get_engine_class(name: str) -> type[Engine]:
         known = ", ".join(ENGINES)
         raise UsageError(f"unknown engine {name!r}; known engines: {known}") from None
     module = importlib.import_module(module_name)
-    return getattr(module, class_name)
+    cls: type[Engine] = getattr(module, class_name)
+    return cls

@@ -84,7 +84,7 @@ def init_cuda(device_count_needed: int, device_index: int = 0) -> None:
             f"tensor_parallel={device_count_needed} needs {device_count_needed} GPUs, "
             f"torch sees {torch.cuda.device_count()}"
         )
-    torch.cuda.init()
+    torch.cuda.init()  # type: ignore[no-untyped-call]
     torch.cuda.set_device(device_index)
     torch.zeros(1, device="cuda")
     torch.cuda.synchronize()
@@ -155,7 +155,7 @@ class TransformersEngine(Engine):
                 model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
             except OSError as exc:
                 raise ModelError(f"cannot load model {cfg.model!r}: {first_line(exc)}") from exc
-            model.eval()
+            model.eval()  # type: ignore[no-untyped-call]
             if cfg.device == "cuda":
                 torch.cuda.synchronize()
 

@@ -330,4 +330,4 @@ def logging_config(base: dict[str, Any], handler: dict[str, Any], logger: str = 
     vllm_logger["handlers"] = [*vllm_logger.get("handlers", []), "joulebench_stages"]
     config.setdefault("version", 1)
     config.setdefault("disable_existing_loggers", False)
-    return config
+    return dict(config)

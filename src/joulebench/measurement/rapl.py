@@ -150,8 +150,9 @@ class RaplSource(PowerSource):
             except (OSError, ValueError) as exc:
                 return SourceStatus(NAME, False, f"{z.path / 'energy_uj'} cannot be read: {exc}")
         self.zones = zones
-        self._counters = [Unwrapper(1e-6, z.max_range_uj or None, self.max_power_w) for z in zones]
-        safe = min(safe_interval_s(z.max_range_uj, self.max_power_w) for z in zones)
+        limit = self.max_power_w or MAX_ZONE_POWER_W
+        self._counters = [Unwrapper(1e-6, z.max_range_uj or None, limit) for z in zones]
+        safe = min(safe_interval_s(z.max_range_uj, limit) for z in zones)
         self.interval_s = min(self.requested_interval_s, safe)
         comps = tuple(dict.fromkeys(z.component for z in zones))
         n_pkg = sum(z.component is Component.CPU for z in zones)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from joulebench.errors import UsageError
 from joulebench.measurement.records import Component, Reading, SourceStatus
@@ -63,8 +63,8 @@ def trace_kind(path: str | os.PathLike[str]) -> tuple[str, bool]:
 @contextmanager
 def _open(path: Path, mode: str, gz: bool) -> Iterator[IO[str]]:
     if gz:
-        with gzip.open(path, mode + "t", encoding="utf-8", newline="") as fh:
-            yield fh
+        with gzip.open(path, mode + "t", encoding="utf-8", newline="") as zipped:
+            yield cast(IO[str], zipped)
     else:
         with open(path, mode, encoding="utf-8", newline="") as fh:
             yield fh

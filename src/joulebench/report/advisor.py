@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from joulebench.errors import UsageError
 from joulebench.results.aggregate import ALL_MODELS, Stat, StatIndex
-from joulebench.results.tidy import GENERATE, TOTAL, WARMUP, restart_setup_label
+from joulebench.results.energy import TOTAL
+from joulebench.results.tidy import GENERATE, WARMUP, restart_setup_label
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from joulebench.errors import require
 from joulebench.results.aggregate import Stat, StatIndex
-from joulebench.results.tidy import TOTAL, TOTAL_INCL_ESTIMATED
+from joulebench.results.energy import TOTAL, TOTAL_INCL_ESTIMATED
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,7 +90,8 @@ def heatmap(summary: pd.DataFrame) -> Figure | None:
     fig = new_figure(max(4.5, 1.6 * len(columns) + 2), max(2.5, 0.6 * len(engines) + 1.5))
     ax = fig.add_subplot()
     cmap = _colormap("RdYlGn_r")
-    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, aspect="auto")
+    masked = np.ma.masked_invalid(values)  # type: ignore[no-untyped-call]
+    image = ax.imshow(masked, cmap=cmap, aspect="auto")
     for i, row in enumerate(stats):
         for j, s in enumerate(row):
             text = (

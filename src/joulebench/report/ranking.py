@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from joulebench.report.tables import Table, format_stat, plain
 from joulebench.results.aggregate import Stat, StatIndex
-from joulebench.results.tidy import GENERATE, TOTAL
+from joulebench.results.energy import TOTAL
+from joulebench.results.tidy import GENERATE
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from joulebench.results.aggregate import ALL_MODELS, MODEL_FREE_STAGES, Stat, StatIndex
-from joulebench.results.tidy import PARTS, SETUP_STAGES, TOTAL, TOTAL_INCL_ESTIMATED
+from joulebench.results.energy import TOTAL, TOTAL_INCL_ESTIMATED
+from joulebench.results.tidy import PARTS, SETUP_STAGES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -171,7 +172,7 @@ def generation_tables(summary: pd.DataFrame) -> list[Table]:
             for c in components:
                 cells = [format_stat(get(c, m)) for m in ("j_per_token", "j_per_response", "power_w")]
                 breakdown.append((engine, model, COMPONENT_NAMES[c], *cells))
-        cols = (
+        cols: tuple[str, ...] = (
             "Engine",
             "Model",
             "n",

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from joulebench.report.tables import CI_NOTE, Table, format_stat, plain
 from joulebench.results.aggregate import StatIndex
-from joulebench.results.tidy import GENERATE, TOTAL, WARMUP
+from joulebench.results.energy import TOTAL
+from joulebench.results.tidy import GENERATE, WARMUP
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -54,9 +54,9 @@ def component_energies(items: Iterable[EnergyItem]) -> dict[str, ComponentTotal]
         values = [i[2] for i in use]
         if any(v is None for v in values):
             continue
-        estimated = any(i[3] for i in use)
-        bound = None if estimated else _bound(i[4] for i in use)
-        out[comp] = (float(sum(v for v in values if v is not None)), estimated, bound)
+        guessed = any(i[3] for i in use)
+        bound = None if guessed else _bound(i[4] for i in use)
+        out[comp] = (float(sum(v for v in values if v is not None)), guessed, bound)
     node = out.get(Component.NODE.value)
     if node is not None and not node[1]:
         out[TOTAL] = (node[0], False, node[2])

@@ -148,7 +148,12 @@ def _warm_shape(requests: tuple[Request, ...], sampling: SamplingSpec) -> tuple[
 
 
 def measure_warmup(
-    index: int, batch: Batch, monitor: Any, started_unix: float, prompt_tokens: int, extra: dict[str, Any]
+    index: int,
+    batch: Batch,
+    monitor: Any,
+    started_unix: float,
+    prompt_tokens: int | None,
+    extra: dict[str, Any],
 ) -> tuple[TrialRow, list[StageEnergyRow], list[RequestRow], bytes | None]:
     """The batch that warmed the engine up before repeat ``index``, as a trial of its own (kind
     ``warmup``): what the first batch after an engine start costs beyond a warm one, stored the moment it

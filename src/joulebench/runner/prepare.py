@@ -85,12 +85,14 @@ def check_config(config: RunConfig) -> None:
         problems.append(f"--temperature must be a finite number >= 0, got {config.temperature}")
     if not 0 < config.top_p <= 1:
         problems.append(f"--top-p must be in (0, 1], got {config.top_p}")
-    for flag, value in (
+    for flag, interval_ms in (
         ("--interval-ms", config.interval_ms),
         ("--gpu-power-interval-ms", config.gpu_power_interval_ms),
     ):
-        if not (value >= MIN_INTERVAL_S * 1000 and math.isfinite(value)):
-            problems.append(f"{flag} must be finite and at least {MIN_INTERVAL_S * 1000:g} ms, got {value}")
+        if not (interval_ms >= MIN_INTERVAL_S * 1000 and math.isfinite(interval_ms)):
+            problems.append(
+                f"{flag} must be finite and at least {MIN_INTERVAL_S * 1000:g} ms, got {interval_ms}"
+            )
     if config.cpu_tdp_w is not None and not (config.cpu_tdp_w > 0 and math.isfinite(config.cpu_tdp_w)):
         problems.append(f"--cpu-tdp-w must be a finite number > 0, got {config.cpu_tdp_w}")
     problems += env_problems(config.engine_env, "engine_env")
@@ -140,7 +142,7 @@ def engine_class(name: str) -> type[Any]:
     package = getattr(cls, "package", None)
     if package and importlib.util.find_spec(package) is None:
         raise MissingDependency(package, getattr(cls, "extra", None))
-    return cls  # type: ignore[no-any-return]
+    return cls
 
 
 def resolve_device(device: str) -> str:

@@ -94,7 +94,7 @@ def _ours(flag: str) -> bool:
 
 
 def _stored(row: dict[str, Any]) -> StageEnergyRow:
-    fields = {k: row.get(k) for k in StageEnergyRow.__dataclass_fields__}
+    fields: dict[str, Any] = {k: row.get(k) for k in StageEnergyRow.__dataclass_fields__}
     fields["estimated"] = bool(row["estimated"])
     fields["flags"] = tuple(f for f in (row["flags"] or "").split(",") if f)
     return StageEnergyRow(**fields)

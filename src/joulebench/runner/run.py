@@ -237,8 +237,10 @@ class _Run:
                     _notify(self.progress, "phase", phase="warmup", index=k, total=n)
                     warm = session.warm_up(p.requests, p.sampling, timeout, cut)
                     if warm is not None:
-                        trial, *rest = measure_warmup(k, warm, self.monitor, started, p.prompt_tokens, extra)
-                        self._record(trial, *rest)
+                        trial, stages, requests, trace = measure_warmup(
+                            k, warm, self.monitor, started, p.prompt_tokens, extra
+                        )
+                        self._record(trial, stages, requests, trace)
                         _notify(
                             self.progress,
                             "warmed",

@@ -69,7 +69,7 @@ def steady_window(responses: Sequence[Response], concurrency: int | None = None)
 def _full_occupancy(ok: Sequence[Response], full: int) -> tuple[float | None, float | None]:
     """First time ``full`` requests decode at once, and the last time the count falls from ``full``."""
     # at one instant a finish counts before a first token: a request replaced at once never overlaps
-    events = sorted([(r.finish_s, -1) for r in ok] + [(r.first_token_s, 1) for r in ok])  # type: ignore[misc]
+    events = sorted([(r.finish_s, -1) for r in ok] + [(r.first_token_s, 1) for r in ok])
     decoding, start, end = 0, None, None
     for t, step in events:
         if step < 0 and decoding == full and start is not None:

@@ -170,7 +170,11 @@ def main(argv: list[str] | None = None) -> int:
 
         traceback.print_exc(file=sys.stderr)
         sys.stderr.flush()
-        message = {"event": "error", "where": where, "error": f"{type(exc).__name__}: {exc}".strip()}
+        message: dict[str, object] = {
+            "event": "error",
+            "where": where,
+            "error": f"{type(exc).__name__}: {exc}".strip(),
+        }
         # Bad input found only where the engine is imported (an unknown option): the run stops, exit 2.
         message["usage"] = isinstance(exc, UsageError)
         message["out_of_memory"] = is_out_of_memory(exc)

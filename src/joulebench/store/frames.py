@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 DEFAULT_DB_PATH = Path("joulebench.db")
 
 # Columns of `runs` a filter may name; "model" also matches model_label.
-TEXT_KEYS = ("engine", "engine_version", "model", "model_label", "workload", "length_mode", "device")
-TEXT_KEYS += ("status", "sweep_key")
+TEXT_KEYS: tuple[str, ...] = ("engine", "engine_version", "model", "model_label", "workload", "length_mode")
+TEXT_KEYS += ("device", "status", "sweep_key")
 NUMBER_KEYS = ("id", "batch_size", "output_tokens", "tensor_parallel")
 FILTER_KEYS = TEXT_KEYS + NUMBER_KEYS
 
@@ -180,7 +180,7 @@ def _read_in(pd: object, conn: sqlite3.Connection, table: str, column: str, ids:
     conn.execute("DELETE FROM _ids")
     conn.executemany("INSERT INTO _ids VALUES (?)", [(i,) for i in ids])
     query = f"SELECT t.* FROM {table} t JOIN _ids ON t.{column} = _ids.id ORDER BY t.id"
-    return pd.read_sql_query(query, conn)  # type: ignore[attr-defined, no-any-return]
+    return pd.read_sql_query(query, conn)  # type: ignore[attr-defined]
 
 
 def load_trace(db_path: str | Path, trial_id: int) -> list[dict[str, object]]:

@@ -68,7 +68,7 @@ def import_runs(db: ResultsDB, runs: list[ExportedRun]) -> list[int]:
                 [_request(r) for r in t["requests"]],
                 t["trace"],
             )
-        status = exported["status"]
+        status = str(exported["status"])
         # a finished run keeps its own time; one cut off on its node ends where its record ends (its last
         # trial's end, else its start), so that importing it twice gives the same database
         finished = _last_known_s(exported) if status in _CUT_OFF else exported.get("finished_unix_s")

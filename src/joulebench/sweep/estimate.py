@@ -82,7 +82,7 @@ def _engine(config: RunConfig) -> Any:
 def _default_generate_s(config: RunConfig, tokens: float) -> float:
     if config.device == "cpu":
         return DEFAULT_GENERATE_S
-    rate = _engine(config).typical_gpu_tokens_per_s
+    rate = float(_engine(config).typical_gpu_tokens_per_s)
     return max(DEFAULT_GENERATE_S, tokens / rate)
 
 
@@ -121,7 +121,7 @@ def _runs_of_model(db: ResultsDB | None, config: RunConfig) -> list[dict[str, An
     if config.device != "auto":  # runs store the device that "auto" resolved to
         where["device"] = config.device
     # A plan's variants of one engine (compiled, eager) share its name but not its speed.
-    return [r for r in db.runs(**where) if (r.get("config") or {}).get("label") == config.label]
+    return [r for r in db.runs(where) if (r.get("config") or {}).get("label") == config.label]
 
 
 def _per_token(trial: dict[str, Any], tokens: float) -> float | None:

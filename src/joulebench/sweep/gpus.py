@@ -26,10 +26,13 @@ def visible_gpu_ids(nvml: Any | None = None) -> list[str]:
     return [str(i) for i in range(_nvml_count(nvml))]
 
 
-def _nvml_count(nvml: Any | None) -> int:
+def _nvml_count(given: Any | None) -> int:
+    nvml = given
     if nvml is None:
         try:
-            import pynvml as nvml
+            import pynvml
+
+            nvml = pynvml
         except ImportError:
             return 0
     try:

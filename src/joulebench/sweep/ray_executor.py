@@ -96,7 +96,8 @@ class RayExecutor:
         except self.ray.exceptions.RayError as exc:  # the task or its worker died: its cells failed
             return f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
         import_runs(db, result["runs"])
-        return result["error"]
+        error = result["error"]
+        return None if error is None else str(error)
 
     def close(self) -> None:
         self.ray.shutdown()

@@ -91,7 +91,8 @@ def resolve_workload(
         "temperature": temperature,
         "top_p": top_p,
     }
-    workload = replace(workload, **{k: v for k, v in overrides.items() if v is not None})
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    workload = replace(workload, **given)
     problems = validate(workload)
     if problems:
         raise UsageError(f"workload {workload.name}: {problems[0]}")
