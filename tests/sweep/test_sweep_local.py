@@ -99,9 +99,16 @@ def test_failed_cells_are_retried_then_recorded_and_the_sweep_goes_on(
     broken_config = tmp_path / "broken-config"  # fails in the runner's checks: no run row of its own
     shutil.copytree(tiny_llama, broken_config)
     (broken_config / "config.json").write_text("{not json")
-    broken_weights = tmp_path / "broken-weights"  # fails in the engine worker: the runner records it
+    # whole and well-formed, so no check before the run can tell; a tensor of the wrong shape fails in the
+    # engine worker, when the engine loads it: the runner records it
+    broken_weights = tmp_path / "broken-weights"
     shutil.copytree(tiny_llama, broken_weights)
-    (broken_weights / "model.safetensors").write_bytes(b"\0" * 64)
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(broken_weights / "model.safetensors")
+    name = next(k for k in weights if k.endswith("embed_tokens.weight"))
+    weights[name] = weights[name][:, :1].clone()
+    save_file(weights, broken_weights / "model.safetensors", metadata={"format": "pt"})
     plan = cpu_plan(
         tmp_path,
         tiny_llama,
