@@ -71,36 +71,48 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A head and a worker node, one CPU each, each `ray start` process in a session of its own so that
     stopping them touches no other Ray on the machine."""
+    yield from _cluster(tmp_path_factory, ["--num-cpus=1", "--num-gpus=0"], nodes=2)
+
+
+@pytest.fixture()
+def two_gpu_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One node that offers two GPUs to Ray: logical ones, on this CPU machine. Ray hands them out to
+    tasks (CUDA_VISIBLE_DEVICES) exactly as it hands out real ones."""
+    yield from _cluster(tmp_path_factory, ["--num-cpus=4", "--num-gpus=2"], nodes=1)
+
+
+def _cluster(tmp_path_factory: pytest.TempPathFactory, resources: list[str], nodes: int) -> Iterator[str]:
     ray = _ray_cli()
     port = _free_port()
     address = f"127.0.0.1:{port}"
     logs = tmp_path_factory.mktemp("ray-logs")
     env = {**os.environ, **RAY_ENV}
-    common = ["--num-cpus=1", "--num-gpus=0", "--disable-usage-stats", "--block"]
-    nodes: list[subprocess.Popen[bytes]] = []
+    common = [*resources, "--disable-usage-stats", "--block"]
+    started: list[subprocess.Popen[bytes]] = []
     try:
         with open(logs / "head.log", "wb") as log:
             head = [ray, "start", "--head", f"--port={port}", "--include-dashboard=false", *common]
-            nodes.append(
+            started.append(
                 subprocess.Popen(head, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
             )
         deadline = time.monotonic() + 120
         while _alive_nodes(address) < 1:
             assert time.monotonic() < deadline, (logs / "head.log").read_text()[-2000:]
             time.sleep(1)
-        with open(logs / "worker.log", "wb") as log:
-            worker = [ray, "start", f"--address={address}", *common]
-            nodes.append(
-                subprocess.Popen(
-                    worker, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        if nodes > 1:
+            with open(logs / "worker.log", "wb") as log:
+                worker = [ray, "start", f"--address={address}", *common]
+                started.append(
+                    subprocess.Popen(
+                        worker, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                    )
                 )
-            )
-        while _alive_nodes(address) < 2:
-            assert time.monotonic() < deadline, (logs / "worker.log").read_text()[-2000:]
-            time.sleep(1)
+            while _alive_nodes(address) < nodes:
+                assert time.monotonic() < deadline, (logs / "worker.log").read_text()[-2000:]
+                time.sleep(1)
         yield address
     finally:
-        for proc in reversed(nodes):
+        for proc in reversed(started):
             _stop(proc)
 
 
@@ -141,3 +153,29 @@ def test_ray_executor_gives_the_same_trials_as_local(local_sweep: dict[str, Any]
     )  # fmt: skip
     assert again.rc == 0 and "0 ok, 0 failed, 2 skipped" in again.out, again.err[-2000:]
     assert cells_in(db) == remote
+
+
+def test_cells_run_in_parallel_one_per_gpu_set(two_gpu_node: str, tmp_path: Path, tiny_llama: Path) -> None:
+    """A 4-cell plan on a node with two GPUs, one GPU a cell: Ray runs two cells at a time, each on its own
+    GPU, and never three; the bash lanes that did this by hand are not needed."""
+    from tests.sweep.conftest import WORKLOADS, cpu_plan
+
+    engines = [{"name": "transformers", "variant": f"lane{i}", "num_gpus": 1} for i in range(4)]
+    plan = cpu_plan(
+        tmp_path, tiny_llama, repeats=2, setup_repeats=0, engines=engines, workloads=WORKLOADS[:1]
+    )
+    db = tmp_path / "r.db"
+    result = joulebench(
+        "sweep", str(plan), "--executor", "ray", "--ray-address", two_gpu_node, "--db", str(db), env=RAY_ENV
+    )
+    assert result.rc == 0, result.err[-3000:]
+    assert "4 ok, 0 failed, 0 skipped" in result.out
+    runs = [r for rs in cells_in(db).values() for r in rs]
+    assert len(runs) == 4
+    # each cell saw one GPU of the two, as Ray assigned it, and both were used
+    gpus = [r["environment"]["cuda_visible_devices"] for r in runs]
+    assert set(gpus) == {"0", "1"}, gpus
+    # two at a time: the runs' spans overlap in pairs, never three at once
+    spans = [(r["created_unix_s"], r["finished_unix_s"]) for r in runs]
+    most = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+    assert most == 2, spans

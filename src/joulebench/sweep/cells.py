@@ -50,6 +50,8 @@ class Group:
 
     @property
     def num_gpus(self) -> int:
+        if self.engine.num_gpus is not None:
+            return self.engine.num_gpus
         first = self.cells[0].config
         return first.tensor_parallel if first.device == "cuda" else 0
 

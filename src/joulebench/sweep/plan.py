@@ -28,7 +28,9 @@ ENGINE_RUN_FIELDS = (
     "tensor_parallel", "device", "dtype", "repeats", "setup_repeats", "monitor", "warmup_tokens",
     "unmonitored_repeats",
 )  # fmt: skip
-ENGINE_KEYS = frozenset({"name", "variant", "options", "env", "num_cpus", "optional", *ENGINE_RUN_FIELDS})
+ENGINE_KEYS = frozenset(
+    {"name", "variant", "options", "env", "num_cpus", "num_gpus", "optional", *ENGINE_RUN_FIELDS}
+)
 WORKLOAD_KEYS = frozenset({"name", *WORKLOAD_FIELDS[1:]})
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -51,6 +53,9 @@ class EngineEntry:
     device: str | None = None  # None: the plan's
     dtype: str | None = None  # None: the plan's
     num_cpus: float = 1.0  # CPU cores a Ray task of this engine reserves
+    # GPUs a cell of this engine holds (Ray reserves them, the local executor pins them); None: its tensor
+    # parallelism on cuda, none on cpu. A client of a server it starts may need the server's GPUs.
+    num_gpus: int | None = None
     repeats: int | None = None  # None: the plan's
     setup_repeats: int | None = None  # None: the plan's (a slow-starting engine may want fewer)
     monitor: bool | None = None  # False: an unmonitored twin of an entry, to measure the monitor's cost
@@ -199,6 +204,10 @@ def _engine(raw: Any, where: str, problems: list[str]) -> EngineEntry | None:
     if isinstance(num_cpus, bool) or not isinstance(num_cpus, (int, float)) or num_cpus <= 0:
         problems.append(f"{where}.num_cpus must be a positive number")
         ok = False
+    num_gpus = raw.get("num_gpus")
+    if num_gpus is not None and (isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 0):
+        problems.append(f"{where}.num_gpus must be a whole number >= 0")
+        ok = False
     optional = raw.get("optional", False)
     if not isinstance(optional, bool):
         problems.append(f"{where}.optional must be true or false")
@@ -214,6 +223,7 @@ def _engine(raw: Any, where: str, problems: list[str]) -> EngineEntry | None:
         device=raw.get("device"),
         dtype=raw.get("dtype"),
         num_cpus=float(num_cpus),
+        num_gpus=num_gpus,
         repeats=raw.get("repeats"),
         setup_repeats=raw.get("setup_repeats"),
         monitor=raw.get("monitor"),

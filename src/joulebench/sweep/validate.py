@@ -46,6 +46,10 @@ def validate(plan: Plan, cells: list[Cell], gpus_per_node: int, here: list[str] 
                 f"{where}: tensor_parallel {engine.tensor_parallel} needs {engine.tensor_parallel} GPUs "
                 f"on one node, {gpus_per_node} visible"
             )
+        if engine.num_gpus is not None and engine.num_gpus > gpus_per_node:
+            machine.append(f"{where}: num_gpus {engine.num_gpus} on one node, {gpus_per_node} visible")
+        elif engine.num_gpus is not None and device == "cuda" and engine.num_gpus < engine.tensor_parallel:
+            problems.append(f"{where}: num_gpus {engine.num_gpus} is fewer than its tensor_parallel")
     for cell in cells:
         problems += [f"{cell.engine.label}: {p}" for p in _problems(_check_config, cell.config)]
     fits = {(c.config.model, c.config.device, c.config.tensor_parallel): c.config for c in cells}
