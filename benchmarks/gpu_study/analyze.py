@@ -23,19 +23,17 @@ import argparse
 import gzip
 import json
 import shutil
-import sqlite3
 import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from joulebench.measurement.accounting import integrate_power
-from joulebench.measurement.series import PowerSeries
+from joulebench.results import crosscheck
 from joulebench.results.aggregate import summarize_metrics
 from joulebench.results.stats import summarize
 from joulebench.results.tidy import engine_labels, model_label, repeat_engine_label, trial_metrics
-from joulebench.store.frames import load_frames, load_trace
+from joulebench.store.frames import load_frames, parse_run_filter
 
 GENERATION_METRICS = {
     "j_per_token": "j_per_token.gpu",
@@ -177,44 +175,27 @@ def _paired_costs(measured: list[dict[str, Any]], paused: list[dict[str, Any]]) 
 
 
 def counter_vs_timeline(db: Path) -> dict[str, Any]:
-    conn = sqlite3.connect(db)
-    # repeats and warm-ups: a warm-up is a trial of its own, or (runs stored before that) a window of its
-    # first repeat's trial, whose trace then covers both
-    rows = conn.execute(
-        "SELECT se.trial_id, se.stage, se.device, se.start_s, se.end_s, se.energy_j FROM stage_energy se"
-        " JOIN trials t ON t.id = se.trial_id WHERE t.kind IN ('generation', 'warmup') AND t.status = 'ok'"
-        " AND se.stage IN ('generate', 'warmup') AND se.component = 'gpu' AND se.device != 'all'"
-    ).fetchall()
-    conn.close()
-    diffs = []
-    for trial_id, stage, device, start, end, counter_j in rows:
-        series = PowerSeries(max_points=1 << 30)
-        for r in load_trace(db, trial_id):
-            # a trial on several GPUs keeps one timeline per GPU in its trace
-            if "power_w" in r and r["device"] == device:
-                series.add(float(r["t_s"]), float(r["power_w"]))
-        integrated = integrate_power(series, start, end)
-        if integrated is None or not counter_j:
-            continue
-        diffs.append(
-            {
-                "trial_id": trial_id,
-                "stage": stage,
-                "device": device,
-                "duration_s": end - start,
-                "counter_j": counter_j,
-                "timeline_j": integrated[0],
-                "rel_diff": (integrated[0] - counter_j) / counter_j,
-            }
-        )
-    absolute = sorted(abs(d["rel_diff"]) for d in diffs)
-    long = sorted(abs(d["rel_diff"]) for d in diffs if d["duration_s"] >= 2.0)
+    """The product's own check (joulebench.results.crosscheck, also a table of `joulebench report`)."""
+    checks = crosscheck.counter_vs_timeline(load_frames(db, parse_run_filter(None)), db)
+    per_window = [
+        {
+            "trial_id": c.trial_id,
+            "stage": c.stage,
+            "device": c.device,
+            "duration_s": c.duration_s,
+            "counter_j": c.counter_j,
+            "timeline_j": c.timeline_j,
+            "rel_diff": c.rel_diff,
+        }
+        for c in checks
+    ]
+    s = crosscheck.summary(checks)
     return {
-        "windows": len(diffs),
-        "median_abs_rel_diff": absolute[len(absolute) // 2] if absolute else None,
-        "max_abs_rel_diff": absolute[-1] if absolute else None,
-        "max_abs_rel_diff_windows_ge_2s": long[-1] if long else None,
-        "per_window": diffs,
+        "windows": s["windows"],
+        "median_abs_rel_diff": s["median_abs_rel_diff"],
+        "max_abs_rel_diff": s["max_abs_rel_diff"],
+        "max_abs_rel_diff_windows_ge_2s": s["max_abs_rel_diff_windows_ge_2s"],
+        "per_window": per_window,
     }
 
 

@@ -24,49 +24,42 @@ import sqlite3
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from scrub_paths import WORK_DIRS, scrub  # beside this script
 
 from joulebench.report.build import build_report
 from joulebench.runner.recompute import recompute
 from joulebench.store.db import ResultsDB
-from joulebench.sweep.transfer import export_runs, import_runs
+from joulebench.store.merge import merge
 
 
 def main(folder: Path) -> None:
     merged = folder / "study.db"
     merged.unlink(missing_ok=True)
     target = ResultsDB(merged)
-    merged_runs: set[tuple[object, ...]] = set()
-    for raw in sorted((folder / "raw").glob("*.db.gz")):
-        with tempfile.TemporaryDirectory() as tmp:
-            db = Path(tmp) / "raw.db"
+    with tempfile.TemporaryDirectory() as tmp:
+        raws = []
+        for raw in sorted((folder / "raw").glob("*.db.gz")):
+            db = Path(tmp) / raw.name.removesuffix(".gz")
             with gzip.open(raw) as src, db.open("wb") as dst:
                 shutil.copyfileobj(src, dst)
-            runs = export_runs(ResultsDB(db))
-        # a lane that resumed an earlier part's database (four-gpu/seed.sh) brings that part's runs again
-        fresh = [r for r in runs if _identity(r) not in merged_runs]
-        merged_runs |= {_identity(r) for r in fresh}
-        ids = import_runs(target, fresh)
-        again = f" ({len(runs) - len(fresh)} merged from an earlier file)" if len(fresh) < len(runs) else ""
-        print(f"{raw.name}: runs {ids}{again}")
+            raws.append(db)
+        # a lane that resumed an earlier part's database (four-gpu/seed.sh) brings that part's runs again:
+        # the merge copies each run once
+        done = merge(target, raws)
+    for name, n in done.by_source.items():
+        print(f"{name}: {n} runs")
+    print(f"{done.already_there} runs merged from an earlier file")
     _repository_relative_models(merged)
     _plan_variants(merged, _variants_from_lane_logs(folder))
     # the raw files stay as they came back; what is published follows this release's accounting rule
-    done = recompute(target)
+    redone = recompute(target)
     print(
-        f"recomputed {done.trials} trials from their traces ({done.without_trace} without one kept); "
-        f"largest change of a measured window energy: {done.largest_change:.2%}"
+        f"recomputed {redone.trials} trials from their traces ({redone.without_trace} without one kept); "
+        f"largest change of a measured window energy: {redone.largest_change:.2%}"
     )
     files = build_report(merged, folder / "report")
     print(f"report: {files.html}")
-
-
-def _identity(exported: dict[str, Any]) -> tuple[object, ...]:
-    """A run as it was created on the GPU machine: the same run in two raw files has the same identity."""
-    run = exported["run"]
-    return (run["created_unix_s"], run["sweep_key"], run["engine"], run["workload"], run["batch_size"])
 
 
 def _repository_relative_models(db: Path) -> None:

@@ -63,6 +63,9 @@ def build_report(
     _make_dir(out_dir)
     metrics = trial_metrics(frames)
     summary = summarize_metrics(metrics)
+    from joulebench.report.crosscheck import crosscheck_section
+
+    crosscheck, crosscheck_warnings = crosscheck_section(frames, db_path)
     tables = [
         t
         for t in (
@@ -70,12 +73,14 @@ def build_report(
             *generation_tables(summary),
             warmup_table(summary),
             device_table(frames),
+            crosscheck,
         )
         if t is not None
     ]
     figures = _figures(frames, summary, db_path, out_dir, timeline_run)
     exports = _export(out_dir, {"runs": _runs_export(frames), "trial_metrics": metrics, "summary": summary})
     warnings = _quality_warnings(summary) + pooled_gpu_warnings(frames, metrics) + _idle_busy_warnings(frames)
+    warnings += crosscheck_warnings
     page = Page(
         title="joulebench report",
         selection=(str(run_filter) or "all runs") if not portable else _portable_selection(run_filter),
