@@ -196,6 +196,8 @@ def test_a_batch_that_runs_out_of_memory_twice_is_given_up(
             assert t["details"] == {"out_of_memory": True, "not_run": True}
             assert t["error"].startswith("not run: the 2 repeats before ran out of device memory")
             assert "expandable_segments" in t["error"]
+        # the runner's verdict, with the run: a sweep reads it and does not try again
+        assert db.run(result.run_id)["environment"]["out_of_memory"] is True
 
 
 def test_one_out_of_memory_repeat_is_retried_in_a_fresh_engine(
@@ -208,6 +210,7 @@ def test_one_out_of_memory_repeat_is_retried_in_a_fresh_engine(
         trials = db.trials(result.run_id, "generation")
         assert [t["status"] for t in trials] == ["failed", "ok", "ok"]
         assert trials[0]["details"]["out_of_memory"] and trials[1]["details"]["worker_start"] == 2
+        assert "out_of_memory" not in db.run(result.run_id)["environment"]  # not given up
 
 
 def test_the_engine_environment_is_set_and_recorded(tiny_llama: Path, tmp_path: Path) -> None:

@@ -169,6 +169,7 @@ def test_a_cell_that_runs_out_of_memory_is_not_retried(tmp_path: Path, tiny_llam
     assert run["status"] == "failed" and run["config"]["engine_env"] == fault
     gen = [t for t in run["trials"] if t["kind"] == "generation"]
     assert [t["details"]["out_of_memory"] for t in gen] == [True, True]
+    assert run["environment"]["out_of_memory"] is True  # the runner's verdict, which the sweep read
     (line,) = [line for line in result.out.splitlines() if line.startswith("failed ")]
     assert key in line and "after 1 attempt(s)" in line and "OutOfMemoryError" in line
     assert line.endswith("PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True")

@@ -192,12 +192,18 @@ class _Run:
                 self.db.update_run(self.run_id, engine_version=version)
 
     def generation_trials(self, session: GenerationSession) -> None:
-        p, timeout = self.p, self.config.trial_timeout_s
         monitored = repeat_plan(self.config.repeats, self.config.unmonitored_repeats)
-        n = len(monitored)
         if session.alive and session.engine_info and session.engine_info.get("version"):
             # a session shared across runs (execute_many) started before this run existed
             self.db.update_run(self.run_id, engine_version=session.engine_info["version"])
+        if self._repeats(session, monitored) >= OUT_OF_MEMORY_STRIKES:
+            # the runner's verdict, stored with the run: a sweep reads it rather than judging again
+            self.environment["out_of_memory"] = True
+            self.db.update_run(self.run_id, environment=self.environment)
+
+    def _repeats(self, session: GenerationSession, monitored: list[bool]) -> int:
+        """The repeats; returns how many in a row at the end ran out of device memory."""
+        p, timeout, n = self.p, self.config.trial_timeout_s, len(monitored)
         k = 0
         out_of_memory = 0  # repeats in a row that ran out of device memory
         while k < n:
@@ -210,7 +216,7 @@ class _Run:
                 )
                 for j in range(k, n):
                     self._record(failed_trial(j, error, time.time(), None, out_of_memory=True, not_run=True))
-                return
+                return out_of_memory
             if not session.alive:
                 _notify(self.progress, "phase", phase="engine_start", index=k, total=n)
                 try:
@@ -221,7 +227,7 @@ class _Run:
                         self._record(failed_trial(j, error, time.time(), None))
                     if exc.usage:
                         raise UsageError(exc.usage) from None
-                    return
+                    return out_of_memory
                 if session.engine_info and session.engine_info.get("version"):
                     self.db.update_run(self.run_id, engine_version=session.engine_info["version"])
             started = time.time()
@@ -276,6 +282,7 @@ class _Run:
             out_of_memory = 0
             self._record(*measure_batch(p, k, batch, monitor, started, extra))
             k += 1
+        return out_of_memory
 
     def finish(self, status: str) -> None:
         if self.monitor is not None:

@@ -74,11 +74,16 @@ def settle(
 
 
 def _ran_out_of_memory(db: ResultsDB, key: str, since_unix_s: float) -> bool:
-    """Whether the cell's run of this attempt ended in repeats that ran out of device memory, as many in a
-    row as make the runner give up (each after the first in a fresh engine)."""
+    """Whether the runner gave the cell's run of this attempt up for want of device memory (its verdict,
+    stored with the run)."""
     runs = [r for r in db.runs(sweep_key=key) if r["created_unix_s"] >= since_unix_s]
     if not runs:
         return False
+    environment = runs[-1].get("environment") or {}
+    if "out_of_memory" in environment:
+        return bool(environment["out_of_memory"])
+    # a run stored before the runner recorded its verdict: its repeats say it, as many in a row at the end
+    # as make the runner give up
     trailing = 0
     for trial in db.trials(runs[-1]["id"], kind="generation"):
         trailing = trailing + 1 if (trial.get("details") or {}).get("out_of_memory") else 0
