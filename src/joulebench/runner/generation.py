@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joulebench.engines.base import STAGE_GENERATE, STAGE_STEADY, STAGE_WARMUP, EngineConfig
 from joulebench.runner import protocol
@@ -24,6 +24,9 @@ from joulebench.runner.setup_trial import worker_spec
 from joulebench.runner.steady import steady_window
 from joulebench.store.rows import RequestRow, StageEnergyRow, TrialRow, request_row, stage_rows
 from joulebench.workloads.spec import Request, Response, SamplingSpec
+
+if TYPE_CHECKING:
+    from joulebench.runner.monitoring import RunMonitor
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,7 @@ def _warm_shape(requests: tuple[Request, ...], sampling: SamplingSpec) -> tuple[
 def measure_warmup(
     index: int,
     batch: Batch,
-    monitor: Any,
+    monitor: RunMonitor,
     started_unix: float,
     prompt_tokens: int | None,
     extra: dict[str, Any],
@@ -186,7 +189,7 @@ def measure_batch(
     p: Prepared,
     index: int,
     batch: Batch,
-    monitor: Any,
+    monitor: RunMonitor,
     started_unix: float,
     extra: dict[str, Any],
 ) -> tuple[TrialRow, list[StageEnergyRow], list[RequestRow], bytes | None]:

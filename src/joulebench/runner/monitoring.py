@@ -7,10 +7,27 @@ from __future__ import annotations
 import gzip
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from joulebench.measurement.records import SourceStatus, StageResult
 from joulebench.runner.config import RunConfig
+
+
+class RunMonitor(Protocol):
+    """What the runner asks of a monitor: the real one (measurement.monitor.Monitor) or NullMonitor."""
+
+    idle_utilization_pct: dict[str, float]
+
+    def follow_stage_file(self, path: str | Path) -> None: ...
+    def stop(self) -> object: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def window(self, name: str, start_s: float, end_s: float) -> StageResult: ...
+    def measure_idle(self, seconds: float) -> dict[Any, float]: ...
+    def statuses(self) -> list[SourceStatus]: ...
+    def memory_mib(self) -> dict[str, tuple[int, int]]: ...
+    def device_info(self) -> dict[str, list[Any]]: ...
+    def latest_power_w(self) -> dict[str, float]: ...
 
 
 class NullMonitor:
@@ -57,7 +74,7 @@ class NullMonitor:
         return {}
 
 
-def start_monitor(config: RunConfig, stage_file: Path) -> Any:
+def start_monitor(config: RunConfig, stage_file: Path) -> RunMonitor:
     """A started monitor following ``stage_file`` (the workers' marks)."""
     if not config.monitor:
         return NullMonitor()
@@ -74,13 +91,13 @@ def start_monitor(config: RunConfig, stage_file: Path) -> Any:
     return monitor
 
 
-def statuses_dicts(monitor: Any) -> list[dict[str, Any]]:
+def statuses_dicts(monitor: RunMonitor) -> list[dict[str, Any]]:
     from joulebench.measurement.serialize import status_dict
 
     return [status_dict(s) for s in monitor.statuses()]
 
 
-def energy_sources_note(monitor: Any) -> str | None:
+def energy_sources_note(monitor: RunMonitor) -> str | None:
     """``None`` when some source measures energy, else the one-line reason why nothing does."""
     statuses = list(monitor.statuses())
     if any(s.available for s in statuses):

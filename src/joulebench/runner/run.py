@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joulebench.errors import OUT_OF_MEMORY_HINT, UsageError
 from joulebench.measurement.occupancy import idle_busy_message, with_held_memory
@@ -29,6 +29,9 @@ from joulebench.runner.generation import (
 from joulebench.runner.prepare import Prepared, prepare
 from joulebench.runner.process import WorkerFailed
 from joulebench.store.db import ResultsDB
+
+if TYPE_CHECKING:
+    from joulebench.runner.monitoring import RunMonitor
 
 #: receives ``{"event": ..., ...}`` dicts: run_start (run_id, monitor, prepared), phase (phase, index,
 #: total), trial (kind, index, status, metrics, error), idle_busy (message), run_end (status)
@@ -75,7 +78,9 @@ class _Run:
         self.stage_file = tmp / "stages"
         self.stage_file.touch()
         self.env = {"JOULEBENCH_STAGE_FILE": str(self.stage_file), LOG_DIR_ENV: str(log_dir)}
-        self.monitor: Any = None
+        from joulebench.runner.monitoring import NullMonitor
+
+        self.monitor: RunMonitor = NullMonitor("not started")
         self.run_id = 0
         self.statuses: list[dict[str, Any]] = []  # trial outcomes, for the run status
 
@@ -285,14 +290,13 @@ class _Run:
         return out_of_memory
 
     def finish(self, status: str) -> None:
-        if self.monitor is not None:
-            try:
-                self.monitor.stop()
-            finally:
-                env = dict(getattr(self, "environment", {}))
-                if env:
-                    env["devices_end"] = _device_info(self.monitor, "end")
-                    self.db.update_run(self.run_id, environment=env)
+        try:
+            self.monitor.stop()
+        finally:
+            env = dict(getattr(self, "environment", {}))
+            if env:
+                env["devices_end"] = _device_info(self.monitor, "end")
+                self.db.update_run(self.run_id, environment=env)
         self.db.finish_run(self.run_id, status)
         _notify(self.progress, "run_end", run_id=self.run_id, status=status)
 
@@ -307,7 +311,7 @@ def repeat_plan(repeats: int, unmonitored: int) -> list[bool]:
     return out
 
 
-def _device_info(monitor: Any, when: str) -> list[Any]:
+def _device_info(monitor: RunMonitor, when: str) -> list[Any]:
     from dataclasses import asdict, is_dataclass
 
     info = monitor.device_info().get(when, [])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joulebench.engines.base import STAGE_FIRST_TOKEN, STAGE_IMPORT, STAGE_SETUP, EngineConfig
 from joulebench.measurement.occupancy import with_held_memory
@@ -22,6 +22,9 @@ from joulebench.runner.process import WorkerFailed
 from joulebench.runner.ranks import worker_for
 from joulebench.store.rows import StageEnergyRow, TrialRow, stage_rows
 from joulebench.workloads.spec import Request, SamplingSpec
+
+if TYPE_CHECKING:
+    from joulebench.runner.monitoring import RunMonitor
 
 STAGE_SPAWN = "spawn"
 
@@ -40,7 +43,7 @@ def worker_spec(
 
 
 def run_setup_trial(
-    p: Prepared, index: int, monitor: Any, *, log_dir: Path, env: dict[str, str]
+    p: Prepared, index: int, monitor: RunMonitor, *, log_dir: Path, env: dict[str, str]
 ) -> tuple[TrialRow, list[StageEnergyRow], bytes | None]:
     """Run and measure one setup trial; a failure is returned as a ``failed`` trial, never raised."""
     if p.config.drop_caches:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from joulebench.sweep.cells import Cell, Group, expand, group
 from joulebench.sweep.outcome import FAILED, OK, SKIPPED, Outcome, Say, describe, short_model
@@ -12,13 +12,16 @@ from joulebench.sweep.plan import Plan, PlanError
 from joulebench.sweep.state import remainder, tally
 from joulebench.sweep.validate import not_installed, validate
 
+if TYPE_CHECKING:
+    from joulebench.store.db import ResultsDB
+
 
 class Executor(Protocol):
     name: str
 
     def gpus_per_node(self) -> int: ...
 
-    def run(self, groups: list[Group], db: Any, max_retries: int, say: Say) -> list[Outcome]: ...
+    def run(self, groups: list[Group], db: ResultsDB, max_retries: int, say: Say) -> list[Outcome]: ...
 
     def close(self) -> None: ...
 
@@ -74,9 +77,9 @@ class Pending:
         return f"resume  {what}: {done}"
 
 
-def pending_cells(cells: Sequence[Cell], db: Any, resume: bool) -> Pending:
-    """What a sweep runs. Without ``resume`` every cell runs again, in full."""
-    if not resume:
+def pending_cells(cells: Sequence[Cell], db: ResultsDB | None, resume: bool) -> Pending:
+    """What a sweep runs. Without ``resume`` (or without a database yet) every cell runs again, in full."""
+    if not resume or db is None:
         return Pending(list(cells), [], {})
     todo: list[Cell] = []
     finished: list[Cell] = []
@@ -95,7 +98,7 @@ def pending_cells(cells: Sequence[Cell], db: Any, resume: bool) -> Pending:
 
 
 def run_sweep(
-    cells: Sequence[Cell], db: Any, executor: Executor, *, resume: bool, max_retries: int, say: Say
+    cells: Sequence[Cell], db: ResultsDB, executor: Executor, *, resume: bool, max_retries: int, say: Say
 ) -> SweepResult:
     if resume:
         from joulebench.store.stale import close_stale_runs

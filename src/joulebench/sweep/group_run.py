@@ -9,15 +9,22 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joulebench.runner.config import RunConfig
+
+if TYPE_CHECKING:
+    from joulebench.store.db import ResultsDB
 
 log = logging.getLogger(__name__)
 
 
 def run_group(
-    configs: list[RunConfig], db: Any, *, together: bool = True, say: Callable[[str], None] | None = None
+    configs: list[RunConfig],
+    db: ResultsDB,
+    *,
+    together: bool = True,
+    say: Callable[[str], None] | None = None,
 ) -> str | None:
     """Run ``configs`` (equal but for the workload) in one engine start, or with ``together=False`` one
     run after another, so that a cell the runner rejects cannot take the others down with it (retries do
@@ -33,7 +40,7 @@ def run_group(
     return next((e for e in reversed(errors) if e), None)
 
 
-def _guarded(call: Any, configs: Any, db: Any, progress: Any) -> str | None:
+def _guarded(call: Any, configs: Any, db: ResultsDB, progress: Any) -> str | None:
     try:
         call(configs, db, progress=progress)
     except Exception as exc:  # the sweep goes on; the cells' statuses in the database tell what failed

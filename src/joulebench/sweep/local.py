@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from joulebench.sweep.cells import Group
 from joulebench.sweep.gpus import pinned, visible_gpu_ids
 from joulebench.sweep.group_run import run_group
 from joulebench.sweep.outcome import Outcome, Say, describe, settle, starting
+
+if TYPE_CHECKING:
+    from joulebench.store.db import ResultsDB
 
 
 class LocalExecutor:
@@ -17,7 +20,7 @@ class LocalExecutor:
     def gpus_per_node(self) -> int:
         return len(visible_gpu_ids())
 
-    def run(self, groups: list[Group], db: Any, max_retries: int, say: Say) -> list[Outcome]:
+    def run(self, groups: list[Group], db: ResultsDB, max_retries: int, say: Say) -> list[Outcome]:
         from joulebench.runner.display import duration_text
 
         started = time.time()

@@ -14,7 +14,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joulebench.errors import UsageError, require
 from joulebench.runner.config import RunConfig
@@ -23,6 +23,9 @@ from joulebench.sweep.cells import Cell, Group
 from joulebench.sweep.gpus import pinned
 from joulebench.sweep.group_run import run_group
 from joulebench.sweep.outcome import Outcome, Say, describe, settle, starting
+
+if TYPE_CHECKING:
+    from joulebench.store.db import ResultsDB
 
 
 def run_group_on_node(configs: list[dict[str, Any]], num_gpus: int, together: bool = True) -> dict[str, Any]:
@@ -60,7 +63,7 @@ class RayExecutor:
         nodes = [n for n in self.ray.nodes() if n.get("Alive")]
         return max((int(n.get("Resources", {}).get("GPU", 0)) for n in nodes), default=0)
 
-    def run(self, groups: list[Group], db: Any, max_retries: int, say: Say) -> list[Outcome]:
+    def run(self, groups: list[Group], db: ResultsDB, max_retries: int, say: Say) -> list[Outcome]:
         started = time.time()
         remote = self.ray.remote(run_group_on_node)
         in_flight: dict[Any, tuple[Group, list[Cell], int, float]] = {}
@@ -90,7 +93,7 @@ class RayExecutor:
                 submit(group, settled.retry, attempt + 1)
         return outcomes
 
-    def _collect(self, ref: Any, db: Any) -> str | None:
+    def _collect(self, ref: Any, db: ResultsDB) -> str | None:
         try:
             result = self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:  # the task or its worker died: its cells failed
