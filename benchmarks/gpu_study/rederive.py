@@ -60,9 +60,13 @@ def rederive(folder: Path) -> list[str]:
             f"{kind} | {engine} | {model} | {workload or '-'} | {stage} | {component or '-'} | {metric} | "
             f"{old:.6g} | {new:.6g} | {rel:+.3%}"
         )
+    record = folder / "rederive.txt"
+    if not changes and record.is_file():
+        # the report was rebuilt by the same rule: the record of what the rule changed stays as it is
+        return [*lines, f"(none this time; {record.name} keeps the earlier record)"]
     if not changes:
         lines.append("(none)")
-    (folder / "rederive.txt").write_text("\n".join(lines) + "\n")
+    record.write_text("\n".join(lines) + "\n")
     return lines
 
 
