@@ -162,3 +162,30 @@ def test_the_same_data_gives_the_same_svg_files(report: ReportFiles, sample_db: 
     ids = [re.findall(rb'id="(p[0-9a-f]+)"', (report.html.parent / f"{n}.svg").read_bytes()) for n in FIGURES]
     flat = [i for per_figure in ids for i in set(per_figure)]
     assert flat and len(flat) == len(set(flat))  # no id shared between figures embedded in one page
+
+
+def test_prefill_and_decode_have_a_table_of_their_own(tmp_path: Path) -> None:
+    """Windows in pieces, as the runner stores a phase: each phase's energy is the sum of its pieces."""
+    from tests.report.resultsdb import ResultsWriter
+
+    w = ResultsWriter(tmp_path / "p.db")
+    run = w.run("vllm", "m", workload="w", batch_size=2, output_tokens=5)
+    for i in range(2):
+        trial = w.trial(run, "generation", i, output_tokens=10, n_requests=2)
+        w.window(trial, "generate", 4.0, {"gpu": 400.0}, start_s=100.0 * (i + 1))
+        # prefill in two pieces (1 s, 0.5 s) and decode in one: 100 + 50 J, then 240 J
+        w.window(trial, "prefill", 1.0, {"gpu": 100.0}, start_s=100.0 * (i + 1))
+        w.window(trial, "prefill", 0.5, {"gpu": 50.0}, start_s=100.0 * (i + 1) + 2.0)
+        w.window(trial, "decode", 2.4, {"gpu": 240.0}, start_s=100.0 * (i + 1) + 1.0)
+        for r in range(2):
+            w.conn.execute(
+                "INSERT INTO requests (trial_id, request_index, prompt_tokens, output_tokens)"
+                " VALUES (?, ?, 30, 5)",
+                (trial, r),
+            )
+    w.close()
+    files = build_report(tmp_path / "p.db", tmp_path / "out")
+    html = files.html.read_text()
+    assert "Prefill and decode" in html
+    # 150 J over 60 prompt tokens; 240 J over 10 - 2 output tokens; prefill 150 of 390 J
+    assert "2.5 ± 0" in html and "30 ± 0" in html and "38.5%" in html

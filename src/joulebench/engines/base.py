@@ -37,6 +37,8 @@ STAGE_SETUP = "setup"  # the whole setup trial: process start to first token
 STAGE_WARMUP = "warmup"  # the batch before an engine start's first repeat of a shape, outside the statistics
 STAGE_GENERATE = "generate"  # one token-generation repeat (a whole batch)
 STAGE_STEADY = "steady"  # the steady-state part of a repeat (ramp-up and ramp-down excluded)
+STAGE_PREFILL = "prefill"  # the spans of a repeat when some request is in prefill (runner/phases.py)
+STAGE_DECODE = "decode"  # the spans of a repeat when every request in flight is decoding
 
 
 #: weight dtypes every engine takes ("auto": the checkpoint's own)

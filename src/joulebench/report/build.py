@@ -11,6 +11,7 @@ from joulebench.errors import UsageError, require
 from joulebench.report import figures as figs
 from joulebench.report.devices import device_table
 from joulebench.report.html import Page, render
+from joulebench.report.phases import phase_table
 from joulebench.report.pooling import pooled_gpu_warnings
 from joulebench.report.ranking import ranking_table
 from joulebench.report.tables import Table, generation_tables, setup_table
@@ -72,6 +73,7 @@ def build_report(
             setup_table(summary),
             *generation_tables(summary),
             warmup_table(summary),
+            phase_table(summary),
             device_table(frames),
             crosscheck,
         )

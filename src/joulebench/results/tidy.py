@@ -30,6 +30,8 @@ SETUP_STAGES = ("import", "engine_init", "model_load", "first_token", "setup")
 GENERATE = "generate"
 STEADY = "steady"  # the batch fully occupied (runner/steady.py); its tokens come from the trial's details
 WARMUP = "warmup"  # the batch before an engine start's first repeat; its tokens come from the trial's details
+PREFILL = "prefill"  # a repeat's spans with a request in prefill (runner/phases.py): per prompt token
+DECODE = "decode"  # its spans with every request decoding: per output token after each request's first
 
 UNITS = {
     "energy_j": "J",
@@ -37,6 +39,7 @@ UNITS = {
     "duration_s": "s",
     "j_per_token": "J/token",
     "j_per_response": "J/response",
+    "j_per_prompt_token": "J/token",
     "tokens_per_s": "tokens/s",
     "ttft_s": "s",
     "tpot_s": "s",
@@ -231,6 +234,7 @@ def _stage_rows(
     energies = _component_energies(rows)
     out = [_row(base, stage, "", False, "", "duration_s", duration_s)]
     per_token = per_response = None
+    metric_per_token = "j_per_token"
     if stage == GENERATE:
         tokens = _num(trial.get("output_tokens"))  # the successful requests' tokens
         n_req = _num(trial.get("n_requests"))
@@ -242,6 +246,16 @@ def _stage_rows(
         per_token = tokens if tokens else None
         per_response = n_ok if n_ok else None
         out += _generation_rows(base, tokens, n_req, n_ok, duration_s, requests)
+    elif stage in (PREFILL, DECODE):
+        ok = [r for r in requests if _ok(r)]
+        if stage == PREFILL:
+            prompts = [_num(r.get("prompt_tokens")) for r in ok]
+            count = sum(p for p in prompts if p) if ok and all(prompts) else None
+        else:
+            count = sum(_num(r.get("output_tokens")) or 0.0 for r in ok) - len(ok) if ok else None
+        if count:
+            per_token = count
+            metric_per_token = "j_per_prompt_token" if stage == PREFILL else "j_per_token"
     elif stage in (STEADY, WARMUP):
         tokens = _num(_steady_tokens(details) if stage == STEADY else details.get("warmup_output_tokens"))
         per_token = tokens if tokens else None
@@ -255,7 +269,7 @@ def _stage_rows(
         if duration_s > 0:
             divisors["power_w"] = duration_s
         if per_token:
-            divisors["j_per_token"] = per_token
+            divisors[metric_per_token] = per_token
         if per_response:
             divisors["j_per_response"] = per_response
         for metric, divisor in divisors.items():

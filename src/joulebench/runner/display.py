@@ -354,6 +354,15 @@ def generation_table(summary: dict[str, Any]) -> Any:
         for c in _components(m, "steady.j_per_token.")
     ]
     rows += [("steady.tokens_per_s", "steady tokens/s")]
+    rows += [
+        (f"prefill.j_per_prompt_token.{c}", f"prefill J/prompt token {_label(c)}")
+        for c in _components(m, "prefill.j_per_prompt_token.")
+    ]
+    rows += [
+        (f"decode.j_per_token.{c}", f"decode J/token {_label(c)}")
+        for c in _components(m, "decode.j_per_token.")
+    ]
+    rows += [("prefill.duration_s", "prefill s"), ("decode.duration_s", "decode s")]
     for key, label in rows:
         s = m.get(key)
         if not s or s.get("mean") is None:

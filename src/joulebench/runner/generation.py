@@ -13,10 +13,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from joulebench.engines.base import STAGE_GENERATE, STAGE_STEADY, STAGE_WARMUP, EngineConfig
+from joulebench.engines.base import (
+    STAGE_DECODE,
+    STAGE_GENERATE,
+    STAGE_PREFILL,
+    STAGE_STEADY,
+    STAGE_WARMUP,
+    EngineConfig,
+)
 from joulebench.runner import protocol
-from joulebench.runner.metrics import repeat_metrics
+from joulebench.runner.metrics import phase_metrics, repeat_metrics
 from joulebench.runner.monitoring import trace_bytes
+from joulebench.runner.phases import phase_spans
 from joulebench.runner.prepare import Prepared
 from joulebench.runner.process import WorkerProcess
 from joulebench.runner.ranks import WorkerGroup, worker_for
@@ -203,7 +211,17 @@ def measure_batch(
         steady_stage = monitor.window(STAGE_STEADY, steady.start_s, steady.end_s)
         flags = ("tokens-interpolated",) if steady.tokens_interpolated else ()
         stages += stage_rows(steady_stage, flags=flags)
+    # prefill and decode: each phase's spans, a window each (their energies add up; docs/phases.md)
+    phases = phase_spans(batch.responses, batch.begin_s, batch.end_s)
+    phase_windows = {
+        name: [monitor.window(name, s, e) for s, e in spans]
+        for name, spans in ((STAGE_PREFILL, phases.prefill), (STAGE_DECODE, phases.decode))
+    }
+    for pieces in phase_windows.values():
+        for piece in pieces:
+            stages += stage_rows(piece)
     metrics = repeat_metrics(window, batch.responses, steady, steady_stage)
+    metrics.update(phase_metrics(phases, phase_windows, batch.responses))
     details: dict[str, Any] = {"metrics": metrics, "begin_s": batch.begin_s, "end_s": batch.end_s, **extra}
     if p.sampling.length_mode == "fixed":
         short = [

@@ -5,11 +5,12 @@ Energy totals come from :mod:`joulebench.results.energy`, as everywhere else.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from joulebench.measurement.records import StageResult
 from joulebench.results.energy import component_energies, stage_items
+from joulebench.runner.phases import Phases
 from joulebench.runner.steady import SteadyWindow
 from joulebench.store.rows import stored_itl
 from joulebench.workloads.spec import Response
@@ -46,6 +47,52 @@ def repeat_metrics(
         m["steady.tokens_per_s"] = (steady.output_tokens or 0) / steady.duration_s
         if steady_stage is not None:
             m.update(steady_energy_metrics(steady_stage, steady.duration_s, steady.output_tokens))
+    return m
+
+
+def phase_metrics(
+    phases: Phases, windows: Mapping[str, Sequence[StageResult]], responses: Sequence[Response]
+) -> dict[str, Any]:
+    """Prefill and decode of one repeat: seconds, energy per component (with its bound), J per prompt
+    token (prefill) and J per output token after each request's first (decode)."""
+    if not phases.available:
+        return {"phases_available": False, "phases_reason": phases.reason}
+    ok = [r for r in responses if r.error is None]
+    m: dict[str, Any] = {
+        "phases_available": True,
+        "prefill.duration_s": Phases.seconds(phases.prefill),
+        "decode.duration_s": Phases.seconds(phases.decode),
+        # the first token of each request comes out of its prefill
+        "decode.output_tokens": sum(r.output_tokens for r in ok) - len(ok),
+    }
+    if all(r.prompt_tokens for r in ok):
+        m["prefill.prompt_tokens"] = sum(r.prompt_tokens or 0 for r in ok)
+    m.update(phase_energy_metrics(windows, m))
+    return m
+
+
+#: a phase's per-token metric and the count it divides by
+PHASE_DIVISORS = {"prefill": ("j_per_prompt_token", "prefill.prompt_tokens"),
+                  "decode": ("j_per_token", "decode.output_tokens")}  # fmt: skip
+
+
+def phase_energy_metrics(
+    windows: Mapping[str, Sequence[StageResult]], counts: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Each phase's energy per component over its spans, with its bound, and per token."""
+    m: dict[str, Any] = {}
+    for phase, pieces in windows.items():
+        per, key = PHASE_DIVISORS[phase]
+        count = counts.get(key)
+        items = [item for w in pieces for item in stage_items(w)]
+        for comp, (energy, _estimated, bound) in component_energies(items).items():
+            m[f"{phase}.energy_j.{comp}"] = energy
+            if bound is not None:
+                m[f"bound.{phase}.energy_j.{comp}"] = bound
+            if count:
+                m[f"{phase}.{per}.{comp}"] = energy / count
+                if bound is not None:
+                    m[f"bound.{phase}.{per}.{comp}"] = bound / count
     return m
 
 

@@ -19,7 +19,12 @@ from joulebench.measurement.accounting import ACCOUNTING_FLAGS, compute_window
 from joulebench.measurement.monitor import Monitor
 from joulebench.measurement.records import Component, StageResult
 from joulebench.measurement.trace import parse_trace_lines
-from joulebench.runner.metrics import energy_metrics, steady_energy_metrics
+from joulebench.runner.metrics import (
+    PHASE_DIVISORS,
+    energy_metrics,
+    phase_energy_metrics,
+    steady_energy_metrics,
+)
 from joulebench.store.db import ResultsDB
 from joulebench.store.rows import StageEnergyRow, stage_rows
 
@@ -55,16 +60,18 @@ def recompute(db: ResultsDB, progress: Callable[[int, int], None] | None = None)
             groups[(row["stage"], row["start_s"], row["end_s"])].append(row)
         rows: list[StageEnergyRow] = []
         results: dict[str, StageResult] = {}
+        pieces: dict[str, list[StageResult]] = defaultdict(list)  # a stage in several spans (phases)
         for (stage, start, end), old in groups.items():
             result = _again(monitor, stage, start, end, old)
             if not result.components:
                 rows.extend(_stored(r) for r in old)  # nothing measured then, nothing now: keep its times
                 continue
             results[stage] = result
+            pieces[stage].append(result)
             rows.extend(stage_rows(result))
             largest = max(largest, _change(old, result))
             windows += 1
-        db.replace_windows(trial["id"], rows, _details(trial, results))
+        db.replace_windows(trial["id"], rows, _details(trial, results, pieces))
         done += 1
     return Recomputed(done, without, windows, largest)
 
@@ -110,7 +117,9 @@ def _change(old: list[dict[str, Any]], result: StageResult) -> float:
     return worst
 
 
-def _details(trial: dict[str, Any], results: dict[str, StageResult]) -> dict[str, Any]:
+def _details(
+    trial: dict[str, Any], results: dict[str, StageResult], pieces: dict[str, list[StageResult]]
+) -> dict[str, Any]:
     """The trial's details with its repeat's energy metrics derived again from the new windows."""
     details = dict(trial.get("details") or {})
     metrics = details.get("metrics")
@@ -118,7 +127,14 @@ def _details(trial: dict[str, Any], results: dict[str, StageResult]) -> dict[str
     if not isinstance(metrics, dict) or window is None:
         return details
     energy_keys = ("energy_j.", "power_w.", "j_per_token.", "j_per_response.", "bound.", "steady.power_w.")
-    metrics = {k: v for k, v in metrics.items() if not k.startswith((*energy_keys, "steady.j_per_token."))}
+    phase_keys = tuple(
+        f"{phase}.{what}." for phase, (per, _) in PHASE_DIVISORS.items() for what in ("energy_j", per)
+    )
+    metrics = {
+        k: v
+        for k, v in metrics.items()
+        if not k.startswith((*energy_keys, "steady.j_per_token.", *phase_keys))
+    }
     tokens = int(metrics.get("output_tokens") or 0)
     responses = int(metrics.get("n_requests") or 0) - int(metrics.get("failed_requests") or 0)
     metrics.update(energy_metrics(window, tokens, responses))
@@ -126,5 +142,8 @@ def _details(trial: dict[str, Any], results: dict[str, StageResult]) -> dict[str
     duration = metrics.get("steady.duration_s")
     if steady is not None and metrics.get("steady_available") and duration:
         metrics.update(steady_energy_metrics(steady, float(duration), metrics.get("steady.output_tokens")))
+    if metrics.get("phases_available"):
+        phases = {p: pieces[p] for p in PHASE_DIVISORS if pieces.get(p)}
+        metrics.update(phase_energy_metrics(phases, metrics))
     details["metrics"] = metrics
     return details

@@ -1,0 +1,75 @@
+"""Prefill and decode of a batch, as spans of its generate window, from the engine's per-request times.
+
+A request is in *prefill* from its submission until its first token, and in *decode* from its first token
+until it finishes. The batch is in prefill while any request is (the engine is then computing prompts,
+whatever else it does), and in decode while every request in flight is decoding. Time when no request is in
+flight (before the first submission reaches the engine, after the last finish) is neither. The energy of a
+phase is the sum of its spans' windows, each with its own bound (docs/counters.md); a static batch (HF
+``generate``) has one prefill span and one decode span, a server fed over time has many.
+
+Tokens: the first token of a request comes out of its prefill, so J per prompt token is the prefill
+energy over the prompt tokens, and the decode J/token is the decode energy over the other output tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from joulebench.workloads.spec import Response
+
+Span = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Phases:
+    prefill: tuple[Span, ...]
+    decode: tuple[Span, ...]
+    reason: str | None = None  # why there are none
+
+    @property
+    def available(self) -> bool:
+        return self.reason is None
+
+    @staticmethod
+    def seconds(spans: Sequence[Span]) -> float:
+        return sum(e - s for s, e in spans)
+
+
+def phase_spans(responses: Sequence[Response], begin_s: float, end_s: float) -> Phases:
+    """The prefill and decode spans inside ``[begin_s, end_s]``."""
+    ok = [r for r in responses if r.error is None]
+    if not ok:
+        return Phases((), (), "no successful request")
+    if any(r.first_token_s is None or r.finish_s is None or r.submit_s is None for r in ok):
+        return Phases((), (), "engine gives no per-request submit, first-token and finish times")
+    # +1/-1 events of the two counts; at one instant ends come before starts
+    events: list[tuple[float, int, int, int]] = []  # (t, order, d_prefill, d_decode)
+    for r in ok:
+        submit = max(min(float(r.submit_s), end_s), begin_s)  # type: ignore[arg-type]
+        first = max(min(float(r.first_token_s), end_s), submit)  # type: ignore[arg-type]
+        finish = max(min(float(r.finish_s), end_s), first)  # type: ignore[arg-type]
+        events += [(submit, 1, 1, 0), (first, 0, -1, 1), (finish, 0, 0, -1)]
+    events.sort()
+    prefill: list[Span] = []
+    decode: list[Span] = []
+    in_prefill = in_decode = 0
+    last = begin_s
+    for t, _, d_prefill, d_decode in events:
+        if t > last:
+            if in_prefill > 0:
+                _extend(prefill, last, t)
+            elif in_decode > 0:
+                _extend(decode, last, t)
+            last = t
+        in_prefill += d_prefill
+        in_decode += d_decode
+    return Phases(tuple(prefill), tuple(decode))
+
+
+def _extend(spans: list[Span], start: float, end: float) -> None:
+    """Append, joining a span that begins where the last one ended."""
+    if spans and spans[-1][1] == start:
+        spans[-1] = (spans[-1][0], end)
+    else:
+        spans.append((start, end))

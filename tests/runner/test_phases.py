@@ -1,0 +1,80 @@
+"""Prefill and decode spans of a batch, from per-request times worked out by hand."""
+
+from __future__ import annotations
+
+from joulebench.runner.phases import Phases, phase_spans
+from joulebench.workloads.spec import Response
+
+
+def _r(i: int, submit: float, first: float, finish: float, error: str | None = None) -> Response:
+    return Response(i, 10, 5, "length", first_token_s=first, finish_s=finish, submit_s=submit, error=error)
+
+
+def test_a_static_batch_has_one_prefill_and_one_decode() -> None:
+    # HF generate: every request submitted at 0, first tokens together at 2, finishes 8 and 10
+    p = phase_spans([_r(0, 0, 2, 8), _r(1, 0, 2, 10)], 0.0, 10.0)
+    assert p.prefill == ((0.0, 2.0),) and p.decode == ((2.0, 10.0),)
+
+
+def test_arrivals_over_time_interleave_the_phases() -> None:
+    # a server: A in prefill 0-1, decodes 1-6; B arrives at 3, prefill 3-4 (while A decodes: prefill), decodes
+    # 4-5; nothing in flight 6-7; C 7-7.5-9
+    rs = [_r(0, 0, 1, 6), _r(1, 3, 4, 5), _r(2, 7, 7.5, 9)]
+    p = phase_spans(rs, 0.0, 9.0)
+    assert p.prefill == ((0.0, 1.0), (3.0, 4.0), (7.0, 7.5))
+    assert p.decode == ((1.0, 3.0), (4.0, 6.0), (7.5, 9.0))
+    assert Phases.seconds(p.prefill) + Phases.seconds(p.decode) == 8.0  # 6-7: nothing in flight
+
+
+def test_spans_stay_inside_the_window_and_failed_requests_count_not() -> None:
+    rs = [_r(0, -1, 1, 12), _r(1, 0, 5, 6, error="boom")]
+    p = phase_spans(rs, 0.0, 10.0)
+    assert p.prefill == ((0.0, 1.0),) and p.decode == ((1.0, 10.0),)
+
+
+def test_without_per_request_times_there_are_no_phases() -> None:
+    r = Response(0, 10, 5)
+    p = phase_spans([r], 0.0, 1.0)
+    assert not p.available and "no per-request" in (p.reason or "")
+    assert not phase_spans([], 0.0, 1.0).available
+
+
+def test_a_real_batch_splits_into_prefill_and_decode_that_add_up(tiny_llama, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """HF Transformers on this CPU, its energy estimated (no sensor here): the two phases are windows of
+    the repeat that do not overlap, so their energies add up to the repeat's, less what fell in no phase."""
+    from joulebench.runner.recompute import recompute
+    from joulebench.runner.run import execute
+    from joulebench.store.db import ResultsDB
+    from tests.runner.helpers import cpu_config
+
+    result = execute(cpu_config(tiny_llama, repeats=2, batch_size=3, output_tokens=6), tmp_path / "r.db")
+    assert result.status == "ok"
+    with ResultsDB(tmp_path / "r.db") as db:
+        for trial in db.trials(result.run_id, "generation"):
+            m = trial["details"]["metrics"]
+            assert m["phases_available"] is True
+            assert m["decode.output_tokens"] == 3 * 6 - 3
+            assert m["prefill.prompt_tokens"] == sum(r["prompt_tokens"] for r in db.requests(trial["id"]))
+            assert m["prefill.duration_s"] > 0 and m["decode.duration_s"] > 0
+            assert m["prefill.duration_s"] + m["decode.duration_s"] <= m["duration_s"] + 1e-9
+            rows = db.stage_energy(trial["id"])
+            for comp in ("cpu", "dram"):
+                whole = m[f"energy_j.{comp}"]
+                phases = m[f"prefill.energy_j.{comp}"] + m[f"decode.energy_j.{comp}"]
+                outside = m["duration_s"] - m["prefill.duration_s"] - m["decode.duration_s"]
+                # what fell in no phase: at most the window's power (estimated CPU <= its TDP) that long
+                assert phases <= whole + 1e-6
+                assert whole - phases <= outside * (m[f"power_w.{comp}"] * 3 + 30) + 1e-6
+                assert m[f"decode.j_per_token.{comp}"] == m[f"decode.energy_j.{comp}"] / 15
+                stored = sum(
+                    r["energy_j"]
+                    for r in rows
+                    if (r["stage"], r["component"], r["device"]) == ("decode", comp, "all")
+                )
+                assert stored == m[f"decode.energy_j.{comp}"]
+        before = {t["id"]: t["details"]["metrics"] for t in db.trials(result.run_id, "generation")}
+        recompute(db)  # the phases' windows come again from the trace, and their metrics with them
+        for trial in db.trials(result.run_id, "generation"):
+            m, was = trial["details"]["metrics"], before[trial["id"]]
+            for key in ("prefill.energy_j.cpu", "decode.j_per_token.dram", "prefill.j_per_prompt_token.cpu"):
+                assert m[key] == was[key] or abs(m[key] - was[key]) <= 1e-9 * abs(was[key]), key
