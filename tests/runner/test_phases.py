@@ -78,3 +78,32 @@ def test_a_real_batch_splits_into_prefill_and_decode_that_add_up(tiny_llama, tmp
             m, was = trial["details"]["metrics"], before[trial["id"]]
             for key in ("prefill.energy_j.cpu", "decode.j_per_token.dram", "prefill.j_per_prompt_token.cpu"):
                 assert m[key] == was[key] or abs(m[key] - was[key]) <= 1e-9 * abs(was[key]), key
+
+
+def test_each_request_takes_its_share_of_every_piece_it_was_in_flight_for() -> None:
+    from joulebench.runner.phases import request_shares
+
+    # A 0-4, B 1-3, C fails, nothing 4-5, D 5-6; 10 W throughout, so a piece's energy is 10 x its seconds
+    rs = [_r(0, 0, 0.5, 4), _r(1, 1, 1.5, 3), _r(2, 0, 1, 2, error="boom"), _r(3, 5, 5.5, 6)]
+    shares = request_shares(rs, 0.0, 6.0, lambda a, b: 10.0 * (b - a))
+    # A: 0-1 alone (10) + 1-3 with B (10) + 3-4 alone (10); B: 10; the 4-5 gap (10) shared by A, B, D; D: 10
+    assert shares == [30 + 10 / 3, 10 + 10 / 3, None, 10 + 10 / 3]
+    assert abs(sum(s for s in shares if s is not None) - 60.0) < 1e-12  # the window's energy, all of it
+
+
+def test_a_real_batch_shares_its_energy_among_its_requests(tiny_llama, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from joulebench.runner.run import execute
+    from joulebench.store.db import ResultsDB
+    from tests.runner.helpers import cpu_config
+
+    result = execute(cpu_config(tiny_llama, repeats=1, batch_size=3, output_tokens=5), tmp_path / "r.db")
+    with ResultsDB(tmp_path / "r.db") as db:
+        (trial,) = db.trials(result.run_id, "generation")
+        details = trial["details"]
+        shares = details["request_energy_j"]
+        assert sorted(shares) == ["0", "1", "2"] and details["request_energy_estimated"] is True
+        whole = details["metrics"]["energy_j.total_incl_estimated"]
+        # pieces of one window add up to it: a counter's increments and a power timeline are spread alike
+        assert abs(sum(shares.values()) - whole) <= 1e-6 * whole
+        m = details["metrics"]
+        assert min(shares.values()) <= m["request_energy_j.median"] <= m["request_energy_j.p90"]

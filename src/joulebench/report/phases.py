@@ -18,7 +18,9 @@ NOTES = (
     CI_NOTE,
     "Prefill: the spans of a repeat when some request is in prefill, per prompt token; decode: the spans "
     "when every request in flight is decoding, per output token after each request's first. (est.): from "
-    "an estimated total, where nothing was measured.",
+    "an estimated total, where nothing was measured. J/request: each request's share of its repeat's "
+    "energy (every moment shared by the requests in flight; docs/phases.md), median and 90th percentile "
+    "over a repeat's requests, then the mean over repeats.",
 )
 
 
@@ -35,14 +37,18 @@ def phase_table(summary: pd.DataFrame) -> Table | None:
         total = TOTAL if get(PREFILL, TOTAL, "energy_j") is not None else TOTAL_INCL_ESTIMATED
         pre, dec = get(PREFILL, total, "energy_j"), get(DECODE, total, "energy_j")
         share = f"{pre.mean / (pre.mean + dec.mean):.1%}" if pre and dec and pre.mean + dec.mean > 0 else "-"
+        median, p90 = (
+            get("generate", "", "request_energy_median_j"),
+            get("generate", "", "request_energy_p90_j"),
+        )
         rows.append(
             (engine, model, workload, format_stat(get(PREFILL, "", "duration_s")),
              format_stat(get(PREFILL, total, "j_per_prompt_token")),
              format_stat(get(DECODE, "", "duration_s")), format_stat(get(DECODE, total, "j_per_token")),
-             share)
+             share, format_stat(median), format_stat(p90))
         )  # fmt: skip
     if not rows:
         return None
-    columns = ("Engine", "Model", "Workload", "Prefill (s)", "J/prompt token", "Decode (s)",
-               "Decode J/token", "Prefill share of energy")  # fmt: skip
+    columns = ("Engine", "Model", "Workload", "Prefill (s)", "J/prompt token", "Decode (s)", "Decode J/token",
+               "Prefill share of energy", "J/request, median", "J/request, p90")  # fmt: skip
     return Table("Prefill and decode", columns, tuple(rows), NOTES)

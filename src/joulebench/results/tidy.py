@@ -40,6 +40,8 @@ UNITS = {
     "j_per_token": "J/token",
     "j_per_response": "J/response",
     "j_per_prompt_token": "J/token",
+    "request_energy_median_j": "J",
+    "request_energy_p90_j": "J",
     "tokens_per_s": "tokens/s",
     "ttft_s": "s",
     "tpot_s": "s",
@@ -246,6 +248,7 @@ def _stage_rows(
         per_token = tokens if tokens else None
         per_response = n_ok if n_ok else None
         out += _generation_rows(base, tokens, n_req, n_ok, duration_s, requests)
+        out += _request_energy_rows(base, details)
     elif stage in (PREFILL, DECODE):
         ok = [r for r in requests if _ok(r)]
         if stage == PREFILL:
@@ -316,6 +319,23 @@ def _generation_rows(
     gaps = [g for r in ok for g in _gaps(r.get("itl_json"))]
     values["itl_s"] = sum(gaps) / len(gaps) if gaps else None
     return [_row(base, GENERATE, "", False, "", m, v) for m, v in values.items() if v is not None]
+
+
+def _request_energy_rows(base: dict[str, object], details: dict[str, Any]) -> list[dict[str, object]]:
+    """The median and 90th percentile of the requests' energy shares (runner/phases.py), as the runner
+    stored them with the repeat."""
+    metrics = details.get("metrics")
+    if not isinstance(metrics, dict):
+        return []
+    estimated = bool(details.get("request_energy_estimated"))
+    method = "estimated" if estimated else ""
+    out = []
+    for key, metric in (("request_energy_j.median", "request_energy_median_j"),
+                        ("request_energy_j.p90", "request_energy_p90_j")):  # fmt: skip
+        value = _num(metrics.get(key))
+        if value is not None:
+            out.append(_row(base, GENERATE, "", estimated, method, metric, value))
+    return out
 
 
 def _gaps(raw: object) -> list[float]:

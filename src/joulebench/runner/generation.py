@@ -21,10 +21,11 @@ from joulebench.engines.base import (
     STAGE_WARMUP,
     EngineConfig,
 )
+from joulebench.results.energy import TOTAL, TOTAL_INCL_ESTIMATED, component_energies, stage_items
 from joulebench.runner import protocol
-from joulebench.runner.metrics import phase_metrics, repeat_metrics
+from joulebench.runner.metrics import phase_metrics, repeat_metrics, request_energy_metrics
 from joulebench.runner.monitoring import trace_bytes
-from joulebench.runner.phases import phase_spans
+from joulebench.runner.phases import phase_spans, request_shares
 from joulebench.runner.prepare import Prepared
 from joulebench.runner.process import WorkerProcess
 from joulebench.runner.ranks import WorkerGroup, worker_for
@@ -222,7 +223,14 @@ def measure_batch(
             stages += stage_rows(piece)
     metrics = repeat_metrics(window, batch.responses, steady, steady_stage)
     metrics.update(phase_metrics(phases, phase_windows, batch.responses))
+    per_request = request_energies(monitor, batch) if phases.available else None
     details: dict[str, Any] = {"metrics": metrics, "begin_s": batch.begin_s, "end_s": batch.end_s, **extra}
+    if per_request is not None:
+        shares, estimated = per_request
+        # by request_index; each request's share of the repeat's total (docs/phases.md)
+        details["request_energy_j"] = {str(r.index): s for r, s in zip(batch.responses, shares, strict=True)}
+        details["request_energy_estimated"] = estimated
+        metrics.update(request_energy_metrics(shares))
     if p.sampling.length_mode == "fixed":
         short = [
             r.index
@@ -246,6 +254,21 @@ def measure_batch(
     )
     requests = [request_row(r) for r in batch.responses]
     return trial, stages, requests, trace_bytes(monitor, batch.begin_s, batch.end_s)
+
+
+def request_energies(monitor: RunMonitor, batch: Batch) -> tuple[list[float | None], bool] | None:
+    """Each request's share of the repeat's total energy (runner/phases.py's rule), and whether that total
+    is estimated; ``None`` where no energy was measured or estimated."""
+    whole = component_energies(stage_items(monitor.window(STAGE_GENERATE, batch.begin_s, batch.end_s)))
+    key = TOTAL if TOTAL in whole else TOTAL_INCL_ESTIMATED if TOTAL_INCL_ESTIMATED in whole else None
+    if key is None:
+        return None
+
+    def energy(start: float, end: float) -> float:
+        piece = component_energies(stage_items(monitor.window("request-piece", start, end)))
+        return piece[key][0] if key in piece else 0.0
+
+    return request_shares(batch.responses, batch.begin_s, batch.end_s, energy), key == TOTAL_INCL_ESTIMATED
 
 
 def failed_trial(

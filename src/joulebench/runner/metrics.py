@@ -96,6 +96,20 @@ def phase_energy_metrics(
     return m
 
 
+def request_energy_metrics(shares: Sequence[float | None]) -> dict[str, Any]:
+    """The distribution of the requests' energy shares: median and 90th percentile (nearest rank)."""
+    values = sorted(s for s in shares if s is not None)
+    if not values:
+        return {}
+
+    import math
+
+    mid = len(values) // 2
+    median = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+    p90 = values[max(math.ceil(0.9 * len(values)) - 1, 0)]
+    return {"request_energy_j.median": median, "request_energy_j.p90": p90}
+
+
 def energy_metrics(window: StageResult, tokens: int, responses: int) -> dict[str, Any]:
     """A repeat's energy metrics per component (and ``estimated_components``): each energy over the
     window's duration, its output tokens and its successful responses, with the measurement's own bound

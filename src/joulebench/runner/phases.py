@@ -13,8 +13,9 @@ energy over the prompt tokens, and the decode J/token is the decode energy over 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from joulebench.workloads.spec import Response
 
@@ -73,3 +74,39 @@ def _extend(spans: list[Span], start: float, end: float) -> None:
         spans[-1] = (spans[-1][0], end)
     else:
         spans.append((start, end))
+
+
+def request_intervals(
+    responses: Sequence[Response], begin_s: float, end_s: float
+) -> list[tuple[float, float, tuple[int, ...]]]:
+    """The window cut at every submission and finish: each piece with the requests in flight in it (their
+    positions in ``responses``; none between arrivals). Requests without times are in none."""
+    timed = [
+        (i, max(float(r.submit_s), begin_s), min(float(r.finish_s), end_s))
+        for i, r in enumerate(responses)
+        if r.error is None and r.submit_s is not None and r.finish_s is not None
+    ]
+    cuts = sorted({begin_s, end_s, *(t for _, s, e in timed for t in (s, e) if begin_s < t < end_s)})
+    out = []
+    for a, b in pairwise(cuts):
+        out.append((a, b, tuple(i for i, s, e in timed if s <= a and e >= b)))
+    return out
+
+
+def request_shares(
+    responses: Sequence[Response], begin_s: float, end_s: float, energy: Callable[[float, float], float]
+) -> list[float | None]:
+    """Each request's share of the window's energy: every piece of the window (request_intervals) is shared
+    equally by the requests in flight in it, and a piece with none in flight (between arrivals, before the
+    first, after the last) by every successful request alike; so the shares add up to the window's energy.
+    ``energy(start, end)`` is the measured energy of a piece. ``None`` for a failed request."""
+    ok = [i for i, r in enumerate(responses) if r.error is None]
+    shares: list[float | None] = [0.0 if r.error is None else None for r in responses]
+    if not ok:
+        return shares
+    for a, b, flying in request_intervals(responses, begin_s, end_s):
+        e = energy(a, b)
+        owners = flying or tuple(ok)
+        for i in owners:
+            shares[i] = (shares[i] or 0.0) + e / len(owners)
+    return shares
