@@ -22,7 +22,7 @@ def test_report_writes_html_figures_and_exports(db: Path, tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stderr
     assert f"report: {out / 'report.html'}" in result.stdout
-    assert len(list(out.glob("*.png"))) == len(list(out.glob("*.svg"))) == 9
+    assert len(list(out.glob("*.png"))) == len(list(out.glob("*.svg"))) == 10
     assert (out / "summary.parquet").is_file()
 
 

@@ -78,7 +78,7 @@ def test_report_renders_every_figure_in_chromium(sample_db: Path, tmp_path: Path
     browser = _browser()
     files = build_report(sample_db, tmp_path / "report")
     checks = _shown_figures(browser, files.html, tmp_path)
-    assert len(checks) == len(files.figures) == 9
+    assert len(checks) == len(files.figures) == 10
 
     shot = tmp_path / "report-screenshot.png"  # kept with the test's tmp folder, for a look by eye
     _chromium(

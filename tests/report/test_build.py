@@ -19,6 +19,7 @@ FIGURES = {
     "fig6_throughput",
     "fig7_latency",
     "fig8_setup_time",
+    "fig9_energy_latency",
     "timeline_run",
 }
 TIMING = {"fig6_throughput", "fig7_latency", "fig8_setup_time"}
@@ -101,7 +102,13 @@ def test_estimated_only_results_still_draw_labelled_figures(tmp_path: Path) -> N
     w.close()
     files = build_report(tmp_path / "est.db", tmp_path / "out")
     # no setup trial and no per-request latencies in these rows: of the time figures, throughput alone
-    assert {f.name for f in files.figures} == FIGURES - {"timeline_run", "fig7_latency", "fig8_setup_time"}
+    # nothing measured: no energy-latency frontier either (only measured totals choose)
+    assert {f.name for f in files.figures} == FIGURES - {
+        "timeline_run",
+        "fig7_latency",
+        "fig8_setup_time",
+        "fig9_energy_latency",
+    }
     html = files.html.read_text()
     assert "n/a (not measured)" in html and "(est.)" in html
 
@@ -131,7 +138,8 @@ def test_report_of_one_engine_without_traces(tmp_path: Path) -> None:
 
     db = build_sample_db(tmp_path / "nt.db", traces=False)
     files = build_report(db, tmp_path / "out", runs="engine=vllm")
-    assert {f.name for f in files.figures} == FIGURES - {"timeline_run"}
+    # one cell: no frontier to draw between cells
+    assert {f.name for f in files.figures} == FIGURES - {"timeline_run", "fig9_energy_latency"}
     html = files.html.read_text()
     assert "Runs: engine=vllm" in html and "transformers" not in html
 

@@ -12,6 +12,8 @@ import typer
 from joulebench.store.frames import DEFAULT_DB_PATH
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from joulebench.report.advisor import Advice, Crossover
 
 
@@ -21,8 +23,18 @@ def register(app: typer.Typer) -> None:
 
 
 def advise(
-    requests_per_day: Annotated[float, typer.Option(help="Requests served per day (N).")],
-    cold_starts_per_day: Annotated[float, typer.Option(help="Engine starts per day, each a full setup (K).")],
+    requests_per_day: Annotated[
+        float | None, typer.Option(help="Requests served per day (N); not needed for a latency target alone.")
+    ] = None,
+    cold_starts_per_day: Annotated[
+        float | None, typer.Option(help="Engine starts per day, each a full setup (K).")
+    ] = None,
+    max_tpot_ms: Annotated[
+        float | None, typer.Option(help="A latency target: the mean time per output token at most, ms.")
+    ] = None,
+    max_ttft_ms: Annotated[
+        float | None, typer.Option(help="A latency target: the mean time to first token at most, ms.")
+    ] = None,
     tokens_per_request: Annotated[
         float | None, typer.Option(help="Output tokens per request (T); default: the measured mean.")
     ] = None,
@@ -53,6 +65,16 @@ def advise(
     for name, value in (("--grid-gco2-per-kwh", grid_gco2_per_kwh), ("--price-per-kwh", price_per_kwh)):
         if value is not None and not (value >= 0 and math.isfinite(value)):
             raise UsageError(f"{name} must be a number >= 0, got {value}")
+    for name, value in (("--max-tpot-ms", max_tpot_ms), ("--max-ttft-ms", max_ttft_ms)):
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise UsageError(f"{name} must be a number > 0, got {value}")
+    latency_only = requests_per_day is None and cold_starts_per_day is None
+    if latency_only and max_tpot_ms is None and max_ttft_ms is None:
+        raise UsageError(
+            "give --requests-per-day and --cold-starts-per-day, or a latency target (--max-tpot-ms)"
+        )
+    if not latency_only and (requests_per_day is None or cold_starts_per_day is None):
+        raise UsageError("--requests-per-day and --cold-starts-per-day go together")
     frames = load_frames(db, runs)
     metrics = trial_metrics(frames)
     if model is not None:
@@ -61,11 +83,60 @@ def advise(
 
         labels = {r["model"]: model_label(r) for r in frames.runs.to_dict("records")}
         model = labels.get(model, model)
+    summary = summarize_metrics(metrics)
+    if max_tpot_ms is not None or max_ttft_ms is not None:
+        _latency(summary, max_tpot_ms, max_ttft_ms, model, as_json, exit_when_none=latency_only)
+        if latency_only:
+            return
+    assert requests_per_day is not None and cold_starts_per_day is not None
     advice = compute(
-        summarize_metrics(metrics), metrics, requests_per_day, cold_starts_per_day, tokens_per_request,
+        summary, metrics, requests_per_day, cold_starts_per_day, tokens_per_request,
         model, workload, grid_gco2_per_kwh, price_per_kwh,
     )  # fmt: skip
     print(json.dumps(advice.to_dict(), indent=2) if as_json else format_advice(advice))
+
+
+def _latency(
+    summary: pd.DataFrame,
+    max_tpot_ms: float | None,
+    max_ttft_ms: float | None,
+    model: str | None,
+    as_json: bool,
+    exit_when_none: bool,
+) -> None:
+    """The least-energy measured cell within the latency target, and the frontier."""
+    from joulebench.report.latency import choose
+
+    ms = 1000.0
+    choice = choose(summary, None if max_tpot_ms is None else max_tpot_ms / ms,
+                    None if max_ttft_ms is None else max_ttft_ms / ms, model)  # fmt: skip
+
+    def row(c: object) -> dict[str, object]:
+        return {k: getattr(c, k) for k in ("engine", "model", "workload", "j_per_token", "tpot_s", "ttft_s")}
+
+    if as_json:
+        print(json.dumps({"target": {"max_tpot_ms": max_tpot_ms, "max_ttft_ms": max_ttft_ms},
+                          "chosen": row(choice.chosen) if choice.chosen else None,
+                          "meeting": [row(c) for c in choice.meeting],
+                          "frontier": [row(c) for c in choice.frontier]}, indent=2))  # fmt: skip
+    else:
+        target = ", ".join(
+            f"{name} <= {v:g} ms"
+            for name, v in (("TPOT", max_tpot_ms), ("TTFT", max_ttft_ms))
+            if v is not None
+        )
+        lines = [f"Latency target: {target} (means over requests and repeats; measured J/token only)"]
+        for c in choice.cells:
+            ok = "meets" if c in choice.meeting else "misses"
+            tpot = "-" if c.tpot_s is None else f"{c.tpot_s * ms:.4g} ms"
+            ttft = "-" if c.ttft_s is None else f"{c.ttft_s * ms:.4g} ms"
+            mark = " <- least energy within the target" if c == choice.chosen else ""
+            lines.append(f"  {ok:6} {c.name}: {c.j_per_token:.4g} J/token, TPOT {tpot}, TTFT {ttft}{mark}")
+        lines.append("Frontier (no cell beats these on both TPOT and J/token): "
+                     + "; ".join(c.name for c in choice.frontier))  # fmt: skip
+        print("\n".join(lines))
+    if choice.chosen is None and exit_when_none:
+        raise typer.Exit(1)
 
 
 def _ci(mean: float, half: float | None, digits: int = 4) -> str:

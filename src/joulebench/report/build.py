@@ -117,7 +117,7 @@ def _make_dir(out_dir: Path) -> None:
 def _figures(
     frames: Frames, summary: pd.DataFrame, db_path: Path, out_dir: Path, timeline_run: int | None
 ) -> list[figs.FigureFiles]:
-    from joulebench.report import timing
+    from joulebench.report import latency, timing
     from joulebench.report.timeline import pick_run, timeline
 
     wanted = [
@@ -134,6 +134,8 @@ def _figures(
         ("fig6_throughput", "Throughput per engine, model and workload", timing.throughput(summary)),
         ("fig7_latency", "Latency: TTFT, TPOT, ITL", timing.latency(summary)),
         ("fig8_setup_time", "Setup time by stage", timing.setup_time(summary)),
+        ("fig9_energy_latency", "Energy against latency (TPOT), with the frontier",
+         latency.frontier_figure(summary)),
     ]  # fmt: skip
     run_id = pick_run(frames, db_path, timeline_run)
     if run_id is not None:
