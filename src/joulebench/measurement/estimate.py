@@ -1,4 +1,5 @@
-"""Estimates for machines that cannot measure CPU or DRAM power. Used only when asked (``--estimate``).
+"""Estimates for machines that cannot measure CPU or DRAM power: ``run`` and ``measure`` add them where no
+source measures a component (``--no-estimate`` turns them off).
 
 Every value from this source has method ``estimated`` and is labelled so in every output; it is never
 summed with a measured value.

@@ -29,7 +29,7 @@ class Method(str, Enum):
     COUNTER = "counter"  # difference of a hardware energy counter, interpolated at the edges
     INTEGRATED = "integrated"  # trapezoidal integral of a power timeline
     DERIVED = "derived"  # arithmetic on other measured components (node - parts)
-    ESTIMATED = "estimated"  # a model (utilisation x TDP, DRAM size), only with --estimate
+    ESTIMATED = "estimated"  # a model (utilisation x TDP, DRAM size), where nothing measures it
 
 
 @dataclass(frozen=True)
