@@ -107,3 +107,32 @@ def test_a_real_batch_shares_its_energy_among_its_requests(tiny_llama, tmp_path)
         assert abs(sum(shares.values()) - whole) <= 1e-6 * whole
         m = details["metrics"]
         assert min(shares.values()) <= m["request_energy_j.median"] <= m["request_energy_j.p90"]
+
+
+def test_shares_of_many_requests_come_in_one_pass() -> None:
+    """A server's thousand requests: every piece's energy is shared by those in flight, checked against the
+    direct rule (each piece split among the requests covering it) on a coarse grid."""
+    import random
+    from itertools import pairwise
+
+    from joulebench.runner.phases import request_shares
+
+    rng = random.Random(7)
+    rs = []
+    for i in range(1000):
+        submit = rng.uniform(0, 100)
+        rs.append(_r(i, submit, submit + 0.1, submit + rng.uniform(0.2, 5)))
+    power = lambda a, b: 3.0 * (b - a)  # noqa: E731
+    shares = request_shares(rs, 0.0, 110.0, power)
+    assert abs(sum(s for s in shares if s is not None) - 330.0) < 1e-6
+    # the direct rule for one request: the pieces it spans, each split by how many overlap that piece
+    cuts = sorted({0.0, 110.0, *(t for r in rs for t in (r.submit_s, min(r.finish_s, 110.0)))})
+    target = rs[500]
+    direct = 0.0
+    for a, b in pairwise(cuts):
+        n = sum(1 for r in rs if r.submit_s <= a and min(r.finish_s, 110.0) >= b)
+        if target.submit_s <= a and target.finish_s >= b:
+            direct += power(a, b) / n
+    gap = sum(power(a, b) for a, b in pairwise(cuts)
+              if not any(r.submit_s <= a and min(r.finish_s, 110.0) >= b for r in rs))  # fmt: skip
+    assert abs(shares[500] - (direct + gap / 1000)) < 1e-9
