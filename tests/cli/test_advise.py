@@ -49,7 +49,7 @@ def test_advise_text_names_the_flip(db: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--cold-starts-per-day", "1"], "Missing option '--requests-per-day'"),
+        (["--cold-starts-per-day", "1"], "--requests-per-day and --cold-starts-per-day go together"),
         (
             ["--requests-per-day", "-5", "--cold-starts-per-day", "1"],
             "--requests-per-day must be a number >= 0",
