@@ -34,7 +34,13 @@ class Streams:
 def new_log_dir(db: str | Path, kind: str) -> Path:
     """A fresh, owner-only folder for one command's logs: ``joulebench-logs/<kind>-<time>-<pid>`` beside
     the database (logs may quote prompts and paths, like the database itself)."""
-    base = Path(db).expanduser().resolve().parent / LOG_DIR_NAME
+    where = Path(db).expanduser()
+    # the database's own refusals, said before anything is made beside a path that cannot be one
+    if where.is_dir():
+        raise UsageError(f"--db {where} is a directory, not a database file")
+    if not where.parent.is_dir():
+        raise UsageError(f"--db {where}: folder {where.parent} does not exist")
+    base = where.resolve().parent / LOG_DIR_NAME
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = base / f"{kind}-{stamp}-{os.getpid()}"
     try:
