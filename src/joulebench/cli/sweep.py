@@ -87,18 +87,18 @@ def _run(
     cells = plan_cells(plan, executor.gpus_per_node(), left_out=left_out)
     for line in left_out:
         print(line, flush=True)
-    ResultsDB(db_path).close()  # a database that is not ours is refused before a log folder is made
+    db = ResultsDB(db_path)  # a database that is not ours is refused before a log folder is made
     log_dir = new_log_dir(db_path, "sweep")
     os.environ[LOG_DIR_ENV] = str(log_dir)  # every run of the sweep keeps its engines' logs here
     try:
-        with to_log(log_dir / "joulebench.log", enabled=not verbose) as streams:
+        with db, to_log(log_dir / "joulebench.log", enabled=not verbose) as streams:
 
             def say(line: str) -> None:
                 print(line, file=streams.out, flush=True)
 
+            db.on_busy = lambda m: say(f"warning: {m}")
             try:
-                busy = ResultsDB(db_path, on_busy=lambda m: say(f"warning: {m}"))
-                with terminate_as_interrupt(), busy as db:
+                with terminate_as_interrupt():
                     result = run_sweep(cells, db, executor, resume=resume, max_retries=max_retries, say=say)
             except KeyboardInterrupt:
                 print(

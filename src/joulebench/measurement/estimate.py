@@ -76,11 +76,6 @@ def read_cpu_times(proc_root: Path) -> tuple[int, int]:
     return total - idle, total
 
 
-def cpu_sockets_and_model(proc_root: Path) -> tuple[int, str]:
-    sockets, model, _ = cpu_topology(proc_root)
-    return sockets, model
-
-
 def cpu_topology(proc_root: Path) -> tuple[int, str, int]:
     """``(sockets, model name, physical cores)`` from ``/proc/cpuinfo``; cores fall back to the number
     of processors listed where ``cpu cores`` is missing (some ARM and virtual machines)."""

@@ -115,6 +115,16 @@ def nvml_no_driver() -> Fix:
     )
 
 
+#: the components each source measures: its fix is what would measure them where they were estimated
+MEASURES = {"rapl": frozenset({"cpu", "dram"}), "nvml": frozenset({"gpu"}), "ipmi": frozenset({"node"})}
+
+
+def for_estimates(fixes: Iterable[tuple[str, Fix]], estimated: Iterable[str]) -> list[tuple[str, Fix]]:
+    """Of the unreadable sources' fixes, those that would measure an estimated component."""
+    wanted = set(estimated)
+    return [(name, fix) for name, fix in fixes if MEASURES.get(name, frozenset()) & wanted]
+
+
 def script(fixes: Iterable[tuple[str, Fix]]) -> str:
     """One shell script, to run as root, with every fix that has commands; the others as comments. Each
     source's commands stop at the first that fails, and a failed one does not keep the next source's."""

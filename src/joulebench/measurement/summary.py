@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from joulebench.measurement.fixes import for_estimates
 from joulebench.measurement.records import ComponentEnergy, SourceStatus, StageResult
 from joulebench.measurement.serialize import device_info_dict, stage_dict, status_dict
 
@@ -87,13 +88,12 @@ def render_text(
         lines.append(f"  {s.name:<9} {state:<11} {s.reason}")
     if not any(s.available for s in statuses):
         lines.append("  no source available: only the duration is measured")
-    # CPU and DRAM are estimated where RAPL cannot be read: its fix is what would measure them
-    if any(s.available and s.estimated for s in statuses):
-        lines += [
-            f"  to measure instead of estimate: {s.fix.line()}"
-            for s in statuses
-            if s.name == "rapl" and s.fix
-        ]
+    # what would measure, instead, the components that were estimated
+    estimated = {c.value for s in statuses if s.available and s.estimated for c in s.components}
+    unreadable = [(s.name, s.fix) for s in statuses if not s.available and s.fix is not None]
+    lines += [
+        f"  to measure instead of estimate: {fix.line()}" for _, fix in for_estimates(unreadable, estimated)
+    ]
     lines.append("energy (± j: the bound of each figure's error, docs/counters.md):")
     lines += _table(doc_total)
     for st in stages:

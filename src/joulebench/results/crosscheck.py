@@ -53,18 +53,16 @@ def counter_vs_timeline(frames: Frames, db_path: str | Path) -> list[Crosscheck]
         & (se["method"] == "counter")
     ]
     out: list[Crosscheck] = []
-    traces: dict[int, list[dict[str, object]]] = {}
+    timelines: dict[int, dict[str, PowerSeries]] = {}  # per trial, each device's, read once
     for r in rows.to_dict("records"):
         trial_id, counter_j = int(r["trial_id"]), r["energy_j"]
         if counter_j is None or not counter_j > 0:  # None, NaN (fails every comparison), nothing
             continue
-        if trial_id not in traces:
-            traces[trial_id] = load_trace(db_path, trial_id)
-        series = PowerSeries(max_points=1 << 30)
-        for reading in traces[trial_id]:
-            power = reading.get("power_w")
-            if power is not None and reading.get("device") == r["device"]:
-                series.add(float(reading["t_s"]), float(power))  # type: ignore[arg-type]
+        if trial_id not in timelines:
+            timelines[trial_id] = _timelines(db_path, trial_id)
+        series = timelines[trial_id].get(str(r["device"]))
+        if series is None:
+            continue
         integrated = integrate_power(series, float(r["start_s"]), float(r["end_s"]))
         if integrated is None:
             continue
@@ -74,6 +72,17 @@ def counter_vs_timeline(frames: Frames, db_path: str | Path) -> list[Crosscheck]
                 float(r["end_s"]) - float(r["start_s"]), float(counter_j), integrated[0],
             )
         )  # fmt: skip
+    return out
+
+
+def _timelines(db_path: str | Path, trial_id: int) -> dict[str, PowerSeries]:
+    """A trial's power readings, one timeline per device (a trial on several GPUs keeps one each)."""
+    out: dict[str, PowerSeries] = {}
+    for reading in load_trace(db_path, trial_id):
+        power = reading.get("power_w")
+        if power is not None:
+            series = out.setdefault(str(reading.get("device")), PowerSeries(max_points=1 << 30))
+            series.add(float(reading["t_s"]), float(power))  # type: ignore[arg-type]
     return out
 
 

@@ -73,6 +73,12 @@ def component_energies(items: Iterable[EnergyItem]) -> dict[str, ComponentTotal]
 _NAMES = {"gpu": "GPU", "cpu": "CPU", "dram": "DRAM", "node": "whole node"}
 
 
+def headline_key(energies: Mapping[str, object]) -> str | None:
+    """The total a figure is given by: the measured one, else (said estimated) the one with estimates;
+    ``None`` where neither exists."""
+    return TOTAL if TOTAL in energies else TOTAL_INCL_ESTIMATED if TOTAL_INCL_ESTIMATED in energies else None
+
+
 def totals_hold(components: Iterable[str], estimated: Iterable[str]) -> dict[str, str]:
     """What each total holds, in words ("GPU only", "GPU + CPU (estimated) + DRAM (estimated)"): a total
     that covers less than the machine must say so, never read as the machine's."""

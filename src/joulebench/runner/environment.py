@@ -21,8 +21,7 @@ _LIBRARIES = ("torch", "accelerate", "safetensors")
 def _versioned() -> tuple[str, ...]:
     from joulebench.engines.registry import engine_names, get_engine_class
 
-    engines = [get_engine_class(n).package for n in engine_names()]
-    return tuple(dict.fromkeys([*_LIBRARIES, *(e for e in engines if e != "httpx")]))
+    return tuple(dict.fromkeys([*_LIBRARIES, *(get_engine_class(n).package for n in engine_names())]))
 
 
 def package_version(dist: str) -> str | None:

@@ -21,7 +21,8 @@ from joulebench.engines.base import (
     STAGE_WARMUP,
     EngineConfig,
 )
-from joulebench.results.energy import TOTAL, TOTAL_INCL_ESTIMATED, component_energies, stage_items
+from joulebench.measurement.records import StageResult
+from joulebench.results.energy import TOTAL_INCL_ESTIMATED, component_energies, headline_key, stage_items
 from joulebench.runner import protocol
 from joulebench.runner.metrics import phase_metrics, repeat_metrics, request_energy_metrics
 from joulebench.runner.monitoring import trace_bytes
@@ -223,7 +224,7 @@ def measure_batch(
             stages += stage_rows(piece)
     metrics = repeat_metrics(window, batch.responses, steady, steady_stage)
     metrics.update(phase_metrics(phases, phase_windows, batch.responses))
-    per_request = request_energies(monitor, batch) if phases.available else None
+    per_request = request_energies(monitor, batch, window) if phases.available else None
     details: dict[str, Any] = {"metrics": metrics, "begin_s": batch.begin_s, "end_s": batch.end_s, **extra}
     if per_request is not None:
         shares, estimated = per_request
@@ -256,11 +257,12 @@ def measure_batch(
     return trial, stages, requests, trace_bytes(monitor, batch.begin_s, batch.end_s)
 
 
-def request_energies(monitor: RunMonitor, batch: Batch) -> tuple[list[float | None], bool] | None:
-    """Each request's share of the repeat's total energy (runner/phases.py's rule), and whether that total
-    is estimated; ``None`` where no energy was measured or estimated."""
-    whole = component_energies(stage_items(monitor.window(STAGE_GENERATE, batch.begin_s, batch.end_s)))
-    key = TOTAL if TOTAL in whole else TOTAL_INCL_ESTIMATED if TOTAL_INCL_ESTIMATED in whole else None
+def request_energies(
+    monitor: RunMonitor, batch: Batch, window: StageResult
+) -> tuple[list[float | None], bool] | None:
+    """Each request's share of the repeat's total energy (runner/phases.py's rule; ``window`` is the
+    repeat's), and whether that total is estimated; ``None`` where nothing was measured or estimated."""
+    key = headline_key(component_energies(stage_items(window)))
     if key is None:
         return None
 

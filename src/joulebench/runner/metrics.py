@@ -5,6 +5,7 @@ Energy totals come from :mod:`joulebench.results.energy`, as everywhere else.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -101,8 +102,6 @@ def request_energy_metrics(shares: Sequence[float | None]) -> dict[str, Any]:
     values = sorted(s for s in shares if s is not None)
     if not values:
         return {}
-
-    import math
 
     mid = len(values) // 2
     median = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2

@@ -73,8 +73,7 @@ class _Run:
         self.config = p.config
         self.db = db
         self.progress = progress
-        self.tmp = log_dir  # the workers' logs
-        self.log_dir = log_dir
+        self.log_dir = log_dir  # the workers' logs
         self.stage_file = tmp / "stages"
         self.stage_file.touch()
         self.env = {"JOULEBENCH_STAGE_FILE": str(self.stage_file), LOG_DIR_ENV: str(log_dir)}
@@ -188,7 +187,9 @@ class _Run:
         n = self.config.setup_repeats
         for k in range(n):
             _notify(self.progress, "phase", phase="setup", index=k, total=n)
-            trial, stages, trace = run_setup_trial(self.p, k, self.monitor, log_dir=self.tmp, env=self.env)
+            trial, stages, trace = run_setup_trial(
+                self.p, k, self.monitor, log_dir=self.log_dir, env=self.env
+            )
             self._record(trial, stages, (), trace)
             if trial.details.get("usage_error"):
                 raise UsageError(trial.details["usage_error"])

@@ -8,10 +8,12 @@ from collections import defaultdict
 from typing import Any
 
 from joulebench.engines.base import STAGE_WARMUP
+from joulebench.measurement.fixes import Fix, for_estimates
 from joulebench.results.energy import (
     TOTAL,
     TOTAL_INCL_ESTIMATED,
     component_energies,
+    headline_key,
     ran_paused,
     row_items,
     totals_hold,
@@ -112,7 +114,8 @@ def _warmups(db: ResultsDB, trials: list[dict[str, Any]]) -> list[dict[str, Any]
         energies = component_energies(row_items(rows))
         tokens = details.get("warmup_output_tokens")
         # the measured total; where nothing is measured, the estimated one, said so
-        total = energies.get(TOTAL) or energies.get(TOTAL_INCL_ESTIMATED)
+        key = headline_key(energies)
+        total = energies[key] if key else None
         out.append(
             {
                 "before_repeat": t["repeat_index"],
@@ -147,13 +150,11 @@ def _energy_words(
         components.update(stage["energy_j"])
     estimated = set(setup["estimated_components"]) | set(generation["estimated_components"])
     estimates = [s["reason"] for s in sources if s.get("estimated") and s.get("available")]
-    # CPU and DRAM are estimated only where RAPL could not read them: its fix is what measures them
-    fixes = [
-        f"{s['name']}: {s['fix']['why']}"
-        + (f"; as root: {' && '.join(s['fix']['commands'])}" if s["fix"].get("commands") else "")
-        for s in sources
-        if s.get("fix") and s["name"] == "rapl" and estimated & {"cpu", "dram"}
+    # what would measure, instead, the components that were estimated
+    unreadable = [
+        (s["name"], Fix(s["fix"]["why"], tuple(s["fix"]["commands"]))) for s in sources if s.get("fix")
     ]
+    fixes = [f"{name}: {fix.line()}" for name, fix in for_estimates(unreadable, estimated)]
     return {"totals_hold": totals_hold(components, estimated), "estimates": estimates, "fixes": fixes}
 
 

@@ -42,15 +42,12 @@ def prepare(
     conn: sqlite3.Connection,
     path: Path,
     joulebench_version: str,
-    begin: Callable[[], object] | None = None,
+    begin: Callable[[], object],
 ) -> int:
     """Create the schema in an empty database or migrate an older one; return the version now stored.
     ``begin`` takes the write lock (the store's, which waits for a busy database and says so)."""
     check_usable(conn, path)  # a database that is not ours, or too new, fails before taking the lock
-    if begin is None:
-        conn.execute("BEGIN IMMEDIATE")
-    else:
-        begin()
+    begin()
     try:
         # read again under the lock: another process (a run creating the database that a report or a test
         # opens at the same moment) may have created or migrated it since

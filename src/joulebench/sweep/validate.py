@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from joulebench.errors import UsageError
+from joulebench.errors import MissingDependency, UsageError
 from joulebench.runner.config import RunConfig
 from joulebench.sweep.cells import Cell, resolve_device
 from joulebench.sweep.plan import Plan
@@ -27,11 +27,12 @@ def validate(plan: Plan, cells: list[Cell], gpus_per_node: int, here: list[str] 
         if engine.name not in known:
             problems.append(f"{where}: unknown engine '{engine.name}' (known: {', '.join(sorted(known))})")
             continue
-        missing = not_installed(engine.name)
-        if missing:
-            machine.append(f"{where}: {missing}")
-        else:
-            problems += [f"{where}: {p}" for p in _problems(_engine_installed, engine.name)]
+        try:
+            _engine_installed(engine.name)
+        except MissingDependency as exc:  # this machine lacks the engine's package
+            machine.append(f"{where}: {exc}")
+        except UsageError as exc:  # the adapter itself cannot be imported
+            problems.append(f"{where}: {exc}")
         asked = engine.device or plan.device
         device = resolve_device(asked, gpus_per_node)
         if device == "cpu" and not _runs_on_cpu(engine.name):
@@ -92,8 +93,6 @@ def _engine_names() -> set[str]:
 
 def not_installed(engine: str) -> str | None:
     """Why ``engine`` cannot run here for want of its package (with the install line), else ``None``."""
-    from joulebench.errors import MissingDependency
-
     try:
         _engine_installed(engine)
     except MissingDependency as exc:
