@@ -18,6 +18,7 @@ a missing engine gives :class:`~joulebench.errors.MissingDependency` with its in
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,12 @@ class EngineInfo:
     engine: str
     version: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def cache_dir(variable: str, default: str) -> Path:
+    """A cache folder as engines find it: ``$variable``, else ``default`` under ``$XDG_CACHE_HOME``."""
+    xdg = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return Path(os.environ.get(variable, xdg / default)).expanduser()
 
 
 class Engine(ABC):

@@ -41,6 +41,7 @@ from joulebench.engines.base import (
     Engine,
     EngineConfig,
     EngineInfo,
+    cache_dir,
     check_options,
     first_line,
 )
@@ -75,8 +76,7 @@ class DeepSpeedEngine(Engine):
 
     @classmethod
     def compile_cache_dirs(cls) -> list[Path]:
-        xdg = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        return [Path(os.environ.get("TORCH_EXTENSIONS_DIR", xdg / "torch_extensions")).expanduser()]
+        return [cache_dir("TORCH_EXTENSIONS_DIR", "torch_extensions")]
 
     def __init__(self, config: EngineConfig, marks: StageMarks) -> None:
         super().__init__(config, marks)

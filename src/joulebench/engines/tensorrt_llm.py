@@ -22,7 +22,6 @@ Options are passed to ``LLM(...)`` as keyword arguments (e.g. ``backend``, ``kv_
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from joulebench.engines.base import (
     Engine,
     EngineConfig,
     EngineInfo,
+    cache_dir,
     first_line,
 )
 from joulebench.errors import EngineError, UsageError, require
@@ -99,8 +99,7 @@ class TensorRTLLMEngine(Engine):
 
     @classmethod
     def compile_cache_dirs(cls) -> list[Path]:
-        xdg = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        return [Path(os.environ.get("TLLM_CACHE_DIR", xdg / "tensorrt_llm")).expanduser()]
+        return [cache_dir("TLLM_CACHE_DIR", "tensorrt_llm")]
 
     def __init__(self, config: EngineConfig, marks: StageMarks) -> None:
         super().__init__(config, marks)

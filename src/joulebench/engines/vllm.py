@@ -44,7 +44,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from joulebench.engines.base import STAGE_IMPORT, Engine, EngineConfig, EngineInfo, first_line
+from joulebench.engines.base import (
+    STAGE_IMPORT,
+    Engine,
+    EngineConfig,
+    EngineInfo,
+    cache_dir,
+    first_line,
+)
 from joulebench.errors import EngineError, UsageError, require
 from joulebench.measurement.markers import marked
 from joulebench.workloads.spec import Request, Response, SamplingSpec
@@ -67,8 +74,7 @@ class VllmEngine(Engine):
 
     @classmethod
     def compile_cache_dirs(cls) -> list[Path]:
-        xdg = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        return [Path(os.environ.get("VLLM_CACHE_ROOT", xdg / "vllm")).expanduser() / "torch_compile_cache"]
+        return [cache_dir("VLLM_CACHE_ROOT", "vllm") / "torch_compile_cache"]
 
     def __init__(self, config: EngineConfig, marks: StageMarks) -> None:
         super().__init__(config, marks)
