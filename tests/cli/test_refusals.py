@@ -170,3 +170,15 @@ def test_weights_larger_than_the_machine_are_refused_before_a_preset_is_written(
     _one_line(proc, "llama-3.1-70b: its weights alone are 141.1 GB, more than this machine's")
     assert "a machine with more memory" in proc.stderr
     assert not db.exists() and not (cache / "models" / "llama-3.1-70b").exists()
+
+
+def test_a_model_in_two_formats_counts_its_weights_once(tmp_path: Path) -> None:
+    """A hub folder that ships safetensors beside .bin: the engine loads one, so one is what must fit."""
+    from joulebench.runner.fits import weights_bytes
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"\0" * 1000)
+    (folder / "pytorch_model.bin").write_bytes(b"\0" * 1200)
+    (folder / "config.json").write_text("{}")
+    assert weights_bytes(str(folder)) == 1000

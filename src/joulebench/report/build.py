@@ -85,7 +85,7 @@ def build_report(
     warnings += crosscheck_warnings
     page = Page(
         title="joulebench report",
-        selection=(str(run_filter) or "all runs") if not portable else _portable_selection(run_filter),
+        selection=_selection(run_filter, portable),
         runs=runs_table(frames),
         ranking=ranking_table(summary),
         tables=tuple(tables),
@@ -98,10 +98,11 @@ def build_report(
     return ReportFiles(html, tuple(figures), tuple(exports))
 
 
-def _portable_selection(run_filter: object) -> str:
+def _selection(run_filter: object, portable: bool) -> str:
     from joulebench.report.portable import strip_paths
 
-    return strip_paths(str(run_filter)) or "all runs"
+    text = str(run_filter) or "all runs"
+    return strip_paths(text) if portable else text
 
 
 def _make_dir(out_dir: Path) -> None:

@@ -32,7 +32,13 @@ def weights_bytes(model: str) -> int | None:
     folder = Path(model).expanduser()
     if not folder.is_dir():
         return None
-    return sum(p.stat().st_size for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+    # a folder may ship one model in several formats (safetensors beside .bin): an engine loads one, so the
+    # smallest set is the bound that never refuses a model that could load
+    by_format: dict[str, int] = {}
+    for p in folder.iterdir():
+        if p.suffix in WEIGHT_SUFFIXES and p.is_file():
+            by_format[p.suffix] = by_format.get(p.suffix, 0) + p.stat().st_size
+    return min(by_format.values(), default=0)
 
 
 def capacity_bytes(device: str, tensor_parallel: int) -> tuple[int, str] | None:
