@@ -36,12 +36,13 @@ def test_lists_every_source_with_a_reason_and_a_fix(tmp_path: Path) -> None:
     proc = _run(["sources", "--json"], _env(tmp_path))
     assert proc.returncode == 0, proc.stderr
     statuses = json.loads(proc.stdout)
-    assert [s["name"] for s in statuses] == ["nvml", "rapl", "ipmi", "estimate"]
+    assert [s["name"] for s in statuses] == ["nvml", "amdsmi", "rapl", "ipmi", "estimate"]
     assert all(s["reason"] for s in statuses)
     # nothing measured: the estimate stands in (by default), and each measured source says its fix
     assert [s["name"] for s in statuses if s["available"]] == ["estimate"]
     fixes = {s["name"]: s["fix"] for s in statuses if "fix" in s}
     assert fixes["rapl"]["commands"][0] == "modprobe intel_rapl_msr"
+    assert fixes["amdsmi"]["why"].startswith("only where this machine has an AMD GPU")
     proc = _run(["sources", "--json", "--no-estimate"], _env(tmp_path))
     assert not any(s["available"] for s in json.loads(proc.stdout))
 

@@ -158,7 +158,7 @@ def channel_energy(
             flags.append(EXTRAPOLATED)
         if not estimated:
             method = Method.INTEGRATED
-            if meta.name == "nvml":
+            if ch.component == Component.GPU:  # a GPU without its energy counter
                 flags.append(NO_COUNTER)
         if interval and duration < interval:
             flags.append(SHORT_SAMPLE)

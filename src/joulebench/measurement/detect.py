@@ -9,9 +9,9 @@ from joulebench.measurement.records import Component, SourceStatus
 from joulebench.measurement.source import PowerSource
 
 #: every source joulebench knows, in the order they are probed and listed
-SOURCE_NAMES = ("nvml", "rapl", "ipmi", "estimate")
+SOURCE_NAMES = ("nvml", "amdsmi", "rapl", "ipmi", "estimate")
 #: measured sources, probed when none are named
-MEASURED = ("nvml", "rapl", "ipmi")
+MEASURED = ("nvml", "amdsmi", "rapl", "ipmi")
 
 
 def make_source(
@@ -28,6 +28,12 @@ def make_source(
         from joulebench.measurement.nvml import NvmlSource
 
         return NvmlSource(
+            interval_s=interval_s, power_interval_s=gpu_power_interval_s, gpu_indices=gpu_indices
+        )
+    if name == "amdsmi":
+        from joulebench.measurement.amdsmi import AmdSmiSource
+
+        return AmdSmiSource(
             interval_s=interval_s, power_interval_s=gpu_power_interval_s, gpu_indices=gpu_indices
         )
     if name == "rapl":

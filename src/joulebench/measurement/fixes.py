@@ -115,8 +115,27 @@ def nvml_no_driver() -> Fix:
     )
 
 
+def amdsmi_no_library() -> Fix:
+    return Fix(
+        "only where this machine has an AMD GPU: the amdsmi bindings are missing; as your user, pip install "
+        "'joulebench[amd]' (or ROCm's own copy: pip install /opt/rocm/share/amd_smi)"
+    )
+
+
+def amd_no_driver() -> Fix:
+    return Fix(
+        "only where this machine has an AMD GPU: install ROCm and load the amdgpu driver (amd-smi must list "
+        "the GPU); inside a container, start it with /dev/kfd and /dev/dri"
+    )
+
+
 #: the components each source measures: its fix is what would measure them where they were estimated
-MEASURES = {"rapl": frozenset({"cpu", "dram"}), "nvml": frozenset({"gpu"}), "ipmi": frozenset({"node"})}
+MEASURES = {
+    "rapl": frozenset({"cpu", "dram"}),
+    "nvml": frozenset({"gpu"}),
+    "amdsmi": frozenset({"gpu"}),
+    "ipmi": frozenset({"node"}),
+}
 
 
 def for_estimates(fixes: Iterable[tuple[str, Fix]], estimated: Iterable[str]) -> list[tuple[str, Fix]]:

@@ -28,7 +28,8 @@ from typing import Any
 
 import pynvml
 
-PowerSchedule = float | Sequence[tuple[float, float]]
+from joulebench.measurement.schedule import Schedule as PowerSchedule
+from joulebench.measurement.schedule import integral, steps_of, value_at
 
 
 @dataclass
@@ -53,43 +54,18 @@ class FakeGpu:
     utilization_steps: list[tuple[float, float]] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.steps = _steps(self.power_w)
-        self.utilization_steps = _steps(self.utilization_pct)
+        self.steps = steps_of(self.power_w)
+        self.utilization_steps = steps_of(self.utilization_pct)
 
     def power_at(self, t_rel: float) -> float:
-        return _at(self.steps, t_rel)
+        return value_at(self.steps, t_rel)
 
     def utilization_at(self, t_rel: float) -> float:
-        return _at(self.utilization_steps, t_rel)
+        return value_at(self.utilization_steps, t_rel)
 
     def energy_between(self, a_rel: float, b_rel: float) -> float:
         """Exact joules between two instants (seconds after the fake's start)."""
-        if b_rel <= a_rel:
-            return 0.0
-        total = 0.0
-        for k, (t_from, w) in enumerate(self.steps):
-            t_to = self.steps[k + 1][0] if k + 1 < len(self.steps) else float("inf")
-            lo, hi = max(a_rel, t_from), min(b_rel, t_to)
-            if hi > lo:
-                total += w * (hi - lo)
-        return total
-
-
-def _steps(schedule: PowerSchedule) -> list[tuple[float, float]]:
-    if isinstance(schedule, (int, float)):
-        return [(0.0, float(schedule))]
-    steps = sorted((float(t), float(v)) for t, v in schedule)
-    if not steps or steps[0][0] > 0.0:
-        steps.insert(0, (0.0, steps[0][1] if steps else 0.0))
-    return steps
-
-
-def _at(steps: list[tuple[float, float]], t_rel: float) -> float:
-    value = steps[0][1]
-    for t_from, v in steps:
-        if t_from <= t_rel:
-            value = v
-    return value
+        return integral(self.steps, a_rel, b_rel)
 
 
 @dataclass(frozen=True)
