@@ -1,5 +1,6 @@
 """The study's own checks, computed from a results folder's merged database (``study.db``, made by
-build_report.py) and written to ``analysis.json`` beside it:
+``joulebench db merge`` of its raw databases and ``joulebench db recompute``: rederive.py) and written
+to ``analysis.json`` beside it:
 
     python benchmarks/gpu_study/analyze.py docs/results/h100x4-2026-11-26 [--superseded DIR]
 
@@ -233,7 +234,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     db = args.folder / "study.db"
     if not db.is_file():
-        print(f"analyze.py: {db} is missing; run build_report.py {args.folder} first", file=sys.stderr)
+        print(f"analyze.py: {db} is missing; make it first (benchmarks/gpu_study/README.md)", file=sys.stderr)
         return 2
     cells, _ = _cells(db)
     gen = generation(cells)

@@ -3,8 +3,9 @@ accounting rule (docs/counters.md), and what changed written beside each folder:
 
     python benchmarks/gpu_study/rederive.py [FOLDER ...]     # default: every folder under docs/results
 
-For each folder it runs the documented commands (``build_report.py``: merge, ``joulebench db recompute``
-on the merge, report; ``analyze.py``, with ``--superseded`` where the folder has one) and writes
+For each folder it runs the product's own commands (``build``: ``joulebench db merge`` of the raw
+databases as they came back, ``joulebench db recompute`` on the merge, ``joulebench report --portable``),
+then ``analyze.py`` (with ``--superseded`` where the folder has one), and writes
 ``rederive.txt``: each summary figure (mean of J/token, J/response, W, J, tokens/s) whose mean moved by
 more than 0.05 %, the old and new value and by how much, largest first.
 """
@@ -12,11 +13,11 @@ more than 0.05 %, the old and new value and by how much, largest first.
 from __future__ import annotations
 
 import csv
+import subprocess
 import sys
 from pathlib import Path
 
 import analyze  # beside this script
-import build_report
 
 ROOT = Path(__file__).resolve().parents[2]
 METRICS = ("j_per_token", "j_per_response", "power_w", "energy_j", "tokens_per_s")
@@ -32,9 +33,23 @@ def _summary(path: Path) -> dict[tuple[str, ...], float]:
     return {tuple(r[k] for k in KEY): float(r["mean"]) for r in rows if r["metric"] in METRICS and r["mean"]}
 
 
+def build(folder: Path) -> None:
+    """``study.db`` (ignored by git) and ``report/`` of a results folder, from its ``raw/*.db.gz``."""
+    merged = folder / "study.db"
+    merged.unlink(missing_ok=True)
+    raws = sorted((folder / "raw").glob("*.db.gz"))
+    for command in (
+        ["db", "merge", *map(str, raws), "--out", str(merged)],
+        ["db", "recompute", str(merged)],
+        ["report", "--db", str(merged), "--out", str(folder / "report"), "--portable"],
+    ):
+        print("joulebench " + " ".join(command).replace(str(ROOT) + "/", ""), flush=True)
+        subprocess.run([sys.executable, "-m", "joulebench", *command], check=True)
+
+
 def rederive(folder: Path) -> list[str]:
     before = _summary(folder / "report" / "summary.csv")
-    build_report.main(folder)
+    build(folder)
     args = [str(folder)]
     if (folder / "superseded").is_dir():
         args += ["--superseded", str(folder / "superseded")]

@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 REPO_PREFIX = re.compile(r"(?<![\w.])/(?:[^\s/\"',]+/)+?(?=benchmarks/|src/joulebench/)")
@@ -31,28 +32,38 @@ def scrub(text: str, work_dirs: tuple[str, ...]) -> str:
     return text
 
 
-def scrub_db(path: Path, work_dirs: tuple[str, ...]) -> int:
-    changed = 0
+def rewrite_in_place(path: Path, change: Callable[[sqlite3.Connection], int]) -> int:
+    """Run ``change`` on the gzip-compressed database ``path`` and write it back if it changed anything;
+    return what ``change`` counted."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "raw.db"
         with gzip.open(path) as src, db.open("wb") as dst:
             shutil.copyfileobj(src, dst)
         conn = sqlite3.connect(db)
         with conn:
-            for table, columns in TEXT_COLUMNS.items():
-                for column in columns:
-                    query = f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL"
-                    for row_id, value in conn.execute(query).fetchall():
-                        new = scrub(value, work_dirs)
-                        if new != value:
-                            conn.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", (new, row_id))
-                            changed += 1
+            changed = change(conn)
         conn.execute("VACUUM")
         conn.close()
         if changed:
             with db.open("rb") as src, gzip.open(path, "wb") as dst:
                 shutil.copyfileobj(src, dst)
     return changed
+
+
+def scrub_db(path: Path, work_dirs: tuple[str, ...]) -> int:
+    def change(conn: sqlite3.Connection) -> int:
+        changed = 0
+        for table, columns in TEXT_COLUMNS.items():
+            for column in columns:
+                query = f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL"
+                for row_id, value in conn.execute(query).fetchall():
+                    new = scrub(value, work_dirs)
+                    if new != value:
+                        conn.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", (new, row_id))
+                        changed += 1
+        return changed
+
+    return rewrite_in_place(path, change)
 
 
 def main(folders: list[str]) -> int:

@@ -63,3 +63,14 @@ def test_compile_cache_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     (cache / "abc").mkdir()
     assert compile_cache_state("vllm") == "warm"
     assert compile_cache_state("transformers") == "none"
+
+
+def test_compile_cache_state_reads_the_folder_the_engine_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan's engine env that names the cache folder is what the engine's processes use: the state is
+    read there, not in the folder this process's environment names."""
+    monkeypatch.setenv("VLLM_CACHE_ROOT", str(tmp_path / "empty"))
+    (tmp_path / "given" / "torch_compile_cache" / "abc").mkdir(parents=True)
+    assert compile_cache_state("vllm") == "cold"
+    assert compile_cache_state("vllm", {"VLLM_CACHE_ROOT": str(tmp_path / "given")}) == "warm"

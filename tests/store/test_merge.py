@@ -3,6 +3,7 @@ from, none twice."""
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,28 @@ def test_merge_keeps_every_run_whole_with_its_origin(tmp_path: Path) -> None:
     assert _joulebench("db", "merge", str(out), "-o", str(again)).returncode == 0
     with ResultsDB(again) as db:
         assert {r["environment"]["merged_from"]["database"] for r in db.runs()} == {"gpu0.db", "gpu1.db"}
+
+
+def test_compressed_databases_merge_as_they_came_back(tmp_path: Path) -> None:
+    """Results come back from a GPU machine gzip-compressed: they merge as they are, named without the
+    .gz, and the compressed file is left untouched."""
+    a, b, out = tmp_path / "gpu0.db", tmp_path / "gpu1.db", tmp_path / "all.db"
+    _database(a, "node-a", [("vllm", 200.0)])
+    _database(b, "node-b", [("deepspeed", 850.0), ("transformers", 900.0)])
+    packed = tmp_path / "gpu1.db.gz"
+    packed.write_bytes(gzip.compress(b.read_bytes()))
+    before = packed.read_bytes()
+    proc = _joulebench("db", "merge", str(a), str(packed), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"{out}: 3 runs merged (1 from gpu0.db, 2 from gpu1.db); 0 already there"
+    assert _energies(out) == sorted(_energies(a) + _energies(b))
+    assert packed.read_bytes() == before
+    not_gzip = tmp_path / "gpu2.db.gz"
+    not_gzip.write_bytes(a.read_bytes())
+    proc = _joulebench("db", "merge", str(not_gzip), "-o", str(tmp_path / "new.db"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"joulebench: error: {not_gzip}: not a gzip-compressed database")
+    assert not (tmp_path / "new.db").exists()
 
 
 def test_bad_merges_are_one_line_and_write_nothing(tmp_path: Path) -> None:

@@ -92,7 +92,8 @@ def test_every_plan_in_the_repository_dry_runs_here(tmp_path: Path) -> None:
             # only what this machine lacks: a GPU, a folder of the GPU machine's models, an engine package
             for problem in line.splitlines():
                 assert any(
-                    why in problem for why in ("no GPU is visible", "does not exist here", "is not installed")
+                    why in problem
+                    for why in ("no GPU is visible", "0 visible", "does not exist here", "is not installed")
                 ), (plan, problem)
     assert not (tmp_path / "none.db").exists()
 
@@ -178,4 +179,42 @@ def test_settings_out_of_range_are_all_named_before_anything_runs(tmp_path: Path
     lines = result.err.strip().splitlines()
     for words in ("--dtype must be one of", "--temperature must", "--top-p must", "--interval-ms must"):
         assert sum(words in line for line in lines) == 1, (words, lines)
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_several_plans_are_one_sweep(tmp_path: Path, tiny_llama: Path) -> None:
+    """Plans given together are checked together (every plan's problems at once, each naming its plan),
+    and dry-run as one list; a cell two plans share runs once."""
+    common = {"repeats": 2, "setup_repeats": 0, "device": "cpu", "defaults": {"idle_s": 0}}
+    one = write_plan(
+        tmp_path, "one.yaml", name="one", **common, engines=["transformers"], models=[str(tiny_llama)],
+        workloads=WORKLOADS,
+    )  # fmt: skip
+    two = write_plan(
+        tmp_path, "two.yaml", name="two", **common,
+        engines=["transformers", {"name": "transformers", "variant": "eager", "options": {"compile": False}}],
+        models=[str(tiny_llama)], workloads=WORKLOADS[:1],
+    )  # fmt: skip
+    result = joulebench("sweep", str(one), str(two), "--dry-run", "--db", str(tmp_path / "r.db"))
+    assert result.rc == 0, result.err
+    lines = result.out.strip().splitlines()
+    shared = [line for line in lines if "is also in plan one: runs once" in line]
+    assert len(shared) == 1 and "of plan two" in shared[0], lines
+    assert lines[-1].startswith("3 cells (3 to run) in 2 engine start(s)"), lines
+    rows = [line.split()[0] for line in lines if line.endswith("pending")]
+    assert rows == ["transformers", "transformers", "transformers:eager"], lines
+
+    bad_one = write_plan(
+        tmp_path, "bad1.yaml", name="bad1", **common, engines=["warpdrive"], models=[str(tiny_llama)],
+        workloads=["smoke"],
+    )  # fmt: skip
+    bad_two = write_plan(
+        tmp_path, "bad2.yaml", name="bad2", **common, engines=["transformers"], models=[str(tiny_llama)],
+        workloads=["nosuch"],
+    )  # fmt: skip
+    result = joulebench("sweep", str(bad_one), str(bad_two), "--db", str(tmp_path / "r.db"))
+    assert result.rc == 2 and "Traceback" not in result.err
+    lines = result.err.strip().splitlines()
+    assert any(line.startswith("joulebench: error: plan bad1: ") and "warpdrive" in line for line in lines)
+    assert any(line.startswith("joulebench: error: plan bad2: ") and "nosuch" in line for line in lines)
     assert not (tmp_path / "r.db").exists()

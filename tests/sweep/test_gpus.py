@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pynvml
 import pytest
 
 from joulebench.measurement.nvml_fake import FakeGpu, FakeNvml
-from joulebench.sweep.gpus import CUDA_VISIBLE_DEVICES, pinned, visible_gpu_ids
+from joulebench.runner.cache_state import compile_cache_dirs
+from joulebench.sweep.gpus import CUDA_VISIBLE_DEVICES, own_compile_caches, pinned, visible_gpu_ids
 
 
 @pytest.mark.parametrize(
@@ -63,3 +65,23 @@ def test_a_pinned_cell_measures_only_its_gpus(monkeypatch: pytest.MonkeyPatch) -
         none = NvmlSource(fake).probe()
     assert not none.available and "hides all" in none.reason
     assert NvmlSource(fake).probe().devices == ("gpu0", "gpu1", "gpu2")  # unpinned again: every GPU
+
+
+def test_a_gpu_set_gets_compile_caches_of_its_own(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Cells side by side on one host must not warm each other's caches: each GPU set has its own folders,
+    for every variable the engine compiles through, and the environment is put back afterwards."""
+    monkeypatch.setenv("JOULEBENCH_CACHE", str(tmp_path))
+    monkeypatch.setenv("TRITON_CACHE_DIR", "/users/own/triton")
+    monkeypatch.delenv("VLLM_CACHE_ROOT", raising=False)
+    with own_compile_caches("vllm", ["2"]) as two, own_compile_caches("vllm", ["3"]) as three:
+        pass
+    assert set(two) == {"VLLM_CACHE_ROOT", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"}
+    assert all(Path(v).parent == tmp_path / "gpu-sets" / "gpu2" for v in two.values())
+    assert set(two.values()).isdisjoint(three.values())
+    assert os.environ["TRITON_CACHE_DIR"] == "/users/own/triton" and "VLLM_CACHE_ROOT" not in os.environ
+    with own_compile_caches("vllm", ["0", "1"]) as pair:
+        # what the engine's cold/warm probe sees inside the cell is the GPU set's folder
+        assert compile_cache_dirs("vllm") == [Path(pair["VLLM_CACHE_ROOT"]) / "torch_compile_cache"]
+    assert Path(pair["VLLM_CACHE_ROOT"]).parent.name == "gpu0-1"
+    with own_compile_caches("vllm", []) as cpu:  # a CPU cell keeps the caches it is given
+        assert cpu == {} and os.environ["TRITON_CACHE_DIR"] == "/users/own/triton"

@@ -75,18 +75,28 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture()
-def two_gpu_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def two_gpu_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """One node that offers two GPUs to Ray: logical ones, on this CPU machine. Ray hands them out to
-    tasks (CUDA_VISIBLE_DEVICES) exactly as it hands out real ones."""
-    yield from _cluster(tmp_path_factory, ["--num-cpus=4", "--num-gpus=2"], nodes=1)
+    tasks (CUDA_VISIBLE_DEVICES) exactly as it hands out real ones. Its tasks see the node's environment,
+    not the driver's: the node's joulebench cache folder is a temporary one (yielded with the address)."""
+    cache = tmp_path_factory.mktemp("node-cache")
+    for address in _cluster(
+        tmp_path_factory, ["--num-cpus=4", "--num-gpus=2"], nodes=1, env={"JOULEBENCH_CACHE": str(cache)}
+    ):
+        yield address, cache
 
 
-def _cluster(tmp_path_factory: pytest.TempPathFactory, resources: list[str], nodes: int) -> Iterator[str]:
+def _cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+    resources: list[str],
+    nodes: int,
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
     ray = _ray_cli()
     port = _free_port()
     address = f"127.0.0.1:{port}"
     logs = tmp_path_factory.mktemp("ray-logs")
-    env = {**os.environ, **RAY_ENV}
+    env = {**os.environ, **RAY_ENV, **(env or {})}
     common = [*resources, "--disable-usage-stats", "--block"]
     started: list[subprocess.Popen[bytes]] = []
     try:
@@ -155,23 +165,32 @@ def test_ray_executor_gives_the_same_trials_as_local(local_sweep: dict[str, Any]
     assert cells_in(db) == remote
 
 
-def test_cells_run_in_parallel_one_per_gpu_set(two_gpu_node: str, tmp_path: Path, tiny_llama: Path) -> None:
-    """A 4-cell plan on a node with two GPUs, one GPU a cell: Ray runs two cells at a time, each on its own
-    GPU, and never three; the bash lanes that did this by hand are not needed."""
+def test_cells_run_in_parallel_one_per_gpu_set(
+    two_gpu_node: tuple[str, Path], tmp_path: Path, tiny_llama: Path
+) -> None:
+    """Two plans of two cells each on a node with two GPUs, one GPU a cell, given as one sweep: Ray runs
+    two cells at a time, each on its own GPU, and never three, and each GPU set compiles into caches of
+    its own; the bash lanes that did this by hand are not needed."""
     from tests.sweep.conftest import WORKLOADS, cpu_plan
 
-    engines = [{"name": "transformers", "variant": f"lane{i}", "num_gpus": 1} for i in range(4)]
-    plan = cpu_plan(
-        tmp_path, tiny_llama, repeats=2, setup_repeats=0, engines=engines, workloads=WORKLOADS[:1]
-    )
+    plans = []
+    for name, lanes in (("a", (0, 1)), ("b", (2, 3))):
+        engines = [{"name": "transformers", "variant": f"lane{i}", "num_gpus": 1} for i in lanes]
+        plans.append(
+            cpu_plan(
+                tmp_path, tiny_llama, name=name, filename=f"{name}.yaml", repeats=2, setup_repeats=0,
+                engines=engines, workloads=WORKLOADS[:1],
+            )
+        )  # fmt: skip
     db = tmp_path / "r.db"
+    address, caches = two_gpu_node
     result = joulebench(
-        "sweep", str(plan), "--executor", "ray", "--ray-address", two_gpu_node, "--db", str(db), env=RAY_ENV
-    )
+        "sweep", *map(str, plans), "--executor", "ray", "--ray-address", address, "--db", str(db), env=RAY_ENV
+    )  # fmt: skip
     assert result.rc == 0, result.err[-3000:]
-    assert "4 ok, 0 failed, 0 skipped" in result.out
+    assert "sweep a, b: 4 ok, 0 failed, 0 skipped" in result.out
     runs = [r for rs in cells_in(db).values() for r in rs]
-    assert len(runs) == 4
+    assert sorted(r["config"]["label"] for r in runs) == ["lane0", "lane1", "lane2", "lane3"]
     # each cell saw one GPU of the two, as Ray assigned it, and both were used
     gpus = [r["environment"]["cuda_visible_devices"] for r in runs]
     assert set(gpus) == {"0", "1"}, gpus
@@ -179,3 +198,8 @@ def test_cells_run_in_parallel_one_per_gpu_set(two_gpu_node: str, tmp_path: Path
     spans = [(r["created_unix_s"], r["finished_unix_s"]) for r in runs]
     most = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
     assert most == 2, spans
+    # torch's compile caches, as each engine process saw them: the folder of the GPU set it ran on
+    for run, gpu in zip(runs, gpus, strict=True):
+        seen = run["environment"]["engine_env"]
+        for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):
+            assert seen[var] == str(caches / "gpu-sets" / f"gpu{gpu}" / var.lower()), (var, seen)

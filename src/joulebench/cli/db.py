@@ -49,7 +49,10 @@ def recompute(
 def merge(
     sources: Annotated[
         list[Path],
-        typer.Argument(help="The databases to merge (read; an older schema is brought up to date)."),
+        typer.Argument(
+            help="The databases to merge (read; an older schema is brought up to date); .db.gz files are "
+            "read from a decompressed copy."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="The merged database (new, or one to add to).")],
 ) -> None:
@@ -59,6 +62,7 @@ def merge(
     from joulebench.errors import UsageError
     from joulebench.store.db import ResultsDB
     from joulebench.store.merge import merge as run
+    from joulebench.store.merge import readable
 
     problems = [f"{s}: no such database file" for s in sources if not s.is_file()]
     resolved = {s.resolve() for s in sources}
@@ -69,7 +73,8 @@ def merge(
     if problems:
         raise UsageError("\n".join(problems))
     for source in sources:  # each one ours, before the target is made
-        ResultsDB(source).close()
+        with readable(source) as path:
+            ResultsDB(path).close()
     with ResultsDB(out) as target:
         merged = run(target, sources)
     parts = ", ".join(f"{n} from {name}" for name, n in merged.by_source.items())

@@ -1,4 +1,4 @@
-"""`joulebench sweep PLAN.yaml`: run every cell of a plan (engine x model x workload), resumably."""
+"""`joulebench sweep PLAN.yaml...`: run every cell of one or more plans (engine x model x workload)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,14 @@ def register(app: typer.Typer) -> None:
 
 
 def sweep(
-    plan: Annotated[Path, typer.Argument(help="The sweep plan (YAML): engines, models, workloads, repeats.")],
+    plans: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Sweep plans (YAML): engines, models, workloads, repeats. Several plans run as one sweep "
+            "into one database (with --executor ray, side by side on the GPUs they need).",
+            metavar="PLAN...",
+        ),
+    ],
     resume: Annotated[
         bool,
         typer.Option(
@@ -43,9 +50,9 @@ def sweep(
         bool, typer.Option("--verbose", "-v", help="Show the engines' own output too, not only in the logs.")
     ] = False,
 ) -> None:
-    """Run a sweep plan; each cell is one run in the database, keyed for --resume."""
+    """Run sweep plans; each cell is one run in the database, keyed for --resume."""
     from joulebench.errors import UsageError
-    from joulebench.sweep.plan import PlanError, load_plan
+    from joulebench.sweep.plan import PlanError
 
     if executor not in EXECUTORS:
         raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, not {executor!r}")
@@ -54,7 +61,7 @@ def sweep(
     if ray_address is not None and executor != "ray":
         raise UsageError("--ray-address needs --executor ray")
     try:
-        loaded = load_plan(plan)
+        loaded = _load(plans)
         if dry_run and executor == "local":
             _dry_run(loaded, _local(), db, resume)
             return
@@ -72,8 +79,24 @@ def sweep(
         raise typer.Exit(2) from None
 
 
+def _load(paths: list[Path]) -> list[Plan]:
+    """Every plan, with every plan's problems reported together."""
+    from joulebench.sweep.plan import PlanError, load_plan
+
+    plans: list[Plan] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            plans.append(load_plan(path))
+        except PlanError as exc:
+            problems += exc.problems
+    if problems:
+        raise PlanError(problems)
+    return plans
+
+
 def _run(
-    plan: Plan, executor: Executor, db_path: Path, resume: bool, max_retries: int, verbose: bool
+    plans: list[Plan], executor: Executor, db_path: Path, resume: bool, max_retries: int, verbose: bool
 ) -> None:
     import os
 
@@ -81,10 +104,10 @@ def _run(
     from joulebench.cli.signals import terminate_as_interrupt
     from joulebench.runner.run import LOG_DIR_ENV
     from joulebench.store.db import ResultsDB
-    from joulebench.sweep.driver import plan_cells, run_sweep
+    from joulebench.sweep.driver import plans_cells, run_sweep
 
     left_out: list[str] = []
-    cells = plan_cells(plan, executor.gpus_per_node(), left_out=left_out)
+    cells = plans_cells(plans, executor.gpus_per_node(), left_out=left_out)
     for line in left_out:
         print(line, flush=True)
     db = ResultsDB(db_path)  # a database that is not ours is refused before a log folder is made
@@ -107,19 +130,20 @@ def _run(
                     file=streams.err,
                 )
                 raise typer.Exit(130) from None
-            say(f"sweep {plan.name}: {result.summary}; results in {db_path}; logs: {log_dir}")
+            names = ", ".join(p.name for p in plans)
+            say(f"sweep {names}: {result.summary}; results in {db_path}; logs: {log_dir}")
     finally:
         os.environ.pop(LOG_DIR_ENV, None)
     if result.count("failed"):
         raise typer.Exit(1)
 
 
-def _dry_run(plan: Plan, executor: Executor, db_path: Path, resume: bool) -> None:
-    from joulebench.sweep.driver import plan_cells
+def _dry_run(plans: list[Plan], executor: Executor, db_path: Path, resume: bool) -> None:
+    from joulebench.sweep.driver import plans_cells
 
     here: list[str] = []
     left_out: list[str] = []
-    cells = plan_cells(plan, executor.gpus_per_node(), here, left_out)
+    cells = plans_cells(plans, executor.gpus_per_node(), here, left_out)
     print("\n".join([*left_out, *_dry_run_lines(cells, db_path, resume)]))
     if here:
         # a plan for another machine checks clean here; what this one lacks is said, not refused

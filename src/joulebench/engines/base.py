@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -70,10 +70,16 @@ class EngineInfo:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def cache_dir(variable: str, default: str) -> Path:
-    """A cache folder as engines find it: ``$variable``, else ``default`` under ``$XDG_CACHE_HOME``."""
-    xdg = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return Path(os.environ.get(variable, xdg / default)).expanduser()
+# torch.compile's (Inductor's) and Triton's kernel caches, shared by every engine that compiles through torch
+TORCH_COMPILE_CACHE_VARS = ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")
+
+
+def cache_dir(variable: str, default: str, environ: Mapping[str, str] | None = None) -> Path:
+    """A cache folder as engines find it in ``environ`` (default: this process's environment):
+    ``$variable``, else ``default`` under ``$XDG_CACHE_HOME``."""
+    env = os.environ if environ is None else environ
+    xdg = Path(env.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return Path(env.get(variable, xdg / default)).expanduser()
 
 
 class Engine(ABC):
@@ -92,11 +98,14 @@ class Engine(ABC):
     #: a sweep's first guess before any history: setup until the first token, and generation on one GPU
     typical_setup_s: ClassVar[float] = 30.0
     typical_gpu_tokens_per_s: ClassVar[float] = 1_000.0
+    #: environment variables naming every folder where the engine, or torch under it, keeps compiled code
+    #: between processes: pointed at a folder of their own when cells share a host (one per GPU set)
+    compile_cache_vars: ClassVar[tuple[str, ...]] = TORCH_COMPILE_CACHE_VARS
 
     @classmethod
-    def compile_cache_dirs(cls) -> list[Path]:
-        """Folders where the engine keeps compiled kernels and graphs between processes (none here):
-        whether they hold anything tells a cold setup from a warm one."""
+    def compile_cache_dirs(cls, environ: Mapping[str, str] | None = None) -> list[Path]:
+        """Folders where the engine, given the environment ``environ``, keeps compiled kernels and graphs
+        between processes (none here): whether they hold anything tells a cold setup from a warm one."""
         return []
 
     def __init__(self, config: EngineConfig, marks: StageMarks) -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,6 +38,7 @@ from joulebench.engines.base import (
     STAGE_ENGINE_INIT,
     STAGE_IMPORT,
     STAGE_MODEL_LOAD,
+    TORCH_COMPILE_CACHE_VARS,
     Engine,
     EngineConfig,
     EngineInfo,
@@ -74,9 +75,11 @@ class DeepSpeedEngine(Engine):
     package: ClassVar[str] = "deepspeed"
     typical_setup_s: ClassVar[float] = 45.0
 
+    compile_cache_vars = (*TORCH_COMPILE_CACHE_VARS, "TORCH_EXTENSIONS_DIR")
+
     @classmethod
-    def compile_cache_dirs(cls) -> list[Path]:
-        return [cache_dir("TORCH_EXTENSIONS_DIR", "torch_extensions")]
+    def compile_cache_dirs(cls, environ: Mapping[str, str] | None = None) -> list[Path]:
+        return [cache_dir("TORCH_EXTENSIONS_DIR", "torch_extensions", environ)]
 
     def __init__(self, config: EngineConfig, marks: StageMarks) -> None:
         super().__init__(config, marks)

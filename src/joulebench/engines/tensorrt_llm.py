@@ -23,13 +23,14 @@ Options are passed to ``LLM(...)`` as keyword arguments (e.g. ``backend``, ``kv_
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from joulebench.engines.base import (
     STAGE_ENGINE_INIT,
     STAGE_IMPORT,
+    TORCH_COMPILE_CACHE_VARS,
     Engine,
     EngineConfig,
     EngineInfo,
@@ -97,9 +98,11 @@ class TensorRTLLMEngine(Engine):
     typical_setup_s: ClassVar[float] = 120.0
     typical_gpu_tokens_per_s: ClassVar[float] = 10_000.0
 
+    compile_cache_vars = (*TORCH_COMPILE_CACHE_VARS, "TLLM_CACHE_DIR")
+
     @classmethod
-    def compile_cache_dirs(cls) -> list[Path]:
-        return [cache_dir("TLLM_CACHE_DIR", "tensorrt_llm")]
+    def compile_cache_dirs(cls, environ: Mapping[str, str] | None = None) -> list[Path]:
+        return [cache_dir("TLLM_CACHE_DIR", "tensorrt_llm", environ)]
 
     def __init__(self, config: EngineConfig, marks: StageMarks) -> None:
         super().__init__(config, marks)

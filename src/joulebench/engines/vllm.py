@@ -39,13 +39,14 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from joulebench.engines.base import (
     STAGE_IMPORT,
+    TORCH_COMPILE_CACHE_VARS,
     Engine,
     EngineConfig,
     EngineInfo,
@@ -72,9 +73,11 @@ class VllmEngine(Engine):
     typical_setup_s: ClassVar[float] = 90.0
     typical_gpu_tokens_per_s: ClassVar[float] = 10_000.0
 
+    compile_cache_vars = (*TORCH_COMPILE_CACHE_VARS, "VLLM_CACHE_ROOT")
+
     @classmethod
-    def compile_cache_dirs(cls) -> list[Path]:
-        return [cache_dir("VLLM_CACHE_ROOT", "vllm") / "torch_compile_cache"]
+    def compile_cache_dirs(cls, environ: Mapping[str, str] | None = None) -> list[Path]:
+        return [cache_dir("VLLM_CACHE_ROOT", "vllm", environ) / "torch_compile_cache"]
 
     def __init__(self, config: EngineConfig, marks: StageMarks) -> None:
         super().__init__(config, marks)

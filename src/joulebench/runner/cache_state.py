@@ -11,6 +11,7 @@ import ctypes
 import ctypes.util
 import mmap
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,17 +116,18 @@ def drop_page_cache() -> None:
         raise UsageError(f"--drop-caches: cannot write /proc/sys/vm/drop_caches ({exc.strerror})") from None
 
 
-def compile_cache_dirs(engine: str) -> list[Path]:
-    """Folders where ``engine`` keeps compiled kernels and graphs between processes: the engine says."""
+def compile_cache_dirs(engine: str, engine_env: Mapping[str, str] | None = None) -> list[Path]:
+    """Folders where ``engine`` keeps compiled kernels and graphs between processes, in the environment
+    its processes get (this one's, with the run's ``engine_env`` over it): the engine says."""
     from joulebench.engines.registry import get_engine_class
 
-    return get_engine_class(engine).compile_cache_dirs()
+    return get_engine_class(engine).compile_cache_dirs({**os.environ, **(engine_env or {})})
 
 
-def compile_cache_state(engine: str) -> str:
+def compile_cache_state(engine: str, engine_env: Mapping[str, str] | None = None) -> str:
     """``warm`` when a compile cache folder of the engine exists and is non-empty, ``cold`` when not,
     ``none`` for engines that compile nothing ahead (transformers, a remote server)."""
-    dirs = compile_cache_dirs(engine)
+    dirs = compile_cache_dirs(engine, engine_env)
     if not dirs:
         return "none"
     for d in dirs:

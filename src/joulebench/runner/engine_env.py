@@ -20,7 +20,7 @@ NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # inherited variables recorded with a run: the runtimes' own settings
 RECORDED_PREFIXES = (
     "PYTORCH_", "TORCH_", "TORCHINDUCTOR_", "CUDA_", "NCCL_", "NVSHMEM_", "VLLM_", "TRITON_", "OMP_", "MKL_",
-    "TOKENIZERS_", "TRANSFORMERS_", "HF_HUB_OFFLINE", "DS_", "TRTLLM_",
+    "TOKENIZERS_", "TRANSFORMERS_", "HF_HUB_OFFLINE", "DS_", "TRTLLM_", "TLLM_",
 )  # fmt: skip
 
 

@@ -49,7 +49,7 @@ def run_setup_trial(
     if p.config.drop_caches:
         drop_page_cache()
     cache = page_cache_state(p.model_path)
-    compiled = compile_cache_state(p.engine)
+    compiled = compile_cache_state(p.engine, p.engine_config.env)
     started_unix = time.time()
     spec = worker_spec(p.engine, p.engine_config, (p.requests[0], p.sampling))
     worker = worker_for(p.engine, p.engine_config, spec, log_dir=log_dir, name=f"setup-{index}", env=env)

@@ -5,16 +5,24 @@ keeps every measured value, its times and the joulebench version that measured i
 ``merged_from``: the source database's file name and the run's id there (never the source's path, which
 would publish a machine's layout). The machine, its GPUs' UUIDs and driver are already in the
 environment. A run already in the target (the same host, start time and configuration) is not copied
-again, so merging twice, or merging a database into a merge of it, adds nothing.
+again, so merging twice, or merging a database into a merge of it, adds nothing. A source may be
+gzip-compressed (``.db.gz``, as results come back from a machine): it is read from a decompressed copy,
+and named without the ``.gz``.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from joulebench.errors import UsageError
 from joulebench.store.db import ResultsDB
 from joulebench.store.transfer import export_runs, import_runs
 
@@ -41,8 +49,8 @@ def merge(target: ResultsDB, sources: list[Path]) -> Merged:
     seen = {_identity(r) for r in target.runs()}
     copied = skipped = 0
     by_source: dict[str, int] = {}
-    for path in sources:
-        with ResultsDB(path) as source:
+    for given in sources:
+        with readable(given) as path, ResultsDB(path) as source:
             exported = export_runs(source)
             ids = {id(e): r["id"] for e, r in zip(exported, source.runs(), strict=True)}
         fresh = []
@@ -60,3 +68,20 @@ def merge(target: ResultsDB, sources: list[Path]) -> Merged:
         by_source[path.name] = by_source.get(path.name, 0) + len(fresh)
         copied += len(fresh)
     return Merged(copied, skipped, by_source)
+
+
+@contextmanager
+def readable(path: Path) -> Iterator[Path]:
+    """The database at ``path``; for a gzip-compressed one, a decompressed copy that lasts as long as the
+    context (the compressed file is never changed)."""
+    if path.suffix != ".gz":
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="joulebench-merge-") as tmp:
+        copy = Path(tmp) / path.name.removesuffix(".gz")
+        try:
+            with gzip.open(path) as src, copy.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+        except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError; EOFError: cut short
+            raise UsageError(f"{path}: not a gzip-compressed database ({exc})") from None
+        yield copy

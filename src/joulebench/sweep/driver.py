@@ -62,6 +62,48 @@ def plan_cells(
     return cells
 
 
+def plans_cells(
+    plans: Sequence[Plan],
+    gpus_per_node: int,
+    here: list[str] | None = None,
+    left_out: list[str] | None = None,
+) -> list[Cell]:
+    """The cells of several plans, in plan order, as one sweep: every plan's problems are raised at once.
+    A cell that an earlier plan already has (the same key: the same resolved configuration) runs once."""
+    cells: list[Cell] = []
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for plan in plans:
+        lacks: list[str] | None = None if here is None else []
+        try:
+            expanded = plan_cells(plan, gpus_per_node, lacks, left_out)
+        except PlanError as exc:
+            problems += [_in_plan(plan, p, len(plans)) for p in exc.problems]
+            continue
+        finally:
+            if here is not None and lacks:
+                here += [_in_plan(plan, line, len(plans)) for line in lacks]
+        for cell in expanded:
+            if cell.key in seen:
+                if left_out is not None:
+                    also = f"is also in plan {seen[cell.key]}: runs once"
+                    left_out.append(f"{_cell_text(cell)} of plan {plan.name} {also}")
+                continue
+            seen[cell.key] = plan.name
+            cells.append(cell)
+    if problems:
+        raise PlanError(problems)
+    return cells
+
+
+def _in_plan(plan: Plan, problem: str, plans: int) -> str:
+    return problem if plans == 1 else f"plan {plan.name}: {problem}"
+
+
+def _cell_text(cell: Cell) -> str:
+    return f"{cell.engine.label} {short_model(cell.config.model)} {cell.workload.label} [{cell.key}]"
+
+
 @dataclass(frozen=True)
 class Pending:
     todo: list[Cell]  # a cell that earlier runs did in part comes cut to the rest, with the same key
@@ -73,8 +115,7 @@ class Pending:
         done = self.earlier.get(cell.key)
         if done is None:
             return None
-        what = f"{cell.engine.label} {short_model(cell.config.model)} {cell.workload.label} [{cell.key}]"
-        return f"resume  {what}: {done}"
+        return f"resume  {_cell_text(cell)}: {done}"
 
 
 def pending_cells(cells: Sequence[Cell], db: ResultsDB | None, resume: bool) -> Pending:

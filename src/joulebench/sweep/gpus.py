@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+from joulebench.models.resolve import cache_dir
 
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 
@@ -60,3 +63,36 @@ def pinned(num_gpus: int, nvml: Any | None = None) -> Iterator[list[str]]:
             os.environ.pop(CUDA_VISIBLE_DEVICES, None)
         else:
             os.environ[CUDA_VISIBLE_DEVICES] = before
+
+
+def gpu_set_cache_root(gpu_ids: list[str]) -> Path:
+    """Where cells on the GPU set ``gpu_ids`` keep their compile caches when cells share a host."""
+    return cache_dir() / "gpu-sets" / ("gpu" + "-".join(gpu_ids))
+
+
+@contextmanager
+def own_compile_caches(engine: str, gpu_ids: list[str]) -> Iterator[dict[str, str]]:
+    """Point ``engine``'s compile caches at a folder of this GPU set for as long as the cell runs.
+
+    Cells that run side by side on one host (the Ray executor's tasks) would otherwise share one compile
+    cache, so a setup trial recorded cold could be warmed by its neighbour half-way. With a folder per
+    GPU set, a cell's cold or warm state is its own, and the same GPU set stays warm for the next cell, as
+    a user's own machine would. A CPU cell, or a plan ``env`` that names a folder, is left as it is (the
+    plan's ``env`` reaches the engine's processes after this). The user's own caches are never touched."""
+    if not gpu_ids:
+        yield {}
+        return
+    from joulebench.engines.registry import get_engine_class
+
+    root = gpu_set_cache_root(gpu_ids)
+    chosen = {var: str(root / var.lower()) for var in get_engine_class(engine).compile_cache_vars}
+    before = {var: os.environ.get(var) for var in chosen}
+    os.environ.update(chosen)
+    try:
+        yield chosen
+    finally:
+        for var, value in before.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value

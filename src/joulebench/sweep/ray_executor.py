@@ -20,7 +20,7 @@ from joulebench.errors import UsageError, require
 from joulebench.runner.config import RunConfig
 from joulebench.store.transfer import export_runs, import_runs
 from joulebench.sweep.cells import Cell, Group
-from joulebench.sweep.gpus import pinned
+from joulebench.sweep.gpus import own_compile_caches, pinned, visible_gpu_ids
 from joulebench.sweep.group_run import run_group
 from joulebench.sweep.outcome import Outcome, Say, describe, settle, starting
 
@@ -31,12 +31,15 @@ if TYPE_CHECKING:
 def run_group_on_node(configs: list[dict[str, Any]], num_gpus: int, together: bool = True) -> dict[str, Any]:
     """The body of a Ray task: run one group on this node and return its rows (picklable, no handles).
     Ray has set ``CUDA_VISIBLE_DEVICES`` to the GPUs it gave the task; a CPU task is shown none, as the
-    local executor does, so that no GPU's idle power is counted in a CPU cell."""
+    local executor does, so that no GPU's idle power is counted in a CPU cell. Tasks share a node's
+    disks, so a GPU task's engine keeps its compile caches per GPU set."""
     from joulebench.store.db import ResultsDB
 
     run_configs = [RunConfig(**d) for d in configs]
     hide_gpus = pinned(0) if num_gpus == 0 else contextlib.nullcontext()
-    with hide_gpus, tempfile.TemporaryDirectory(prefix="joulebench-node-") as tmp:
+    gpu_ids = visible_gpu_ids()[:num_gpus] if num_gpus else []
+    caches = own_compile_caches(run_configs[0].engine, gpu_ids)
+    with hide_gpus, caches, tempfile.TemporaryDirectory(prefix="joulebench-node-") as tmp:
         db = ResultsDB(Path(tmp) / "node.db")
         try:
             # Ray forwards a task's stdout to the driver, each line marked with the task and its node
