@@ -54,15 +54,24 @@ def pinned(num_gpus: int, nvml: Any | None = None) -> Iterator[list[str]]:
     visible GPUs, so that its energy counts only the GPUs it uses; a CPU cell (``num_gpus=0``) sees none,
     as a Ray task without GPUs does."""
     ids = visible_gpu_ids(nvml)[: max(num_gpus, 0)]
-    before = os.environ.get(CUDA_VISIBLE_DEVICES)
-    os.environ[CUDA_VISIBLE_DEVICES] = ",".join(ids)
-    try:
+    with _environment({CUDA_VISIBLE_DEVICES: ",".join(ids)}):
         yield ids
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in this process's environment (and so its children's) for the context's length; every
+    variable is put back as it was, unset where it was unset."""
+    before = {var: os.environ.get(var) for var in values}
+    os.environ.update(values)
+    try:
+        yield
     finally:
-        if before is None:
-            os.environ.pop(CUDA_VISIBLE_DEVICES, None)
-        else:
-            os.environ[CUDA_VISIBLE_DEVICES] = before
+        for var, value in before.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
 
 
 def gpu_set_cache_root(gpu_ids: list[str]) -> Path:
@@ -86,13 +95,5 @@ def own_compile_caches(engine: str, gpu_ids: list[str]) -> Iterator[dict[str, st
 
     root = gpu_set_cache_root(gpu_ids)
     chosen = {var: str(root / var.lower()) for var in get_engine_class(engine).compile_cache_vars}
-    before = {var: os.environ.get(var) for var in chosen}
-    os.environ.update(chosen)
-    try:
+    with _environment(chosen):
         yield chosen
-    finally:
-        for var, value in before.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
