@@ -52,7 +52,9 @@ def test_exports_hold_the_tidy_tables(report: ReportFiles) -> None:
 
     out = report.html.parent
     assert {p.name for p in report.exports} == {
-        f"{name}.{fmt}" for name in ("runs", "trial_metrics", "summary") for fmt in ("csv", "json", "parquet")
+        f"{name}.{fmt}"
+        for name in ("runs", "trial_metrics", "summary", "requests")
+        for fmt in ("csv", "json", "parquet")
     }
     summary = pd.read_parquet(out / "summary.parquet")
     row = summary[
@@ -67,6 +69,14 @@ def test_exports_hold_the_tidy_tables(report: ReportFiles) -> None:
     assert {"engine", "metric", "mean", "ci_low", "ci_high", "n", "estimated"} <= set(records[0])
     runs = pd.read_csv(out / "runs.csv")
     assert list(runs["engine"]) == ["transformers", "vllm"]
+    requests = pd.read_csv(out / "requests.csv")
+    assert list(requests.columns[:4]) == ["run_id", "trial_id", "repeat_index", "request_index"]
+    assert {"ttft_s", "tpot_s", "energy_j", "energy_estimated", "submit_s"} <= set(requests.columns)
+    # every request of every generation repeat of the sample (4 each), and nothing else
+    trials = pd.read_parquet(out / "trial_metrics.parquet")
+    generation = trials[trials["kind"] == "generation"]["trial_id"].unique()
+    assert sorted(requests["trial_id"].unique()) == sorted(int(t) for t in generation)
+    assert (requests.groupby("trial_id").size() == 4).all()
 
 
 def test_power_from_power_values_and_counter_differences() -> None:

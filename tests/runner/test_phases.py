@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from joulebench.runner.phases import Phases, phase_spans
 from joulebench.workloads.spec import Response
 
@@ -100,13 +102,20 @@ def test_a_real_batch_shares_its_energy_among_its_requests(tiny_llama, tmp_path)
     with ResultsDB(tmp_path / "r.db") as db:
         (trial,) = db.trials(result.run_id, "generation")
         details = trial["details"]
-        shares = details["request_energy_j"]
-        assert sorted(shares) == ["0", "1", "2"] and details["request_energy_estimated"] is True
+        rows = db.requests(trial["id"])
+        shares = [r["energy_j"] for r in rows]
+        assert [r["request_index"] for r in rows] == [0, 1, 2] and all(
+            r["energy_estimated"] == 1 for r in rows
+        )
+        # each request's times are stored on the windows' clock, inside its repeat
+        assert all(details["begin_s"] <= r["submit_s"] <= r["first_token_s"] <= r["finish_s"] for r in rows)
+        assert all(r["finish_s"] <= details["end_s"] for r in rows)
         whole = details["metrics"]["energy_j.total_incl_estimated"]
         # pieces of one window add up to it: a counter's increments and a power timeline are spread alike
-        assert abs(sum(shares.values()) - whole) <= 1e-6 * whole
+        assert abs(sum(shares) - whole) <= 1e-6 * whole
         m = details["metrics"]
-        assert min(shares.values()) <= m["request_energy_j.median"] <= m["request_energy_j.p90"]
+        assert min(shares) <= m["request_energy_j.median"] <= m["request_energy_j.p90"] <= max(shares)
+        assert "request_energy_j" not in details  # one place holds them: the request rows
 
 
 def test_shares_of_many_requests_come_in_one_pass() -> None:
@@ -136,3 +145,73 @@ def test_shares_of_many_requests_come_in_one_pass() -> None:
     gap = sum(power(a, b) for a, b in pairwise(cuts)
               if not any(r.submit_s <= a and min(r.finish_s, 110.0) >= b for r in rs))  # fmt: skip
     assert abs(shares[500] - (direct + gap / 1000)) < 1e-9
+
+
+def _downgrade_to_schema_2(path) -> None:  # type: ignore[no-untyped-def]
+    """What version 2 wrote: the shares in the trial's details, no request times or energy columns."""
+    import json
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    for (trial_id,) in conn.execute("SELECT id FROM trials WHERE kind = 'generation'").fetchall():
+        rows = conn.execute(
+            "SELECT request_index, energy_j, energy_estimated FROM requests WHERE trial_id = ?", (trial_id,)
+        ).fetchall()
+        (text,) = conn.execute("SELECT details_json FROM trials WHERE id = ?", (trial_id,)).fetchone()
+        details = json.loads(text)
+        details["request_energy_j"] = {str(i): e for i, e, _ in rows}
+        details["request_energy_estimated"] = bool(rows[0][2])
+        conn.execute("UPDATE trials SET details_json = ? WHERE id = ?", (json.dumps(details), trial_id))
+    for column in ("submit_s", "first_token_s", "finish_s", "energy_j", "energy_estimated"):
+        conn.execute(f"ALTER TABLE requests DROP COLUMN {column}")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+
+
+def test_request_energies_survive_migration_and_are_computed_again(tiny_llama, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+    import sqlite3
+    import subprocess
+    import sys
+
+    from joulebench.runner.run import execute
+    from joulebench.store.db import ResultsDB
+    from tests.runner.helpers import cpu_config
+
+    path = tmp_path / "r.db"
+    result = execute(cpu_config(tiny_llama, repeats=1, batch_size=3, output_tokens=5), path)
+    with ResultsDB(path) as db:
+        (trial,) = db.trials(result.run_id, "generation")
+        measured = [r["energy_j"] for r in db.requests(trial["id"])]
+        metrics = trial["details"]["metrics"]
+
+    # a database of schema 2 opened by this release: the shares move from the details to the rows
+    old = tmp_path / "v2.db"
+    shutil.copy(path, old)
+    _downgrade_to_schema_2(old)
+    with ResultsDB(old) as db:
+        (moved,) = db.trials(result.run_id, "generation")
+        rows = db.requests(moved["id"])
+        assert [r["energy_j"] for r in rows] == measured and all(r["energy_estimated"] == 1 for r in rows)
+        assert all(r["submit_s"] is None for r in rows)  # never stored then: not made up now
+        assert (
+            "request_energy_j" not in moved["details"] and "request_energy_estimated" not in moved["details"]
+        )
+
+    # recompute derives each share again from the trace and the stored times, and the summary with them
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE requests SET energy_j = 1e9")
+    conn.commit()
+    conn.close()
+    proc = subprocess.run(
+        [sys.executable, "-m", "joulebench", "db", "recompute", str(path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    with ResultsDB(path) as db:
+        (again,) = db.trials(result.run_id, "generation")
+        shares = [r["energy_j"] for r in db.requests(again["id"])]
+        m = again["details"]["metrics"]
+    assert shares == pytest.approx(measured, rel=1e-9)
+    assert sum(shares) == pytest.approx(m["energy_j.total_incl_estimated"], rel=1e-6)
+    assert m["request_energy_j.median"] == pytest.approx(metrics["request_energy_j.median"], rel=1e-9)

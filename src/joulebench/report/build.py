@@ -80,7 +80,15 @@ def build_report(
         if t is not None
     ]
     figures = _figures(frames, summary, db_path, out_dir, timeline_run)
-    exports = _export(out_dir, {"runs": _runs_export(frames), "trial_metrics": metrics, "summary": summary})
+    exports = _export(
+        out_dir,
+        {
+            "runs": _runs_export(frames),
+            "trial_metrics": metrics,
+            "summary": summary,
+            "requests": _requests_export(frames),
+        },
+    )
     warnings = _quality_warnings(summary) + pooled_gpu_warnings(frames, metrics) + _idle_busy_warnings(frames)
     warnings += crosscheck_warnings
     page = Page(
@@ -147,6 +155,16 @@ def _figures(
 
 def _runs_export(frames: Frames) -> pd.DataFrame:
     return frames.runs.drop(columns=["config_json", "environment_json"], errors="ignore")
+
+
+def _requests_export(frames: Frames) -> pd.DataFrame:
+    """Every request of the selected generation repeats, with its run and repeat: its tokens, times and
+    energy share (``energy_j``, ``energy_estimated``)."""
+    trials = frames.trials[["id", "run_id", "kind", "repeat_index"]].rename(columns={"id": "trial_id"})
+    joined = frames.requests.merge(trials, on="trial_id", how="inner")
+    joined = joined[joined["kind"] == "generation"].drop(columns=["id", "kind"])
+    first = ["run_id", "trial_id", "repeat_index", "request_index"]
+    return joined[first + [c for c in joined.columns if c not in first]].reset_index(drop=True)
 
 
 def _export(out_dir: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:

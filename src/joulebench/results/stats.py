@@ -145,3 +145,14 @@ def summarize(values: Sequence[float | None], confidence: float = 0.95) -> Summa
         if needed is not None and needed > n:
             warning += f"; ~{needed} repeats for a ±{TARGET_REL_HALF_WIDTH:.0%} CI"
     return Summary(n, mean, std, mean - half, mean + half, cv, confidence, warning, needed)
+
+
+def median_p90(values: Sequence[float | None]) -> tuple[float, float] | None:
+    """The median and the 90th percentile (nearest rank) of the known values; ``None`` when there are none.
+    The requests' energy shares are summarized so wherever they are shown."""
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return None
+    mid = len(known) // 2
+    median = known[mid] if len(known) % 2 else (known[mid - 1] + known[mid]) / 2
+    return median, known[max(math.ceil(0.9 * len(known)) - 1, 0)]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from joulebench.errors import require
 from joulebench.results.energy import TOTAL, TOTAL_INCL_ESTIMATED, component_energies, ran_paused
+from joulebench.results.stats import median_p90
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -248,7 +249,7 @@ def _stage_rows(
         per_token = tokens if tokens else None
         per_response = n_ok if n_ok else None
         out += _generation_rows(base, tokens, n_req, n_ok, duration_s, requests)
-        out += _request_energy_rows(base, details)
+        out += _request_energy_rows(base, requests, details)
     elif stage in (PREFILL, DECODE):
         ok = [r for r in requests if _ok(r)]
         if stage == PREFILL:
@@ -321,21 +322,25 @@ def _generation_rows(
     return [_row(base, GENERATE, "", False, "", m, v) for m, v in values.items() if v is not None]
 
 
-def _request_energy_rows(base: dict[str, object], details: dict[str, Any]) -> list[dict[str, object]]:
-    """The median and 90th percentile of the requests' energy shares (runner/phases.py), as the runner
-    stored them with the repeat."""
-    metrics = details.get("metrics")
-    if not isinstance(metrics, dict):
+def _request_energy_rows(
+    base: dict[str, object], requests: list[dict[str, object]], details: dict[str, Any]
+) -> list[dict[str, object]]:
+    """The median and 90th percentile of the requests' energy shares (runner/phases.py), from their rows;
+    a database of schema 2, read as it is, kept them in the trial's details."""
+    known = [r for r in requests if _num(r.get("energy_j")) is not None]
+    values = [_num(r.get("energy_j")) for r in known]
+    estimated = any(bool(_num(r.get("energy_estimated"))) for r in known)
+    if not known and isinstance(details.get("request_energy_j"), dict):
+        values = [_num(v) for v in details["request_energy_j"].values()]
+        estimated = bool(details.get("request_energy_estimated"))
+    both = median_p90(values)
+    if both is None:
         return []
-    estimated = bool(details.get("request_energy_estimated"))
     method = "estimated" if estimated else ""
-    out = []
-    for key, metric in (("request_energy_j.median", "request_energy_median_j"),
-                        ("request_energy_j.p90", "request_energy_p90_j")):  # fmt: skip
-        value = _num(metrics.get(key))
-        if value is not None:
-            out.append(_row(base, GENERATE, "", estimated, method, metric, value))
-    return out
+    return [
+        _row(base, GENERATE, "", estimated, method, metric, value)
+        for metric, value in zip(("request_energy_median_j", "request_energy_p90_j"), both, strict=True)
+    ]
 
 
 def _gaps(raw: object) -> list[float]:

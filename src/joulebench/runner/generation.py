@@ -21,12 +21,10 @@ from joulebench.engines.base import (
     STAGE_WARMUP,
     EngineConfig,
 )
-from joulebench.measurement.records import StageResult
-from joulebench.results.energy import TOTAL_INCL_ESTIMATED, component_energies, headline_key, stage_items
 from joulebench.runner import protocol
 from joulebench.runner.metrics import phase_metrics, repeat_metrics, request_energy_metrics
 from joulebench.runner.monitoring import trace_bytes
-from joulebench.runner.phases import phase_spans, request_shares
+from joulebench.runner.phases import phase_spans, request_energies
 from joulebench.runner.prepare import Prepared
 from joulebench.runner.process import WorkerProcess
 from joulebench.runner.ranks import WorkerGroup, worker_for
@@ -224,13 +222,14 @@ def measure_batch(
             stages += stage_rows(piece)
     metrics = repeat_metrics(window, batch.responses, steady, steady_stage)
     metrics.update(phase_metrics(phases, phase_windows, batch.responses))
-    per_request = request_energies(monitor, batch, window) if phases.available else None
+    per_request = None
+    if phases.available:
+        per_request = request_energies(monitor.window, batch.responses, batch.begin_s, batch.end_s, window)
     details: dict[str, Any] = {"metrics": metrics, "begin_s": batch.begin_s, "end_s": batch.end_s, **extra}
+    shares: list[float | None] = [None] * len(batch.responses)
+    estimated = False
     if per_request is not None:
-        shares, estimated = per_request
-        # by request_index; each request's share of the repeat's total (docs/phases.md)
-        details["request_energy_j"] = {str(r.index): s for r, s in zip(batch.responses, shares, strict=True)}
-        details["request_energy_estimated"] = estimated
+        shares, estimated = per_request  # each request's share of the repeat's total (docs/phases.md)
         metrics.update(request_energy_metrics(shares))
     if p.sampling.length_mode == "fixed":
         short = [
@@ -253,24 +252,8 @@ def measure_batch(
         error=f"{len(errors)} request(s) failed: {errors[0]}" if errors else None,
         details=details,
     )
-    requests = [request_row(r) for r in batch.responses]
+    requests = [request_row(r, s, estimated) for r, s in zip(batch.responses, shares, strict=True)]
     return trial, stages, requests, trace_bytes(monitor, batch.begin_s, batch.end_s)
-
-
-def request_energies(
-    monitor: RunMonitor, batch: Batch, window: StageResult
-) -> tuple[list[float | None], bool] | None:
-    """Each request's share of the repeat's total energy (runner/phases.py's rule; ``window`` is the
-    repeat's), and whether that total is estimated; ``None`` where nothing was measured or estimated."""
-    key = headline_key(component_energies(stage_items(window)))
-    if key is None:
-        return None
-
-    def energy(start: float, end: float) -> float:
-        piece = component_energies(stage_items(monitor.window("request-piece", start, end)))
-        return piece[key][0] if key in piece else 0.0
-
-    return request_shares(batch.responses, batch.begin_s, batch.end_s, energy), key == TOTAL_INCL_ESTIMATED
 
 
 def failed_trial(

@@ -5,12 +5,12 @@ Energy totals come from :mod:`joulebench.results.energy`, as everywhere else.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from joulebench.measurement.records import StageResult
 from joulebench.results.energy import component_energies, stage_items
+from joulebench.results.stats import median_p90
 from joulebench.runner.phases import Phases
 from joulebench.runner.steady import SteadyWindow
 from joulebench.store.rows import stored_itl
@@ -99,14 +99,10 @@ def phase_energy_metrics(
 
 def request_energy_metrics(shares: Sequence[float | None]) -> dict[str, Any]:
     """The distribution of the requests' energy shares: median and 90th percentile (nearest rank)."""
-    values = sorted(s for s in shares if s is not None)
-    if not values:
+    both = median_p90(shares)
+    if both is None:
         return {}
-
-    mid = len(values) // 2
-    median = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-    p90 = values[max(math.ceil(0.9 * len(values)) - 1, 0)]
-    return {"request_energy_j.median": median, "request_energy_j.p90": p90}
+    return {"request_energy_j.median": both[0], "request_energy_j.p90": both[1]}
 
 
 def energy_metrics(window: StageResult, tokens: int, responses: int) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
+from joulebench.measurement.records import StageResult
+from joulebench.results.energy import TOTAL_INCL_ESTIMATED, component_energies, headline_key, stage_items
 from joulebench.workloads.spec import Response
 
 Span = tuple[float, float]
@@ -115,3 +117,24 @@ def request_shares(
     for i, (s, e) in spans.items():
         shares[i] = (per_request[e] - per_request[s] if e > s else 0.0) + idle / len(spans)
     return shares
+
+
+def request_energies(
+    window_of: Callable[[str, float, float], StageResult],
+    responses: Sequence[Response],
+    begin_s: float,
+    end_s: float,
+    window: StageResult,
+) -> tuple[list[float | None], bool] | None:
+    """Each request's share of the repeat's total energy (runner/phases.py's rule; ``window`` is the
+    repeat's, ``window_of(name, start, end)`` measures any piece of it), and whether that total is
+    estimated; ``None`` where nothing was measured or estimated."""
+    key = headline_key(component_energies(stage_items(window)))
+    if key is None:
+        return None
+
+    def energy(start: float, end: float) -> float:
+        piece = component_energies(stage_items(window_of("request-piece", start, end)))
+        return piece[key][0] if key in piece else 0.0
+
+    return request_shares(responses, begin_s, end_s, energy), key == TOTAL_INCL_ESTIMATED

@@ -23,10 +23,13 @@ from joulebench.runner.metrics import (
     PHASE_DIVISORS,
     energy_metrics,
     phase_energy_metrics,
+    request_energy_metrics,
     steady_energy_metrics,
 )
+from joulebench.runner.phases import request_energies
 from joulebench.store.db import ResultsDB
 from joulebench.store.rows import StageEnergyRow, stage_rows
+from joulebench.workloads.spec import Response
 
 GENERATE, STEADY = "generate", "steady"
 
@@ -71,18 +74,26 @@ def recompute(db: ResultsDB, progress: Callable[[int, int], None] | None = None)
             rows.extend(stage_rows(result))
             largest = max(largest, _change(old, result))
             windows += 1
-        db.replace_windows(trial["id"], rows, _details(trial, results, pieces))
+        generate = next(((k, v) for k, v in groups.items() if k[0] == GENERATE), None)
+        shares = None
+        if generate is not None and GENERATE in results:
+            shares = _request_energy(db.requests(trial["id"]), monitor, generate, results[GENERATE])
+        db.replace_windows(trial["id"], rows, _details(trial, results, pieces, shares), shares)
         done += 1
     return Recomputed(done, without, windows, largest)
 
 
-def _again(monitor: Monitor, stage: str, start: float, end: float, old: list[dict[str, Any]]) -> StageResult:
-    idle = {
+def _idle(old: list[dict[str, Any]]) -> dict[tuple[Component, str], float]:
+    """The idle baseline each stored row of a window was compared with."""
+    return {
         (Component(r["component"]), str(r["device"])): float(r["idle_power_w"])
         for r in old
         if r["idle_power_w"] is not None and r["component"] in {c.value for c in Component}
     }
-    result = compute_window(monitor.log, stage, start, end, idle)
+
+
+def _again(monitor: Monitor, stage: str, start: float, end: float, old: list[dict[str, Any]]) -> StageResult:
+    result = compute_window(monitor.log, stage, start, end, _idle(old))
     kept = {
         (r["component"], r["device"]): tuple(f for f in (r["flags"] or "").split(",") if f and not _ours(f))
         for r in old
@@ -93,6 +104,38 @@ def _again(monitor: Monitor, stage: str, start: float, end: float, old: list[dic
         for c in result.components
     )
     return replace(result, components=components)
+
+
+def _request_energy(
+    requests: list[dict[str, Any]],
+    monitor: Monitor,
+    generate: tuple[tuple[str, float, float], list[dict[str, Any]]],
+    window: StageResult,
+) -> dict[int, tuple[float | None, bool]] | None:
+    """Each request's share of the repeat's new energy, by request index, where its times were stored
+    (schema 3 on); ``None`` to keep the stored shares."""
+    (_, begin, end), old = generate
+    responses = [
+        Response(
+            index=int(r["request_index"]),
+            output_tokens=int(r["output_tokens"]),
+            submit_s=r.get("submit_s"),
+            first_token_s=r.get("first_token_s"),
+            finish_s=r.get("finish_s"),
+            error=r.get("error"),
+        )
+        for r in requests
+    ]
+    if not any(r.error is None and r.submit_s is not None and r.finish_s is not None for r in responses):
+        return None
+    idle = _idle(old)
+    got = request_energies(
+        lambda name, a, b: compute_window(monitor.log, name, a, b, idle), responses, begin, end, window
+    )
+    if got is None:
+        return None
+    shares, estimated = got
+    return {r.index: (share, estimated) for r, share in zip(responses, shares, strict=True)}
 
 
 def _ours(flag: str) -> bool:
@@ -118,7 +161,10 @@ def _change(old: list[dict[str, Any]], result: StageResult) -> float:
 
 
 def _details(
-    trial: dict[str, Any], results: dict[str, StageResult], pieces: dict[str, list[StageResult]]
+    trial: dict[str, Any],
+    results: dict[str, StageResult],
+    pieces: dict[str, list[StageResult]],
+    shares: dict[int, tuple[float | None, bool]] | None,
 ) -> dict[str, Any]:
     """The trial's details with its repeat's energy metrics derived again from the new windows."""
     details = dict(trial.get("details") or {})
@@ -134,6 +180,7 @@ def _details(
         k: v
         for k, v in metrics.items()
         if not k.startswith((*energy_keys, "steady.j_per_token.", *phase_keys))
+        and not (shares is not None and k.startswith("request_energy_j."))
     }
     tokens = int(metrics.get("output_tokens") or 0)
     responses = int(metrics.get("n_requests") or 0) - int(metrics.get("failed_requests") or 0)
@@ -145,5 +192,7 @@ def _details(
     if metrics.get("phases_available"):
         phases = {p: pieces[p] for p in PHASE_DIVISORS if pieces.get(p)}
         metrics.update(phase_energy_metrics(phases, metrics))
+    if shares is not None:
+        metrics.update(request_energy_metrics([share for share, _ in shares.values()]))
     details["metrics"] = metrics
     return details

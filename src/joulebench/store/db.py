@@ -318,7 +318,8 @@ class ResultsDB:
             _insert_stages(c, trial_id, stages)
             c.executemany(
                 "INSERT INTO requests (trial_id, request_index, prompt_tokens, output_tokens, finish_reason,"
-                " ttft_s, tpot_s, e2e_s, itl_json, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " ttft_s, tpot_s, e2e_s, itl_json, error, submit_s, first_token_s, finish_s, energy_j,"
+                " energy_estimated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         trial_id,
@@ -331,6 +332,11 @@ class ResultsDB:
                         _clean(r.e2e_s),
                         _json(_clean(stored_itl(r.itl_s))) if r.itl_s else None,  # µs: plenty, 2.5x smaller
                         r.error,
+                        _clean(r.submit_s),
+                        _clean(r.first_token_s),
+                        _clean(r.finish_s),
+                        _clean(r.energy_j),
+                        None if r.energy_estimated is None else int(r.energy_estimated),
                     )
                     for r in requests
                 ],
@@ -385,13 +391,26 @@ class ResultsDB:
         ]
 
     def replace_windows(
-        self, trial_id: int, stages: Sequence[StageEnergyRow], details: Mapping[str, Any]
+        self,
+        trial_id: int,
+        stages: Sequence[StageEnergyRow],
+        details: Mapping[str, Any],
+        request_energy: Mapping[int, tuple[float | None, bool]] | None = None,
     ) -> None:
-        """Put a trial's windows and details anew, in one transaction (``joulebench db recompute``)."""
+        """Put a trial's windows and details anew, with its requests' energy shares by request index when
+        given, in one transaction (``joulebench db recompute``)."""
         with self._transaction() as c:
             c.execute("DELETE FROM stage_energy WHERE trial_id = ?", (trial_id,))
             _insert_stages(c, trial_id, stages)
             c.execute("UPDATE trials SET details_json = ? WHERE id = ?", (_record(details), trial_id))
+            c.executemany(
+                "UPDATE requests SET energy_j = ?, energy_estimated = ?"
+                " WHERE trial_id = ? AND request_index = ?",
+                [
+                    (_clean(e), None if e is None else int(est), trial_id, index)
+                    for index, (e, est) in (request_energy or {}).items()
+                ],
+            )
 
     def _rows(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         out = []

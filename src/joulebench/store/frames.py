@@ -127,7 +127,10 @@ def connect_readonly(db_path: str | Path) -> sqlite3.Connection:
 
 
 #: columns that migrations added: a database written before them is read without them
-_ADDED_COLUMNS = {("stage_energy", "uncertainty_j")}
+_ADDED_COLUMNS = {
+    ("stage_energy", "uncertainty_j"),
+    *(("requests", c) for c in ("submit_s", "first_token_s", "finish_s", "energy_j", "energy_estimated")),
+}
 
 
 def _missing(conn: sqlite3.Connection) -> list[str]:

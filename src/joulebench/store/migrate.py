@@ -8,6 +8,7 @@ leaves the database as it was.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +22,32 @@ def _add_uncertainty(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE stage_energy ADD COLUMN uncertainty_j REAL")
 
 
+def _add_request_times_and_energy(conn: sqlite3.Connection) -> None:
+    for column in ("submit_s REAL", "first_token_s REAL", "finish_s REAL", "energy_j REAL"):
+        conn.execute(f"ALTER TABLE requests ADD COLUMN {column}")
+    conn.execute("ALTER TABLE requests ADD COLUMN energy_estimated INTEGER")
+    # version 2 kept each request's energy share in its trial's details; it moves to the request's row,
+    # so that one place holds it (the times were not stored then: those rows keep NULL)
+    for trial_id, text in conn.execute(
+        "SELECT id, details_json FROM trials WHERE details_json LIKE '%request_energy_j%'"
+    ).fetchall():
+        details = json.loads(text)
+        shares = details.pop("request_energy_j", None)
+        estimated = details.pop("request_energy_estimated", None)
+        if not isinstance(shares, dict):
+            continue
+        conn.executemany(
+            "UPDATE requests SET energy_j = ?, energy_estimated = ? WHERE trial_id = ? AND request_index = ?",
+            [(share, int(bool(estimated)), trial_id, int(index)) for index, share in shares.items()],
+        )
+        conn.execute("UPDATE trials SET details_json = ? WHERE id = ?", (json.dumps(details), trial_id))
+
+
 #: version k -> the step that turns a version-k database into version k + 1
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_uncertainty}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _add_uncertainty,
+    2: _add_request_times_and_energy,
+}
 
 
 def schema_version(conn: sqlite3.Connection) -> int | None:

@@ -61,6 +61,11 @@ class RequestRow:
     e2e_s: float | None = None
     itl_s: tuple[float, ...] = ()
     error: str | None = None
+    submit_s: float | None = None  # the measuring host's monotonic clock, as a window's start_s
+    first_token_s: float | None = None
+    finish_s: float | None = None
+    energy_j: float | None = None  # its share of the repeat's energy (runner/phases.py); None: unknown
+    energy_estimated: bool | None = None  # that share includes estimated parts
 
 
 #: Inter-token latencies are stored to the microsecond (a trial holds one per generated token); every
@@ -113,7 +118,9 @@ def stage_rows(
     return rows
 
 
-def request_row(response: Response) -> RequestRow:
+def request_row(
+    response: Response, energy_j: float | None = None, energy_estimated: bool | None = None
+) -> RequestRow:
     e2e = None
     if response.finish_s is not None and response.submit_s is not None:
         e2e = response.finish_s - response.submit_s
@@ -127,4 +134,9 @@ def request_row(response: Response) -> RequestRow:
         e2e_s=e2e,
         itl_s=response.itl_s,
         error=response.error,
+        submit_s=response.submit_s,
+        first_token_s=response.first_token_s,
+        finish_s=response.finish_s,
+        energy_j=energy_j,
+        energy_estimated=None if energy_j is None else energy_estimated,
     )

@@ -7,7 +7,7 @@ every measured-vs-estimated distinction is a column, never implied.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -90,7 +90,12 @@ CREATE TABLE IF NOT EXISTS requests (
     tpot_s          REAL,
     e2e_s           REAL,
     itl_json        TEXT,                      -- inter-token latencies (s), when streamed
-    error           TEXT
+    error           TEXT,
+    submit_s        REAL,                      -- monotonic clock of the measuring host, as start_s;
+    first_token_s   REAL,                      -- NULL where the engine gives no such time, or for rows
+    finish_s        REAL,                      -- written before version 3
+    energy_j        REAL,                      -- the request's share of its repeat's energy (docs/phases.md)
+    energy_estimated INTEGER                   -- 1 when that energy includes estimated parts
 );
 
 -- The power/energy trace of a trial, gzip-compressed JSONL in the documented trace format.

@@ -105,7 +105,14 @@ def _stage(values: dict[str, Any]) -> StageEnergyRow:
 
 
 def _request(values: dict[str, Any]) -> RequestRow:
-    return RequestRow(**{**values, "itl_s": tuple(values.get("itl_s") or ())})
+    estimated = values.get("energy_estimated")
+    return RequestRow(
+        **{
+            **values,
+            "itl_s": tuple(values.get("itl_s") or ()),
+            "energy_estimated": None if estimated is None else bool(estimated),
+        }
+    )
 
 
 def _trace_bytes(db: ResultsDB, trial_id: int) -> bytes | None:
