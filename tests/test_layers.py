@@ -16,6 +16,7 @@ LAYERS: dict[str, int] = {
     "models": 1,
     "workloads": 1,
     "engines": 2,
+    "roofline": 2,
     "store": 3,
     "results": 4,
     "runner": 5,

@@ -109,3 +109,32 @@ def test_bad_merges_are_one_line_and_write_nothing(tmp_path: Path) -> None:
         assert "Traceback" not in proc.stderr
         assert not out.exists()
     assert foreign.read_text() == "not a database\n"
+
+
+def test_each_cards_roofline_comes_along_once(tmp_path: Path) -> None:
+    from joulebench.store.rows import RooflineRow
+
+    def card(host: str, kernel: str, start_s: float) -> RooflineRow:
+        return RooflineRow(1.7e9, host, "0.1", "gpu0", "NVIDIA H100 80GB HBM3", kernel, "byte", "float32",
+                           4e12, start_s, start_s + 10, 2000.0, "counter", device_uuid=f"GPU-{host}",
+                           uncertainty_j=1.5, idle_power_w=70.0, above_idle_energy_j=1300.0,
+                           flags=("x",), environment={"device": {"name": "H100"}})  # fmt: skip
+
+    _database(tmp_path / "a.db", "node-a", [("vllm", 100.0)])
+    _database(tmp_path / "b.db", "node-b", [("vllm", 90.0)])
+    with ResultsDB(tmp_path / "a.db") as db:
+        db.add_roofline([card("node-a", "copy", 5.0), card("node-a", "gemm", 16.0)])
+    with ResultsDB(tmp_path / "b.db") as db:
+        db.add_roofline([card("node-b", "copy", 5.0)])
+    for _ in range(2):  # merging again adds nothing
+        proc = _joulebench("db", "merge", str(tmp_path / "a.db"), str(tmp_path / "b.db"), "-o",
+                           str(tmp_path / "all.db"))  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    with ResultsDB(tmp_path / "all.db") as db:
+        rows = db.roofline()
+    assert sorted((r["host"], r["kernel"]) for r in rows) == [
+        ("node-a", "copy"), ("node-a", "gemm"), ("node-b", "copy")
+    ]  # fmt: skip
+    first = next(r for r in rows if r["host"] == "node-a" and r["kernel"] == "copy")
+    assert (first["energy_j"], first["uncertainty_j"], first["flags"]) == (2000.0, 1.5, "x")
+    assert first["environment"] == {"device": {"name": "H100"}}

@@ -112,7 +112,8 @@ def _latency(
                     None if max_ttft_ms is None else max_ttft_ms / ms, model)  # fmt: skip
 
     def row(c: object) -> dict[str, object]:
-        return {k: getattr(c, k) for k in ("engine", "model", "workload", "j_per_token", "tpot_s", "ttft_s")}
+        keys = ("engine", "model", "workload", "j_per_token", "tpot_s", "ttft_s", "pct_of_floor")
+        return {k: getattr(c, k) for k in keys}
 
     if as_json:
         print(json.dumps({"target": {"max_tpot_ms": max_tpot_ms, "max_ttft_ms": max_ttft_ms},
@@ -131,7 +132,10 @@ def _latency(
             tpot = "-" if c.tpot_s is None else f"{c.tpot_s * ms:.4g} ms"
             ttft = "-" if c.ttft_s is None else f"{c.ttft_s * ms:.4g} ms"
             mark = " <- least energy within the target" if c == choice.chosen else ""
-            lines.append(f"  {ok:6} {c.name}: {c.j_per_token:.4g} J/token, TPOT {tpot}, TTFT {ttft}{mark}")
+            floor = "" if c.pct_of_floor is None else f" (GPU {c.pct_of_floor:.0f} % of floor)"
+            lines.append(
+                f"  {ok:6} {c.name}: {c.j_per_token:.4g} J/token{floor}, TPOT {tpot}, TTFT {ttft}{mark}"
+            )
         lines.append("Frontier (no cell beats these on both TPOT and J/token): "
                      + "; ".join(c.name for c in choice.frontier))  # fmt: skip
         print("\n".join(lines))
@@ -161,7 +165,9 @@ def format_advice(advice: Advice) -> str:
     first = any(d.first_batch_n for d in advice.ranking)
     header = ["Rank", "Engine", "Energy/day (kWh)", "Setup (J/start)"]
     header += ["First batch (J/start)"] if first else []
+    floor = any(d.pct_of_floor is not None for d in advice.ranking)
     header += ["J/token"]
+    header += ["GPU % of floor"] if floor else []
     header += ["gCO2/day"] if advice.grid_gco2_per_kwh is not None else []
     header += ["Cost/day"] if advice.price_per_kwh is not None else []
     rows = [header]
@@ -172,6 +178,8 @@ def format_advice(advice: Advice) -> str:
             n = d.first_batch_n
             row.append(f"{plain(d.first_batch_j, 4)} (n={n})" if n else "not measured")
         row.append(_ci(d.j_per_token, d.j_per_token_half_width))
+        if floor:
+            row.append("-" if d.pct_of_floor is None else f"{d.pct_of_floor:.0f} %")
         row += [f"{d.gco2:.4g}"] if d.gco2 is not None else []
         row += [f"{d.cost:.4g}"] if d.cost is not None else []
         rows.append(row)
@@ -200,6 +208,11 @@ def format_advice(advice: Advice) -> str:
         )
     for engine, why in advice.excluded:
         lines.append(f"not ranked: {engine}: {why}")
+    if floor:
+        lines.append(
+            "GPU % of floor: the GPU's J/token over the least its card allows for this model and batch "
+            "(`joulebench roofline`; 100 % would be at the limit)."
+        )
     lines.append("Only measured totals are used (estimated components never rank an engine).")
     return "\n".join(lines)
 

@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 
 from joulebench.errors import JoulebenchError
 
-COMMAND_MODULES = ("sources", "measure", "run", "model", "report", "advise", "sweep", "db")
+COMMAND_MODULES = ("sources", "measure", "run", "model", "report", "advise", "sweep", "db", "roofline")
 
 app = typer.Typer(
     name="joulebench",

@@ -55,6 +55,7 @@ class EngineDay:
     cost: float | None
     setup_from: str = ""  # the setup trials used, where not the engine's own (e.g. its warm-cache ones)
     first_batch_j: float = 0.0  # E_first: the first batch's cost above a warm one, per restart
+    pct_of_floor: float | None = None  # its GPU J/token against its card's floor (docs/roofline.md)
     first_batch_n: int = 0  # engine starts whose warm-up measured it (0: not measured or cut short)
 
     @property
@@ -143,7 +144,14 @@ def advise(
         else:
             first = first_batch_excess(metrics, engine, model, workload)
             day = _day(engine, setup, per_token, first, load, grid_gco2_per_kwh, price_per_kwh)
-            days.append(replace(day, setup_from=setup_from if setup_from != engine else ""))
+            floor = index.get("generation", engine, model, workload, "generate", "gpu", "pct_of_floor")
+            days.append(
+                replace(
+                    day,
+                    setup_from=setup_from if setup_from != engine else "",
+                    pct_of_floor=floor.mean if floor else None,
+                )
+            )
     if not days:
         why = "; ".join(f"{e}: {r}" for e, r in excluded)
         raise UsageError(

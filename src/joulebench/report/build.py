@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from joulebench.errors import UsageError, require
 from joulebench.report import figures as figs
 from joulebench.report.devices import device_table
+from joulebench.report.floor import floor_table
 from joulebench.report.html import Page, render
 from joulebench.report.phases import phase_table
 from joulebench.report.pooling import pooled_gpu_warnings
@@ -74,6 +75,7 @@ def build_report(
             *generation_tables(summary),
             warmup_table(summary),
             phase_table(summary),
+            floor_table(summary),
             device_table(frames),
             crosscheck,
         )

@@ -27,6 +27,7 @@ class Cell:
     j_per_token: float
     tpot_s: float | None
     ttft_s: float | None
+    pct_of_floor: float | None = None  # its GPU J/token against its card's floor (docs/roofline.md)
 
     @property
     def name(self) -> str:
@@ -57,9 +58,11 @@ def cells(summary: pd.DataFrame, model: str | None = None) -> list[Cell]:
             continue
         tpot = index.get("generation", engine, m, workload, GENERATE, "", "tpot_s")
         ttft = index.get("generation", engine, m, workload, GENERATE, "", "ttft_s")
+        floor = index.get("generation", engine, m, workload, GENERATE, "gpu", "pct_of_floor")
         out.append(
-            Cell(engine, m, workload, jt.mean, tpot.mean if tpot else None, ttft.mean if ttft else None)
-        )
+            Cell(engine, m, workload, jt.mean, tpot.mean if tpot else None, ttft.mean if ttft else None,
+                 floor.mean if floor else None)
+        )  # fmt: skip
     return sorted(out, key=lambda c: c.j_per_token)
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from joulebench.errors import require
 from joulebench.results.energy import TOTAL, TOTAL_INCL_ESTIMATED, component_energies, ran_paused
+from joulebench.results.floor import RunFloor, pct_of_floor, run_floor
 from joulebench.results.stats import median_p90
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ UNITS = {
     "j_per_prompt_token": "J/token",
     "request_energy_median_j": "J",
     "request_energy_p90_j": "J",
+    "floor_j_per_token": "J/token",
+    "pct_of_floor": "%",
     "tokens_per_s": "tokens/s",
     "ttft_s": "s",
     "tpot_s": "s",
@@ -96,6 +99,8 @@ def tidy_trial_metrics(frames: Frames) -> pd.DataFrame:
     for row in frames.requests.to_dict("records"):
         requests[int(row["trial_id"])].append(row)
 
+    roofline = frames.roofline.to_dict("records") if frames.roofline is not None else []
+    floors = {run_id: run_floor(r, roofline) for run_id, r in runs.items()} if roofline else {}
     trials = frames.trials.to_dict("records")
     # the idle baseline of a run that measured nothing it was taken for (every setup trial and repeat failed)
     # stays in the database but out of the idle statistics: whatever stopped the engine often held the
@@ -124,7 +129,33 @@ def tidy_trial_metrics(frames: Frames) -> pd.DataFrame:
         }
         for stage, rows in sorted(windows[int(trial["id"])].items()):
             out += _stage_rows(base, stage, rows, trial, details, requests[int(trial["id"])])
+        if trial["kind"] == "generation" and (floor := floors.get(int(run["id"]))) is not None:
+            out += _floor_rows(out, int(trial["id"]), floor)
     return pd.DataFrame(out, columns=COLUMNS)
+
+
+def _floor_rows(rows: list[dict[str, object]], trial_id: int, floor: RunFloor) -> list[dict[str, object]]:
+    """The trial's GPU J/token against the floor of its card (docs/roofline.md)."""
+    measured = next(
+        (
+            r
+            for r in rows
+            if r["trial_id"] == trial_id
+            and r["stage"] == GENERATE
+            and r["component"] == "gpu"
+            and r["metric"] == "j_per_token"
+        ),
+        None,
+    )
+    if measured is None:
+        return []
+    base = {k: measured[k] for k in COLUMNS[:9]}
+    value = float(measured["value"])  # type: ignore[arg-type]
+    return [
+        _row(base, GENERATE, "gpu", False, "", "floor_j_per_token", floor.floor.j_per_token,
+             floor.floor.bound_j_per_token),
+        _row(base, GENERATE, "gpu", False, "", "pct_of_floor", pct_of_floor(value, floor.floor)),
+    ]  # fmt: skip
 
 
 def phase_kind(kind: str) -> str:

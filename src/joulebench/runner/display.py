@@ -404,6 +404,9 @@ def render_summary(summary: dict[str, Any], console: Any) -> None:
         )
     for line in energy_lines(summary):
         console.print(line, highlight=False, markup=False, soft_wrap=True)  # one line each, for grep
+    floor = floor_line(summary.get("floor"))
+    if floor:
+        console.print(floor, highlight=False, markup=False, soft_wrap=True)
     for reason in summary["generation"]["steady_unavailable"]:
         console.print(f"steady-state window unavailable: {reason}", highlight=False, markup=False)
     for w in summary["warnings"]:
@@ -424,6 +427,18 @@ def energy_lines(summary: dict[str, Any]) -> list[str]:
     ]
     lines += [f"to measure it instead: {f}" for f in summary.get("fixes", [])]
     return lines
+
+
+def floor_line(floor: dict[str, Any] | None) -> str | None:
+    """The measured GPU J/token against the floor of its card (docs/roofline.md)."""
+    if not floor:
+        return None
+    bound = floor.get("bound_j_per_token")
+    limit = f"{_fmt(floor['floor_j_per_token'])}" + (f" ± {_fmt(bound)}" if bound else "")
+    where = f"floor {limit} J/token on {floor['card']} (joulebench roofline)"
+    if floor.get("pct_of_floor") is None:
+        return f"{where}; no GPU J/token measured to compare"
+    return f"GPU {_fmt(floor['gpu_j_per_token'])} J/token = {floor['pct_of_floor']:.0f} % of the {where}"
 
 
 def warmup_lines(summary: dict[str, Any]) -> list[str]:

@@ -107,13 +107,17 @@ class _Run:
     def _resolved(self) -> dict[str, Any]:
         from dataclasses import asdict
 
+        from joulebench.roofline.shape import read_shape
         from joulebench.workloads.stats import prompt_length_stats
 
+        shape = read_shape(self.p.model_path, self.p.config.dtype)
         return {
             "workload": asdict(self.p.workload),
             "model_path": self.p.model_path,
             "model_source": self.p.model_source,
             "engine_config": asdict(self.p.engine_config),
+            # what every decode step must move and compute: the floor of docs/roofline.md
+            "model_shape": shape.to_dict() if shape is not None else None,
             "prompt_lengths": prompt_length_stats(self.p.requests)
             if self.p.prompt_tokens is not None
             else None,

@@ -18,6 +18,7 @@ from joulebench.results.energy import (
     row_items,
     totals_hold,
 )
+from joulebench.results.floor import floor_summary, run_floor
 from joulebench.results.stats import summarize
 from joulebench.store.db import ResultsDB
 
@@ -190,6 +191,8 @@ def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
         if stat["warning"]:
             warnings.append(f"{key}: {stat['warning']}")
     setup = _setup(db, [t for t in trials if t["kind"] == "setup"])
+    gpu = generation["metrics"].get("j_per_token.gpu")
+    floor = floor_summary(run_floor(run, db.roofline()), gpu["mean"] if gpu else None)
     failures = [
         {"kind": t["kind"], "repeat_index": t["repeat_index"], "error": _first_line(t["error"])}
         for t in trials
@@ -213,4 +216,5 @@ def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
         "generation": generation,
         "failures": failures,
         "warnings": warnings,
+        "floor": floor,
     }

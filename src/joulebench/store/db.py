@@ -21,7 +21,7 @@ from typing import Any
 from joulebench.errors import StoreError, UsageError
 from joulebench.store.migrate import check_usable, prepare
 from joulebench.store.redact import redact, scrub
-from joulebench.store.rows import RequestRow, StageEnergyRow, TrialRow, stored_itl
+from joulebench.store.rows import RequestRow, RooflineRow, StageEnergyRow, TrialRow, stored_itl
 
 DEFAULT_DB = "joulebench.db"
 #: How long one attempt waits for another process's write lock before joulebench says it is waiting;
@@ -345,7 +345,45 @@ class ResultsDB:
                 c.execute("INSERT INTO traces VALUES (?, 'jsonl.gz', ?)", (trial_id, trace_jsonl_gz))
             return trial_id
 
+    def add_roofline(self, rows: Sequence[RooflineRow]) -> None:
+        """Write one `joulebench roofline` measurement, all its rows at once."""
+        with self._transaction() as c:
+            c.executemany(
+                "INSERT INTO roofline (created_unix_s, host, joulebench_version, device, device_name,"
+                " device_uuid, kernel, unit, dtype, units, start_s, end_s, energy_j, uncertainty_j,"
+                " idle_power_w, above_idle_energy_j, method, flags, environment_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.created_unix_s,
+                        r.host,
+                        r.joulebench_version,
+                        r.device,
+                        r.device_name,
+                        r.device_uuid,
+                        r.kernel,
+                        r.unit,
+                        r.dtype,
+                        r.units,
+                        r.start_s,
+                        r.end_s,
+                        r.energy_j,
+                        _clean(r.uncertainty_j),
+                        _clean(r.idle_power_w),
+                        _clean(r.above_idle_energy_j),
+                        r.method,
+                        ",".join(r.flags),
+                        _record(r.environment),
+                    )
+                    for r in rows
+                ],
+            )
+
     # -- readers ------------------------------------------------------------------------------------
+
+    def roofline(self) -> list[dict[str, Any]]:
+        """Every roofline row, oldest first."""
+        return self._rows("SELECT * FROM roofline ORDER BY id", ())
 
     def runs(self, filter: Mapping[str, Any] | None = None, **where: Any) -> list[dict[str, Any]]:
         """Runs whose columns equal every given value, oldest first: ``db.runs(engine="vllm")``."""

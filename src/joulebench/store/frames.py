@@ -40,6 +40,8 @@ class Frames:
     trials: pd.DataFrame
     stage_energy: pd.DataFrame
     requests: pd.DataFrame
+    #: every `joulebench roofline` row of the database (cards, not runs: never filtered); None before schema 3
+    roofline: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,10 @@ _ADDED_COLUMNS = {
 }
 
 
+#: tables that migrations added: a database written before them is read as if they were empty
+_ADDED_TABLES = {"roofline"}
+
+
 def _missing(conn: sqlite3.Connection) -> list[str]:
     """The tables and columns of the schema (store/schema.py) that this database lacks."""
     reference = sqlite3.connect(":memory:")
@@ -148,7 +154,8 @@ def _missing(conn: sqlite3.Connection) -> list[str]:
     for table, columns in wanted.items():
         have = {c[1] for c in conn.execute(f"PRAGMA table_info({table})")}
         if not have:
-            missing.append(f"table {table}")
+            if table not in _ADDED_TABLES:
+                missing.append(f"table {table}")
             continue
         missing += [f"{table}.{c}" for c in columns if c not in have and (table, c) not in _ADDED_COLUMNS]
     return missing
@@ -174,7 +181,12 @@ def load_frames(db_path: str | Path, runs: RunFilter | str | None = None) -> Fra
         trial_ids = [int(i) for i in trials["id"]]
         stage_energy = _read_in(pd, conn, "stage_energy", "trial_id", trial_ids)
         requests = _read_in(pd, conn, "requests", "trial_id", trial_ids)
-    return Frames(runs=selected, trials=trials, stage_energy=stage_energy, requests=requests)
+        roofline = None
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'roofline'").fetchone():
+            roofline = pd.read_sql_query("SELECT * FROM roofline ORDER BY id", conn)
+    return Frames(
+        runs=selected, trials=trials, stage_energy=stage_energy, requests=requests, roofline=roofline
+    )
 
 
 def _read_in(pd: object, conn: sqlite3.Connection, table: str, column: str, ids: list[int]) -> pd.DataFrame:

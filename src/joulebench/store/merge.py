@@ -7,7 +7,7 @@ would publish a machine's layout). The machine, its GPUs' UUIDs and driver are a
 environment. A run already in the target (the same host, start time and configuration) is not copied
 again, so merging twice, or merging a database into a merge of it, adds nothing. A source may be
 gzip-compressed (``.db.gz``, as results come back from a machine): it is read from a decompressed copy,
-and named without the ``.gz``.
+and named without the ``.gz``. The cards' `joulebench roofline` rows come along, each once.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 from joulebench.errors import UsageError
 from joulebench.store.db import ResultsDB
+from joulebench.store.rows import RooflineRow
 from joulebench.store.transfer import export_runs, import_runs
 
 
@@ -53,6 +54,8 @@ def merge(target: ResultsDB, sources: list[Path]) -> Merged:
         with readable(given) as path, ResultsDB(path) as source:
             exported = export_runs(source)
             ids = {id(e): r["id"] for e, r in zip(exported, source.runs(), strict=True)}
+            roofline = source.roofline()
+        _copy_roofline(target, roofline)
         fresh = []
         for e in exported:
             key = _identity(e["run"])
@@ -68,6 +71,28 @@ def merge(target: ResultsDB, sources: list[Path]) -> Merged:
         by_source[path.name] = by_source.get(path.name, 0) + len(fresh)
         copied += len(fresh)
     return Merged(copied, skipped, by_source)
+
+
+def _copy_roofline(target: ResultsDB, rows: list[dict[str, Any]]) -> None:
+    """The cards' roofline rows, each once (the same host, card, kernel and span is the same measurement)."""
+
+    def key(r: dict[str, Any]) -> tuple[object, ...]:
+        return (r["host"], r["device_uuid"] or r["device"], r["kernel"], round(float(r["start_s"]), 6))
+
+    have = {key(r) for r in target.roofline()}
+    fresh = [r for r in rows if key(r) not in have]
+    target.add_roofline(
+        [
+            RooflineRow(
+                **{
+                    **{k: r[k] for k in RooflineRow.__dataclass_fields__ if k in r},
+                    "flags": tuple(f for f in (r["flags"] or "").split(",") if f),
+                    "environment": r.get("environment") or {},
+                }
+            )
+            for r in fresh
+        ]
+    )
 
 
 @contextmanager

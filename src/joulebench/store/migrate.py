@@ -22,6 +22,12 @@ def _add_uncertainty(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE stage_energy ADD COLUMN uncertainty_j REAL")
 
 
+def _version_3(conn: sqlite3.Connection) -> None:
+    _add_request_times_and_energy(conn)
+    (roofline,) = [s for s in _statements(DDL) if s.startswith("CREATE TABLE IF NOT EXISTS roofline")]
+    conn.execute(roofline)
+
+
 def _add_request_times_and_energy(conn: sqlite3.Connection) -> None:
     for column in ("submit_s REAL", "first_token_s REAL", "finish_s REAL", "energy_j REAL"):
         conn.execute(f"ALTER TABLE requests ADD COLUMN {column}")
@@ -46,7 +52,7 @@ def _add_request_times_and_energy(conn: sqlite3.Connection) -> None:
 #: version k -> the step that turns a version-k database into version k + 1
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _add_uncertainty,
-    2: _add_request_times_and_energy,
+    2: _version_3,
 }
 
 

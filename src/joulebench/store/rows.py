@@ -68,6 +68,31 @@ class RequestRow:
     energy_estimated: bool | None = None  # that share includes estimated parts
 
 
+@dataclass(frozen=True)
+class RooflineRow:
+    """One microbenchmark on one card (`joulebench roofline`)."""
+
+    created_unix_s: float
+    host: str
+    joulebench_version: str
+    device: str
+    device_name: str
+    kernel: str
+    unit: str
+    dtype: str
+    units: float
+    start_s: float
+    end_s: float
+    energy_j: float
+    method: str
+    device_uuid: str | None = None
+    uncertainty_j: float | None = None
+    idle_power_w: float | None = None
+    above_idle_energy_j: float | None = None
+    flags: tuple[str, ...] = ()
+    environment: dict[str, Any] = field(default_factory=dict)
+
+
 #: Inter-token latencies are stored to the microsecond (a trial holds one per generated token); every
 #: figure made from them, the run's own summary included, uses the stored values.
 ITL_DECIMALS = 6

@@ -105,6 +105,30 @@ CREATE TABLE IF NOT EXISTS traces (
     data      BLOB NOT NULL
 );
 
+-- `joulebench roofline`: one microbenchmark on one card (docs/roofline.md).
+CREATE TABLE IF NOT EXISTS roofline (
+    id                  INTEGER PRIMARY KEY,
+    created_unix_s      REAL NOT NULL,
+    host                TEXT NOT NULL,
+    joulebench_version  TEXT NOT NULL,
+    device              TEXT NOT NULL,         -- e.g. gpu0
+    device_name         TEXT NOT NULL,         -- the card's own name: limits are compared by it
+    device_uuid         TEXT,
+    kernel              TEXT NOT NULL,         -- copy | gemm
+    unit                TEXT NOT NULL,         -- byte | flop
+    dtype               TEXT NOT NULL,
+    units               REAL NOT NULL,         -- bytes moved (read + written) or FLOPs done
+    start_s             REAL NOT NULL,         -- monotonic clock of the measuring host
+    end_s               REAL NOT NULL,
+    energy_j            REAL NOT NULL,
+    uncertainty_j       REAL,
+    idle_power_w        REAL,
+    above_idle_energy_j REAL,
+    method              TEXT NOT NULL,         -- counter | integrated
+    flags               TEXT NOT NULL DEFAULT '',
+    environment_json    TEXT NOT NULL          -- driver, clocks, power limit of the card at the time
+);
+
 CREATE INDEX IF NOT EXISTS trials_run ON trials(run_id);
 CREATE INDEX IF NOT EXISTS stage_energy_trial ON stage_energy(trial_id);
 CREATE INDEX IF NOT EXISTS requests_trial ON requests(trial_id);
