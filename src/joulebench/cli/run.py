@@ -16,6 +16,19 @@ ENGINE_ENV_HELP = (
 )
 
 
+def _levels(text: str | None) -> list[int]:
+    try:
+        return [int(x) for x in (text or "").replace(" ", "").split(",") if x]
+    except ValueError:
+        raise UsageError(f"--sleep-levels {text!r}: give levels as numbers, e.g. 1,2") from None
+
+
+def _factors(texts: list[str] | None) -> dict[str, list[str]]:
+    from joulebench.runner.setup_factors import parse_factors
+
+    return parse_factors(texts or [])
+
+
 def parse_engine_opts(items: list[str]) -> dict[str, object]:
     import json
 
@@ -89,6 +102,26 @@ def run(
     drop_caches: Annotated[
         bool, Opt("--drop-caches", help="Drop the page cache before setup trials.")
     ] = False,
+    park_s: Annotated[
+        float,
+        Opt(
+            "--park-s",
+            help="After the repeats, hold the loaded engine idle this long (and asleep, with "
+            "--sleep-levels), each repeat: its energy per second, above idle.",
+        ),
+    ] = 0.0,
+    sleep_levels: Annotated[
+        str | None,
+        Opt("--sleep-levels", help="Sleep levels to measure after the repeats, e.g. 1,2 (vLLM on GPU)."),
+    ] = None,
+    setup_factors: Annotated[
+        list[str] | None,
+        Opt(
+            "--setup-factors",
+            help="Setup factors to cross, NAME=LEVEL,LEVEL (repeatable): cache=cold,warm compile=cold,warm "
+            "loader=... cuda_graphs=on,off; --setup-repeats trials per combination.",
+        ),
+    ] = None,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress; the summary only.")] = False,
     verbose: Annotated[
         bool, Opt("--verbose", "-v", help="Show the engines' own output too, instead of only logging it.")
@@ -132,6 +165,9 @@ def run(
         max_concurrency=max_concurrency,
         request_rate=request_rate,
         drop_caches=drop_caches,
+        setup_factors=_factors(setup_factors),
+        park_s=park_s,
+        sleep_levels=_levels(sleep_levels),
     )
     if quiet and verbose:
         raise UsageError("--quiet and --verbose: choose one")

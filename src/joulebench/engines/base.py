@@ -40,6 +40,10 @@ STAGE_GENERATE = "generate"  # one token-generation repeat (a whole batch)
 STAGE_STEADY = "steady"  # the steady-state part of a repeat (ramp-up and ramp-down excluded)
 STAGE_PREFILL = "prefill"  # the spans of a repeat when some request is in prefill (runner/phases.py)
 STAGE_DECODE = "decode"  # the spans of a repeat when every request in flight is decoding
+STAGE_PARK = "park"  # a loaded engine serving nothing, for a set time (docs/lifecycle.md)
+STAGE_SLEEP_ENTER = "sleep_enter"  # the call that puts a loaded engine to sleep
+STAGE_SLEEP = "sleep"  # an engine asleep, for a set time
+STAGE_WAKE = "wake"  # the call that wakes it, until it can serve again
 
 
 #: weight dtypes every engine takes ("auto": the checkpoint's own)
@@ -101,6 +105,9 @@ class Engine(ABC):
     #: environment variables naming every folder where the engine, or torch under it, keeps compiled code
     #: between processes: pointed at a folder of their own when cells share a host (one per GPU set)
     compile_cache_vars: ClassVar[tuple[str, ...]] = TORCH_COMPILE_CACHE_VARS
+    #: the setup factors of its own (`run --setup-factors`): factor -> level -> the engine options that
+    #: level sets; the page cache and the compile caches are every engine's (runner/setup_factors.py)
+    setup_factor_options: ClassVar[Mapping[str, Mapping[str, Mapping[str, Any]]]] = {}
 
     @classmethod
     def compile_cache_dirs(cls, environ: Mapping[str, str] | None = None) -> list[Path]:
@@ -149,6 +156,33 @@ class Engine(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the engine (processes, GPU memory)."""
+
+    @classmethod
+    def sleep_levels(cls, config: EngineConfig) -> tuple[int, ...]:
+        """The sleep levels this engine has with this configuration (none: it has no sleep mode)."""
+        return ()
+
+    @classmethod
+    def no_sleep_reason(cls, config: EngineConfig) -> str:
+        """Why :meth:`sleep_levels` is empty, for the one line that refuses ``--sleep-levels``."""
+        return f"{cls.name} has no sleep mode"
+
+    @classmethod
+    def sleep_options(cls) -> dict[str, Any]:
+        """Engine options an engine must be started with to be put to sleep later."""
+        return {}
+
+    def sleep(self, level: int) -> None:
+        """Release what ``level`` releases, keeping the process; returns once done."""
+        from joulebench.errors import EngineError
+
+        raise EngineError(self.no_sleep_reason(self.config))
+
+    def wake_up(self, level: int) -> None:
+        """Undo :meth:`sleep` of ``level``; returns once the engine can serve again."""
+        from joulebench.errors import EngineError
+
+        raise EngineError(self.no_sleep_reason(self.config))
 
 
 def check_options(options: dict[str, Any], known: Sequence[str], engine: str) -> None:

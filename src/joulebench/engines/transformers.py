@@ -18,6 +18,9 @@ Options (``EngineConfig.options``):
   i.e. CUDA graphs, on CUDA; PyTorch's ``default`` on CPU). Compilation is lazy: it happens in the first
   ``generate`` of each new shape, so it falls in the setup trial's first-token stage and the warm-up, not
   in ``setup()``.
+* ``loader``: ``device_map`` (the default: ``from_pretrained(device_map=device)`` puts each weight on the
+  device as it is read) or ``to_device`` (``from_pretrained`` onto the CPU, then ``model.to(device)``, as a
+  plain ``from_pretrained`` call does); one process on one device only.
 * ``tp_plan``: ``"auto"`` for transformers' own tensor parallelism, as ``tensor_parallel`` ranks that the
   runner starts as ``torchrun`` would (:mod:`joulebench.runner.ranks`); on CUDA or, over gloo, on CPU.
 
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from joulebench.engines.base import (
@@ -51,7 +54,8 @@ from joulebench.workloads.spec import Request, Response, SamplingSpec
 if TYPE_CHECKING:
     from joulebench.measurement.markers import StageMarks
 
-OPTIONS = ("attn_implementation", "compile", "compile_mode", "tp_plan")
+OPTIONS = ("attn_implementation", "compile", "compile_mode", "tp_plan", "loader")
+LOADERS = ("device_map", "to_device")
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2")
 
 
@@ -106,6 +110,10 @@ class TransformersEngine(Engine):
     extra: ClassVar[str] = "hf"
     package: ClassVar[str] = "transformers"
 
+    setup_factor_options: ClassVar[Mapping[str, Mapping[str, Mapping[str, Any]]]] = {
+        "loader": {name: {"loader": name} for name in LOADERS}
+    }
+
     def __init__(self, config: EngineConfig, marks: StageMarks) -> None:
         super().__init__(config, marks)
         self.model: Any = None
@@ -119,6 +127,13 @@ class TransformersEngine(Engine):
     @classmethod
     def check_config(cls, config: EngineConfig) -> None:
         check_options(config.options, OPTIONS, cls.name)
+        loader = config.options.get("loader", "device_map")
+        if loader not in LOADERS:
+            raise UsageError(f"unknown loader {loader!r} for transformers; use one of {', '.join(LOADERS)}")
+        if loader == "to_device" and (
+            config.tensor_parallel > 1 or config.options.get("tp_plan") is not None
+        ):
+            raise UsageError("loader to_device loads one process on one device: not with tensor_parallel > 1")
 
     def setup(self) -> EngineInfo:
         cfg = self.config
@@ -155,6 +170,8 @@ class TransformersEngine(Engine):
                 model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
             except OSError as exc:
                 raise ModelError(f"cannot load model {cfg.model!r}: {first_line(exc)}") from exc
+            if parallel == "to_device":
+                model = model.to(torch.device(cfg.device))
             model.eval()  # type: ignore[no-untyped-call]
             if cfg.device == "cuda":
                 torch.cuda.synchronize()
@@ -188,6 +205,8 @@ class TransformersEngine(Engine):
                 i: torch.cuda.get_device_properties(i).total_memory for i in range(cfg.tensor_parallel)
             }
             return {"device_map": "auto", "max_memory": max_memory}, "device_map_auto"
+        if cfg.options.get("loader") == "to_device":
+            return {}, "to_device"  # onto the CPU first, as a plain from_pretrained call
         return {"device_map": cfg.device}, "none"
 
     def _tp_plan(self, plan: Any) -> dict[str, Any]:

@@ -74,6 +74,14 @@ class VllmEngine(Engine):
     typical_gpu_tokens_per_s: ClassVar[float] = 10_000.0
 
     compile_cache_vars = (*TORCH_COMPILE_CACHE_VARS, "VLLM_CACHE_ROOT")
+    # the weight loaders (`load_format`: fastsafetensors and runai_streamer need their own packages) and
+    # CUDA-graph capture, which setup spends time and energy on
+    setup_factor_options: ClassVar[Mapping[str, Mapping[str, Mapping[str, Any]]]] = {
+        "loader": {
+            name: {"load_format": name} for name in ("safetensors", "fastsafetensors", "runai_streamer")
+        },
+        "cuda_graphs": {"on": {"enforce_eager": False}, "off": {"enforce_eager": True}},
+    }
 
     @classmethod
     def compile_cache_dirs(cls, environ: Mapping[str, str] | None = None) -> list[Path]:
@@ -170,6 +178,38 @@ class VllmEngine(Engine):
         submit_s = time.monotonic()
         outputs = self.llm.generate([r.prompt for r in requests], params, use_tqdm=False)
         return [to_response(r, o, submit_s) for r, o in zip(requests, outputs, strict=True)]
+
+    @classmethod
+    def sleep_levels(cls, config: EngineConfig) -> tuple[int, ...]:
+        # vLLM's sleep mode moves its allocations through CuMemAllocator: CUDA and ROCm only
+        return (1, 2) if config.device == "cuda" else ()
+
+    @classmethod
+    def no_sleep_reason(cls, config: EngineConfig) -> str:
+        return "vLLM's sleep mode needs a CUDA or ROCm GPU (--device cuda): the CPU build has none"
+
+    @classmethod
+    def sleep_options(cls) -> dict[str, Any]:
+        return {"enable_sleep_mode": True}
+
+    def sleep(self, level: int) -> None:
+        """Level 1 moves the weights to host memory and drops the KV cache; level 2 drops both."""
+        if self.llm is None:
+            raise UsageError("sleep() before setup()")
+        self.llm.sleep(level=level)
+
+    def wake_up(self, level: int) -> None:
+        """After level 2 the weights are gone: they are read again before the KV cache comes back, so that
+        the engine serves the same model as before, as a restart would."""
+        if self.llm is None:
+            raise UsageError("wake_up() before setup()")
+        if level == 2:
+            self.llm.wake_up(tags=["weights"])
+            self.llm.collective_rpc("reload_weights")
+            self.llm.wake_up(tags=["kv_cache"])
+        else:
+            self.llm.wake_up()
+        self.llm.reset_prefix_cache()  # the cached prefixes' blocks were dropped with the KV cache
 
     def close(self) -> None:
         llm, self.llm = self.llm, None

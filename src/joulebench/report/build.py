@@ -12,6 +12,7 @@ from joulebench.report import figures as figs
 from joulebench.report.devices import device_table
 from joulebench.report.floor import floor_table
 from joulebench.report.html import Page, render
+from joulebench.report.lifecycle import lifecycle_table
 from joulebench.report.phases import phase_table
 from joulebench.report.pooling import pooled_gpu_warnings
 from joulebench.report.ranking import ranking_table
@@ -76,6 +77,7 @@ def build_report(
             warmup_table(summary),
             phase_table(summary),
             floor_table(summary),
+            lifecycle_table(summary),
             device_table(frames),
             crosscheck,
         )

@@ -34,6 +34,8 @@ STEADY = "steady"  # the batch fully occupied (runner/steady.py); its tokens com
 WARMUP = "warmup"  # the batch before an engine start's first repeat; its tokens come from the trial's details
 PREFILL = "prefill"  # a repeat's spans with a request in prefill (runner/phases.py): per prompt token
 DECODE = "decode"  # its spans with every request decoding: per output token after each request's first
+# a warm engine parked, put to sleep, held asleep, woken (docs/lifecycle.md): what above idle they cost
+LIFECYCLE_STAGES = ("park", "sleep_enter", "sleep", "wake")
 
 UNITS = {
     "energy_j": "J",
@@ -44,6 +46,8 @@ UNITS = {
     "j_per_prompt_token": "J/token",
     "request_energy_median_j": "J",
     "request_energy_p90_j": "J",
+    "above_idle_energy_j": "J",
+    "above_idle_power_w": "W",
     "floor_j_per_token": "J/token",
     "pct_of_floor": "%",
     "tokens_per_s": "tokens/s",
@@ -119,7 +123,7 @@ def tidy_trial_metrics(frames: Frames) -> pd.DataFrame:
         base = {
             "run_id": int(run["id"]),
             "trial_id": int(trial["id"]),
-            "kind": phase_kind(str(trial["kind"])),
+            "kind": _kind(str(trial["kind"]), details),
             "repeat_index": int(trial["repeat_index"]),
             "engine": repeat_engine_label(engine, configs[int(run["id"])], details),
             "model": model_label(run),
@@ -164,6 +168,11 @@ def phase_kind(kind: str) -> str:
     return "generation" if kind == "warmup" else kind
 
 
+def _kind(kind: str, details: dict[str, Any]) -> str:
+    """:func:`phase_kind`, and a sleep trial's level: ``sleep-1``, ``sleep-2`` are different experiments."""
+    return f"sleep-{details['level']}" if kind == "sleep" and "level" in details else phase_kind(kind)
+
+
 def model_label(run: dict[str, object]) -> str:
     label = run.get("model_label")
     return str(label) if label is not None and not _isnan(label) and str(label) else str(run["model"])
@@ -203,18 +212,35 @@ def _setup_engine_labels(frames: Frames, engines: dict[int, str]) -> dict[int, s
     runs = {int(r["id"]): r for r in frames.runs.to_dict("records")}
     setup = [t for t in frames.trials.to_dict("records") if t["kind"] == "setup"]
     states: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    levels = {int(t["id"]): _other_factors(t) for t in setup}
     for t in setup:
         run = runs[int(t["run_id"])]
+        seen = states[(engines[int(run["id"])], model_label(run))]
         for col in ("compile_cache", "cache_state"):
-            states[(engines[int(run["id"])], model_label(run))][col].add(str(t.get(col)))
+            seen[col].add(str(t.get(col)))
+        for name in {n for f in levels.values() for n in f}:  # a factor some trial had, absent: its default
+            seen[name].add(levels[int(t["id"])].get(name, "default"))
     out = {}
     for t in setup:
         run = runs[int(t["run_id"])]
         engine = engines[int(run["id"])]
         seen = states[(engine, model_label(run))]
         parts = [f"{t[col]} {name}" for col, name in CACHE_NAMES if len(seen[col]) > 1]
+        given = levels[int(t["id"])]
+        parts += [f"{n}={given.get(n, 'default')}" for n in sorted(seen) if n not in dict(CACHE_NAMES)
+                  and len(seen[n]) > 1]  # fmt: skip
         out[int(t["id"])] = f"{engine} ({', '.join(parts)})" if parts else engine
     return out
+
+
+def _other_factors(trial: dict[str, object]) -> dict[str, str]:
+    """The setup factors a trial was given beyond the caches, whose states the probes record
+    (`run --setup-factors`: the weight loader, CUDA graphs)."""
+    factors = trial_details(trial).get("factors") or {}
+    caches = ("page_cache", "compile_cache", "compile_cache_empty")
+    return (
+        {str(k): str(v) for k, v in factors.items() if k not in caches} if isinstance(factors, dict) else {}
+    )
 
 
 def restart_setup_label(engine: str, labels: set[str]) -> str:
@@ -311,6 +337,30 @@ def _stage_rows(
             bound = e.uncertainty_j / divisor if e.uncertainty_j is not None else None
             out.append(
                 _row(base, stage, component, e.estimated, e.method, metric, e.energy_j / divisor, bound)
+            )
+    if stage in LIFECYCLE_STAGES:
+        out += _above_idle_rows(base, stage, rows, duration_s)
+    return out
+
+
+def _above_idle_rows(
+    base: dict[str, object], stage: str, rows: list[dict[str, object]], duration_s: float
+) -> list[dict[str, object]]:
+    """Energy and power above the idle baseline, per component and total: what a parked or sleeping engine
+    costs beyond the machine being on. Its bound is the window's (the baseline's own error not added)."""
+    items = [
+        (str(r["component"]), str(r["device"]), _num(r.get("above_idle_energy_j")), bool(r["estimated"]),
+         _num(r.get("uncertainty_j")))
+        for r in rows
+    ]  # fmt: skip
+    out = []
+    for component, (energy, estimated, bound) in component_energies(items).items():
+        method = "estimated" if estimated else ""
+        out.append(_row(base, stage, component, estimated, method, "above_idle_energy_j", energy, bound))
+        if duration_s > 0:
+            b = None if bound is None else bound / duration_s
+            out.append(
+                _row(base, stage, component, estimated, method, "above_idle_power_w", energy / duration_s, b)
             )
     return out
 

@@ -105,6 +105,30 @@ def page_cache_state(model_path: str | Path | None) -> PageCacheState:
     return PageCacheState(state, frac, size, len(files))
 
 
+def evict_page_cache(model_path: str | Path | None) -> None:
+    """Evict the model's weight files from the page cache: ``posix_fadvise(DONTNEED)`` per file, after
+    writing back its dirty pages. No root needed, and no other file's pages are touched; a page that
+    another process has mapped stays (the probe after it says so)."""
+    for f in weight_files(model_path) if model_path else []:
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def prime_page_cache(model_path: str | Path | None) -> None:
+    """Read the model's weight files once, so that a setup finds them in the page cache."""
+    for f in weight_files(model_path) if model_path else []:
+        with f.open("rb") as fh:
+            while fh.read(_READ_CHUNK):
+                pass
+
+
+_READ_CHUNK = 16 << 20
+
+
 def drop_page_cache() -> None:
     """Write back dirty pages and drop the clean page cache (Linux, root only)."""
     if os.geteuid() != 0:

@@ -53,6 +53,14 @@ class RunConfig:
     max_concurrency: int | None = None  # requests in flight at once; None: the whole batch
     request_rate: float | None = None  # requests per second (Poisson arrivals); None: all at once
     drop_caches: bool = False  # drop the page cache before each setup trial (root only): cold setups
+    # setup factors crossed by the setup trials, factor -> levels (runner/setup_factors.py); each
+    # combination gets setup_repeats trials
+    setup_factors: dict[str, list[str]] = field(default_factory=dict)
+    # after the repeats, in the same warm engine: `park_s` seconds loaded and serving nothing, then for
+    # each sleep level a sleep call, `park_s` seconds asleep and a wake call; `repeats` times over
+    # (docs/lifecycle.md)
+    park_s: float = 0.0
+    sleep_levels: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,6 +3,7 @@ summary tables at the end."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,9 +14,11 @@ _PHASES = {
     "engine_start": "starting the engine for repeat",
     "warmup": "warm-up batch before repeat",
     "generate": "repeat",
+    "park": "parked engine",
+    "sleep": "sleep and wake",
 }
 # A trial kind, and the phase that names its trials; the other phases come before a generation trial.
-_TRIAL_PHASE = {"idle": "idle", "setup": "setup", "generation": "generate"}
+_TRIAL_PHASE = {"idle": "idle", "setup": "setup", "generation": "generate", "park": "park", "sleep": "sleep"}
 _PHASE_TRIAL = {phase: kind for kind, phase in _TRIAL_PHASE.items()}
 _ENERGY_ORDER = ("gpu", "cpu", "dram", "node", "other", "platform", "total", "total_incl_estimated")
 _LABELS = {"total_incl_estimated": "total incl. est."}
@@ -69,10 +72,13 @@ class TimeLeft:
         from joulebench.runner.run import repeat_plan
 
         c = prepared.config
+        parked = c.repeats if c.park_s > 0 else 0
         self.left = {
             "idle": 1 if c.idle_s > 0 else 0,
-            "setup": c.setup_repeats,
+            "setup": c.setup_repeats * max(1, math.prod(len(v) for v in c.setup_factors.values())),
             "generation": len(repeat_plan(c.repeats, c.unmonitored_repeats)),
+            "park": parked,
+            "sleep": parked * len(c.sleep_levels),
         }
         self.took = {}  # a sweep's next run has its own shape, so its own pace
         self.began = {}

@@ -105,6 +105,13 @@ class GenerationSession:
         responses = tuple(protocol.response_from_dict(d) for d in msg["responses"])
         return Batch(float(msg["begin_s"]), float(msg["end_s"]), responses)
 
+    def transition(self, cmd: str, level: int, timeout_s: float) -> tuple[float, float]:
+        """``sleep`` or ``wake`` the engine at ``level``; the call's begin and end."""
+        assert self.worker is not None
+        self.worker.send({"cmd": cmd, "level": level})
+        msg = self.worker.wait_for(f"{cmd}-done", timeout_s)
+        return float(msg["begin_s"]), float(msg["end_s"])
+
     def is_warm(
         self, requests: tuple[Request, ...], sampling: SamplingSpec, max_tokens: int | None = None
     ) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +110,34 @@ def check_config(config: RunConfig) -> None:
 
         if os.geteuid() != 0:
             problems.append("--drop-caches needs root (it writes /proc/sys/vm/drop_caches)")
+    if config.setup_factors:
+        problems += _factor_problems(config)
+    if not (config.park_s >= 0 and math.isfinite(config.park_s)):
+        problems.append(f"--park-s must be a finite number of seconds >= 0, got {config.park_s}")
+    elif config.sleep_levels and not config.park_s > 0:
+        problems.append("--sleep-levels hold the engine asleep for --park-s seconds: give --park-s > 0")
+    if (config.park_s > 0 or config.sleep_levels) and config.repeats < 1:
+        problems.append(
+            "--park-s and --sleep-levels measure the engine the repeats warmed: give --repeats >= 1"
+        )
     if problems:
         raise UsageError("\n".join(problems))
+
+
+def _factor_problems(config: RunConfig) -> list[str]:
+    from joulebench.runner.setup_factors import PAGE_CACHE, factor_problems
+
+    try:
+        problems = factor_problems(config.engine, config.setup_factors)
+    except UsageError:
+        return []  # an unknown engine is refused apart
+    if config.setup_repeats < 1:
+        problems.append("--setup-factors are levels of setup trials: give --setup-repeats >= 1")
+    if served_over_http(config.engine):
+        problems.append("--setup-factors: a client of a server does not set the server up")
+    if PAGE_CACHE in config.setup_factors and config.drop_caches:
+        problems.append("--setup-factors page_cache and --drop-caches both set the page cache: give one")
+    return problems
 
 
 def served_over_http(engine: str) -> bool:
@@ -250,6 +276,15 @@ def prepare(config: RunConfig) -> Prepared:
         options=options,
         env=as_env(config.engine_env),
     )
+    if config.sleep_levels:
+        has = cls.sleep_levels(engine_config)
+        wrong = [level for level in config.sleep_levels if level not in has]
+        if not has:
+            raise UsageError(f"--sleep-levels: {cls.no_sleep_reason(engine_config)}")
+        if wrong:
+            raise UsageError(f"--sleep-levels {wrong}: {config.engine} has levels {', '.join(map(str, has))}")
+        # started so that it can be put to sleep later: the repeats run in that engine too, and say so
+        engine_config = replace(engine_config, options={**engine_config.options, **cls.sleep_options()})
     cls.check_config(engine_config)  # before a run row exists, not in the worker after it
     return Prepared(
         config=config,

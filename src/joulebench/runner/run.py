@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from joulebench.engines.base import STAGE_PARK, STAGE_SLEEP, STAGE_SLEEP_ENTER, STAGE_WAKE
 from joulebench.errors import OUT_OF_MEMORY_HINT, UsageError
 from joulebench.measurement.occupancy import idle_busy_message, with_held_memory
 from joulebench.runner.config import RunConfig
@@ -26,9 +27,11 @@ from joulebench.runner.generation import (
     measure_batch,
     measure_warmup,
 )
+from joulebench.runner.monitoring import trace_bytes
 from joulebench.runner.prepare import Prepared, prepare
 from joulebench.runner.process import WorkerFailed
 from joulebench.store.db import ResultsDB
+from joulebench.store.rows import StageEnergyRow, TrialRow, stage_rows
 
 if TYPE_CHECKING:
     from joulebench.runner.monitoring import RunMonitor
@@ -158,8 +161,6 @@ class _Run:
         _notify(self.progress, "run_start", run_id=self.run_id, monitor=self.monitor, prepared=self.p)
 
     def idle(self) -> None:
-        from joulebench.runner.monitoring import trace_bytes
-        from joulebench.store.rows import TrialRow, stage_rows
 
         if self.config.idle_s <= 0 or self.environment.get("energy_note"):
             return  # nothing to take a baseline of
@@ -186,20 +187,43 @@ class _Run:
         )
 
     def setup_trials(self) -> None:
+        """``setup_repeats`` trials for each combination of the setup factors' levels (one combination of
+        none without ``--setup-factors``)."""
+        from joulebench.runner.setup_factors import compile_caches, grid
+
+        combos = grid(self.config.setup_factors)
+        n = self.config.setup_repeats * len(combos)
+        with compile_caches(self.p.engine, self.log_dir / "compile-caches") as caches:
+            for k in range(n):
+                combo = combos[k // self.config.setup_repeats]
+                _notify(self.progress, "phase", phase="setup", index=k, total=n)
+                self._setup_trial(k, combo, caches)
+
+    def _setup_trial(self, k: int, combo: dict[str, str], caches: Any) -> None:
+        from joulebench.runner.setup_factors import COMPILE_CACHE, PAGE_CACHE, engine_options
         from joulebench.runner.setup_trial import run_setup_trial
 
-        n = self.config.setup_repeats
-        for k in range(n):
-            _notify(self.progress, "phase", phase="setup", index=k, total=n)
-            trial, stages, trace = run_setup_trial(
-                self.p, k, self.monitor, log_dir=self.log_dir, env=self.env
-            )
-            self._record(trial, stages, (), trace)
-            if trial.details.get("usage_error"):
-                raise UsageError(trial.details["usage_error"])
-            version = (trial.details.get("engine_info") or {}).get("version")
-            if version:
-                self.db.update_run(self.run_id, engine_version=version)
+        p = self.p
+        factors: dict[str, Any] = dict(combo)
+        if combo:
+            env = dict(p.engine_config.env)
+            if COMPILE_CACHE in combo:
+                folders, empty = caches.env(combo[COMPILE_CACHE])
+                env.update(folders)
+                if empty:
+                    factors["compile_cache_empty"] = True  # no cold trial had filled one yet
+            options = {**p.engine_config.options, **engine_options(p.engine, combo)}
+            p = replace(p, engine_config=replace(p.engine_config, options=options, env=env))
+        trial, stages, trace = run_setup_trial(
+            p, k, self.monitor, log_dir=self.log_dir, env=self.env,
+            page_cache=combo.get(PAGE_CACHE), factors=factors or None,
+        )  # fmt: skip
+        self._record(trial, stages, (), trace)
+        if trial.details.get("usage_error"):
+            raise UsageError(trial.details["usage_error"])
+        version = (trial.details.get("engine_info") or {}).get("version")
+        if version:
+            self.db.update_run(self.run_id, engine_version=version)
 
     def generation_trials(self, session: GenerationSession) -> None:
         monitored = repeat_plan(self.config.repeats, self.config.unmonitored_repeats)
@@ -210,6 +234,59 @@ class _Run:
             # the runner's verdict, stored with the run: a sweep reads it rather than judging again
             self.environment["out_of_memory"] = True
             self.db.update_run(self.run_id, environment=self.environment)
+
+    def lifecycle_trials(self, session: GenerationSession) -> None:
+        """The warm engine parked (loaded, serving nothing) for ``park_s`` seconds, then for each sleep
+        level: put to sleep, held asleep as long, woken; ``repeats`` times over. Each a trial of its own
+        (kind ``park`` or ``sleep``) with its windows; a failure is recorded and ends the series."""
+        levels = self.config.sleep_levels
+        cycles = [None, *levels]
+        repeats = self.config.repeats
+        for k in range(repeats * len(cycles)):
+            if not session.alive:
+                return  # the repeats lost the engine: nothing warm to park
+            level, index = cycles[k % len(cycles)], k // len(cycles)
+            if level is None:
+                _notify(self.progress, "phase", phase="park", index=index, total=repeats)
+            else:  # numbered across levels; the level is in its details
+                index = index * len(levels) + levels.index(level)
+                _notify(self.progress, "phase", phase="sleep", index=index, total=repeats * len(levels))
+            trial, stages, trace = self._lifecycle_trial(session, index, level)
+            self._record(trial, stages, (), trace)
+            if trial.status != "ok":
+                session.kill()
+                return
+
+    def _lifecycle_trial(
+        self, session: GenerationSession, index: int, level: int | None
+    ) -> tuple[TrialRow, list[StageEnergyRow], bytes | None]:
+        hold_s, timeout = self.config.park_s, self.config.trial_timeout_s
+        started = time.time()
+        begin = time.monotonic()
+        windows: list[tuple[str, float, float]] = []
+        try:
+            if level is None:
+                time.sleep(hold_s)
+                windows.append((STAGE_PARK, begin, time.monotonic()))
+            else:
+                windows.append((STAGE_SLEEP_ENTER, *session.transition("sleep", level, timeout)))
+                asleep = time.monotonic()
+                time.sleep(hold_s)
+                windows.append((STAGE_SLEEP, asleep, time.monotonic()))
+                windows.append((STAGE_WAKE, *session.transition("wake", level, timeout)))
+        except WorkerFailed as exc:
+            end = time.monotonic()
+            trial = TrialRow("sleep", index, "failed", started, duration_s=end - begin, error=str(exc),
+                             details={"level": level, "timed_out": exc.timed_out})  # fmt: skip
+            failed = stage_rows(self.monitor.window(STAGE_SLEEP_ENTER, begin, end), flags=("failed",))
+            return trial, failed, None
+        end = windows[-1][2]
+        details: dict[str, Any] = {"hold_s": hold_s, **({"level": level} if level is not None else {})}
+        details["latency_s"] = {name: e - s for name, s, e in windows}
+        kind = "park" if level is None else "sleep"
+        trial = TrialRow(kind, index, "ok", started, duration_s=end - begin, details=details)
+        stages = [row for name, s, e in windows for row in stage_rows(self.monitor.window(name, s, e))]
+        return trial, stages, trace_bytes(self.monitor, begin, end)
 
     def _repeats(self, session: GenerationSession, monitored: list[bool]) -> int:
         """The repeats; returns how many in a row at the end ran out of device memory."""
@@ -366,6 +443,8 @@ def _execute(
             run.idle()
             run.setup_trials()
             run.generation_trials(session)
+            if p.config.park_s > 0:
+                run.lifecycle_trials(session)
             if own:
                 session.close()
             status = _run_status(run.statuses)

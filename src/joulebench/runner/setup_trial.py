@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from joulebench.engines.base import STAGE_FIRST_TOKEN, STAGE_IMPORT, STAGE_SETUP, EngineConfig
 from joulebench.measurement.occupancy import with_held_memory
 from joulebench.runner import protocol
-from joulebench.runner.cache_state import compile_cache_state, drop_page_cache, page_cache_state
+from joulebench.runner.cache_state import (
+    compile_cache_state,
+    drop_page_cache,
+    evict_page_cache,
+    page_cache_state,
+    prime_page_cache,
+)
 from joulebench.runner.monitoring import trace_bytes
 from joulebench.runner.prepare import Prepared
 from joulebench.runner.process import WorkerFailed
@@ -43,17 +49,32 @@ def worker_spec(
 
 
 def run_setup_trial(
-    p: Prepared, index: int, monitor: RunMonitor, *, log_dir: Path, env: dict[str, str]
+    p: Prepared,
+    index: int,
+    monitor: RunMonitor,
+    *,
+    log_dir: Path,
+    env: dict[str, str],
+    page_cache: str | None = None,
+    factors: dict[str, Any] | None = None,
 ) -> tuple[TrialRow, list[StageEnergyRow], bytes | None]:
-    """Run and measure one setup trial; a failure is returned as a ``failed`` trial, never raised."""
+    """Run and measure one setup trial; a failure is returned as a ``failed`` trial, never raised.
+    ``page_cache``: ``cold`` or ``warm`` to set the weights' page-cache state first (None: as it is);
+    ``factors``: the setup factors' levels it was given (runner/setup_factors.py), recorded with it."""
     if p.config.drop_caches:
         drop_page_cache()
+    if page_cache == "cold":
+        evict_page_cache(p.model_path)
+    elif page_cache == "warm":
+        prime_page_cache(p.model_path)
     cache = page_cache_state(p.model_path)
     compiled = compile_cache_state(p.engine, p.engine_config.env)
     started_unix = time.time()
     spec = worker_spec(p.engine, p.engine_config, (p.requests[0], p.sampling))
     worker = worker_for(p.engine, p.engine_config, spec, log_dir=log_dir, name=f"setup-{index}", env=env)
     details: dict[str, Any] = {"page_cache": asdict(cache)}
+    if factors:
+        details["factors"] = factors
     spawn_s = worker.start()
     try:
         ready = worker.wait_for("ready", p.config.trial_timeout_s)

@@ -132,6 +132,15 @@ class Worker:
             }
         )
 
+    def transition(self, command: dict[str, Any]) -> None:
+        """``sleep`` or ``wake`` at a level: the call's begin and end, on the monitor's clock."""
+        level = int(command["level"])
+        call = self.engine.sleep if command["cmd"] == "sleep" else self.engine.wake_up
+        begin = time.monotonic()
+        call(level)
+        end = time.monotonic()
+        self.emit({"event": f"{command['cmd']}-done", "begin_s": begin, "end_s": end})
+
     def serve(self, commands: IO[str]) -> None:
         for line in commands:
             if not line.strip():
@@ -141,6 +150,8 @@ class Worker:
                 break
             if command.get("cmd") == "generate":
                 self.generate(command)
+            elif command.get("cmd") in ("sleep", "wake"):
+                self.transition(command)
             else:
                 raise ValueError(f"unknown command {command.get('cmd')!r}")
 
