@@ -37,6 +37,9 @@ def test_a_parked_engine_is_measured_above_idle_and_reported(tiny_llama: Path, t
 
     report = build_report(tmp_path / "r.db", tmp_path / "report")
     assert "Parked and asleep" in report.html.read_text()
+    # and what to do between requests: energy against the idle timeout, for the stated arrival pattern
+    (policy,) = [f for f in report.figures if f.name.startswith("fig10_policy")]
+    assert "1000 requests/day" in policy.title and policy.png.stat().st_size > 0
     summary = pd.read_csv(report.html.parent / "summary.csv")
     held = summary[(summary["kind"] == "park") & (summary["metric"] == "above_idle_power_w")]
     assert held["n"].max() == 2  # both parks, with a CI

@@ -53,6 +53,26 @@ def advise(
         float | None, typer.Option(help="Electricity price, to add a cost per day.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the advice as JSON.")] = False,
+    policy: Annotated[
+        bool,
+        typer.Option(
+            "--policy",
+            help="What a warm engine should do between requests (stay parked, sleep, or stop and restart "
+            "after T idle seconds) for an arrival pattern: --requests-per-day [--burstiness] or --arrivals.",
+        ),
+    ] = False,
+    burstiness: Annotated[
+        float, typer.Option(help="With --policy: the gaps' coefficient of variation (1: Poisson arrivals).")
+    ] = 1.0,
+    arrivals: Annotated[
+        Path | None, typer.Option(help="With --policy: a file of request times in seconds, one a line.")
+    ] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="With --policy: the engine (label) to advise for; needed if several.")
+    ] = None,
+    figure: Annotated[
+        Path | None, typer.Option(help="With --policy: also draw energy against T per policy (.png or .svg).")
+    ] = None,
 ) -> None:
     """Rank engines by daily energy ((E_setup + E_first) x K + J/token x N x T) from measured data, with
     crossovers; E_first is the first batch's extra cost after a restart (its measured warm-up)."""
@@ -68,6 +88,12 @@ def advise(
     for name, value in (("--max-tpot-ms", max_tpot_ms), ("--max-ttft-ms", max_ttft_ms)):
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise UsageError(f"{name} must be a number > 0, got {value}")
+    if policy:
+        _policy(db, runs, requests_per_day, burstiness, arrivals, engine, model, workload, figure, as_json)
+        return
+    for name, given in (("--arrivals", arrivals), ("--engine", engine), ("--figure", figure)):
+        if given is not None:
+            raise UsageError(f"{name} goes with --policy")
     latency_only = requests_per_day is None and cold_starts_per_day is None
     if latency_only and max_tpot_ms is None and max_ttft_ms is None:
         raise UsageError(
@@ -149,6 +175,127 @@ def _ci(mean: float, half: float | None, digits: int = 4) -> str:
     return (
         f"{plain(mean, digits)} ± {plain(half, 2)}" if half is not None else f"{plain(mean, digits)} (no CI)"
     )
+
+
+def _policy(
+    db: Path,
+    runs: str | None,
+    requests_per_day: float | None,
+    burstiness: float,
+    arrivals_file: Path | None,
+    engine: str | None,
+    model: str | None,
+    workload: str | None,
+    figure: Path | None,
+    as_json: bool,
+) -> None:
+    from joulebench.errors import UsageError
+    from joulebench.report.policy import Arrivals, advise_policy
+    from joulebench.results.aggregate import summarize_metrics
+    from joulebench.results.tidy import trial_metrics
+    from joulebench.store.frames import load_frames
+
+    if (requests_per_day is None) == (arrivals_file is None):
+        raise UsageError(
+            "--policy needs one arrival pattern: --requests-per-day N [--burstiness C] or --arrivals FILE"
+        )
+    if figure is not None and figure.suffix not in (".png", ".svg"):
+        raise UsageError(f"--figure {figure}: give a .png or .svg file")
+    if figure is not None and figure.exists() and not figure.is_file():
+        raise UsageError(f"--figure {figure} exists and is not a file")
+    pattern = (
+        Arrivals.from_file(arrivals_file)
+        if arrivals_file is not None
+        else Arrivals.from_rate(float(requests_per_day or 0), burstiness)
+    )
+    summary = summarize_metrics(trial_metrics(load_frames(db, runs)))
+    advice = advise_policy(summary, pattern, engine, model, workload)
+    if figure is not None:
+        from joulebench.report.policy import policy_figure
+
+        fig = policy_figure(advice)
+        tmp = figure.with_name(figure.name + ".tmp")
+        fig.savefig(
+            tmp, format=figure.suffix[1:], metadata={"Date": None} if figure.suffix == ".svg" else None
+        )
+        tmp.replace(figure)
+    if as_json:
+        print(json.dumps(_policy_dict(advice), indent=2))
+    else:
+        print(format_policy(advice) + (f"\nFigure: {figure}" if figure is not None else ""))
+
+
+def _policy_dict(advice: object) -> dict[str, object]:
+    from joulebench.report.policy import PolicyAdvice
+
+    assert isinstance(advice, PolicyAdvice)
+    return {
+        "engine": advice.engine,
+        "model": advice.model,
+        "workload": advice.workload,
+        "arrivals": advice.arrivals.description,
+        "requests_per_day": advice.arrivals.per_day,
+        "policies": [
+            {
+                "policy": r.policy.name,
+                "timeout_s": None if math.isinf(r.timeout_s) else r.timeout_s,
+                "energy_kwh_per_day": r.energy_j_per_day / 3.6e6,
+                "waits_per_day": r.waits_per_day,
+                "added_latency_s": r.added_latency_s,
+                "wait_s": r.policy.back_s,
+            }
+            for r in advice.results
+        ],
+        "inputs": [
+            {
+                "name": i.name,
+                "mean": i.stat.mean,
+                "ci_half_width": i.stat.half_width,
+                "unit": i.unit,
+                "estimated": i.stat.estimated,
+                "source": i.source,
+            }
+            for i in advice.inputs
+        ],
+        "not_weighed": list(advice.missing),
+    }
+
+
+def format_policy(advice: object) -> str:
+    from joulebench.report.policy import PolicyAdvice
+
+    assert isinstance(advice, PolicyAdvice)
+    workload = f", workload {advice.workload}" if advice.workload else ""
+    lines = [
+        f"Engine {advice.engine}, model {advice.model}{workload}",
+        f"Arrivals: {advice.arrivals.description}",
+        "",
+    ]
+    rows = [["Policy", "Idle timeout T", "Energy/day above idle (kWh)", "Requests that wait/day", "Wait (s)",
+             "Added latency, mean (s)"]]  # fmt: skip
+    for r in advice.results:
+        t = "never" if math.isinf(r.timeout_s) else f"{r.timeout_s:.3g} s"
+        rows.append([r.policy.name, t, f"{r.energy_j_per_day / 3.6e6:.4g}", f"{r.waits_per_day:.4g}",
+                     f"{r.policy.back_s:.3g}", f"{r.added_latency_s:.3g}"])  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    best = advice.results[0]
+    lines += ["", f"Least energy: {best.policy.name}"
+              + ("" if math.isinf(best.timeout_s) else f", T = {best.timeout_s:.3g} s") + "."]  # fmt: skip
+    lines += ["", "Inputs, from the database (mean ± 95 % CI half-width):"]
+    for i in advice.inputs:
+        half = f" ± {i.stat.half_width:.3g}" if i.stat.half_width is not None else " (n=1, no CI)"
+        est = " (estimated)" if i.stat.estimated else ""
+        below = " (below the idle baseline: counted as 0)" if i.stat.mean < 0 else ""
+        lines.append(f"  {i.name}: {i.stat.mean:.4g}{half} {i.unit}{est}{below}, from {i.source}")
+    if any(i.stat.estimated for i in advice.inputs):
+        lines.append("Some inputs are estimated, not measured: the choice is only as good as the estimate.")
+    lines += [f"not weighed: {m}" for m in advice.missing]
+    lines.append(
+        "Above idle: the machine's idle baseline and the serving itself cost the same under every policy and "
+        "are left out (docs/lifecycle.md)."
+    )
+    return "\n".join(lines)
 
 
 def format_advice(advice: Advice) -> str:

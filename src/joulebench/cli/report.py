@@ -30,14 +30,25 @@ def report(
         int | None,
         typer.Option(help="The run whose power timeline is drawn (default: the first with a trace)."),
     ] = None,
+    policy_requests_per_day: Annotated[
+        float,
+        typer.Option(
+            help="The arrival rate of the policy figure, where engines were parked (see advise --policy)."
+        ),
+    ] = 1000.0,
+    policy_burstiness: Annotated[
+        float, typer.Option(help="Its gaps' coefficient of variation (1: Poisson arrivals).")
+    ] = 1.0,
     portable: Annotated[
         bool, typer.Option("--portable", help="Leave the machine's paths out, to publish the report.")
     ] = False,
 ) -> None:
     """Write an HTML report (tables with 95 % CIs, Figs. 1-5, a power timeline) and CSV/JSON/Parquet data."""
     from joulebench.report.build import build_report
+    from joulebench.report.policy import Arrivals
 
-    files = build_report(db, out, runs=runs, timeline_run=timeline_run, portable=portable)
+    arrivals = Arrivals.from_rate(policy_requests_per_day, policy_burstiness)
+    files = build_report(db, out, runs=runs, timeline_run=timeline_run, portable=portable, arrivals=arrivals)
     print(f"report: {files.html}")
     print(f"figures: {len(files.figures)} (PNG and SVG) in {out}")
     print(f"exports: {', '.join(sorted({p.stem for p in files.exports}))} as CSV, JSON and Parquet in {out}")

@@ -14,6 +14,7 @@ from joulebench.report.floor import floor_table
 from joulebench.report.html import Page, render
 from joulebench.report.lifecycle import lifecycle_table
 from joulebench.report.phases import phase_table
+from joulebench.report.policy import Arrivals
 from joulebench.report.pooling import pooled_gpu_warnings
 from joulebench.report.ranking import ranking_table
 from joulebench.report.tables import Table, generation_tables, setup_table
@@ -50,6 +51,7 @@ def build_report(
     runs: str | None = None,
     timeline_run: int | None = None,
     portable: bool = False,
+    arrivals: Arrivals | None = None,
 ) -> ReportFiles:
     """Write report.html, the figures (PNG + SVG) and the tidy exports into ``out_dir``; ``portable``
     leaves the measuring machine's paths out (report/portable.py)."""
@@ -84,6 +86,7 @@ def build_report(
         if t is not None
     ]
     figures = _figures(frames, summary, db_path, out_dir, timeline_run)
+    figures += _policy_figures(summary, out_dir, arrivals or Arrivals.from_rate(1000.0))
     exports = _export(
         out_dir,
         {
@@ -155,6 +158,22 @@ def _figures(
         fig = timeline(frames, db_path, run_id)
         wanted.append(("timeline_run", f"Power timeline of run {run_id}, stages shaded", fig))
     return [figs.save_figure(fig, out_dir, name, title) for name, title, fig in wanted if fig is not None]
+
+
+def _policy_figures(summary: pd.DataFrame, out_dir: Path, arrivals: Arrivals) -> list[figs.FigureFiles]:
+    """Energy against the idle timeout per policy, for each parked engine (report/policy.py)."""
+    from joulebench.report.policy import advise_policy, policy_figure
+
+    parked = summary[(summary["kind"] == "park") & (summary["metric"] == "above_idle_power_w")]
+    out = []
+    for k, (engine, model, workload) in enumerate(
+        sorted(set(parked[["engine", "model", "workload"]].itertuples(index=False))), 1
+    ):
+        advice = advise_policy(summary, arrivals, str(engine), str(model), str(workload))
+        title = (f"Fig. 10.{k}: {engine} · {model}: energy above idle per day against the idle timeout, per "
+                 f"policy, for {arrivals.description} (`report --policy-requests-per-day`)")  # fmt: skip
+        out.append(figs.save_figure(policy_figure(advice), out_dir, f"fig10_policy_{k}", title))
+    return out
 
 
 def _runs_export(frames: Frames) -> pd.DataFrame:

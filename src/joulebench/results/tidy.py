@@ -34,8 +34,9 @@ STEADY = "steady"  # the batch fully occupied (runner/steady.py); its tokens com
 WARMUP = "warmup"  # the batch before an engine start's first repeat; its tokens come from the trial's details
 PREFILL = "prefill"  # a repeat's spans with a request in prefill (runner/phases.py): per prompt token
 DECODE = "decode"  # its spans with every request decoding: per output token after each request's first
-# a warm engine parked, put to sleep, held asleep, woken (docs/lifecycle.md): what above idle they cost
-LIFECYCLE_STAGES = ("park", "sleep_enter", "sleep", "wake")
+# a whole setup, and a warm engine parked, put to sleep, held asleep, woken (docs/lifecycle.md): what they
+# cost above idle, which `advise --policy` weighs against each other
+ABOVE_IDLE_STAGES = ("setup", "park", "sleep_enter", "sleep", "wake")
 
 UNITS = {
     "energy_j": "J",
@@ -338,7 +339,7 @@ def _stage_rows(
             out.append(
                 _row(base, stage, component, e.estimated, e.method, metric, e.energy_j / divisor, bound)
             )
-    if stage in LIFECYCLE_STAGES:
+    if stage in ABOVE_IDLE_STAGES:
         out += _above_idle_rows(base, stage, rows, duration_s)
     return out
 

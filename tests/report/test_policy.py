@@ -1,0 +1,125 @@
+"""`advise --policy`: each policy's day worked by hand for gaps we chose, against measured inputs laid out as
+the summary holds them; and end to end on a real run of the tiny Llama (parked, set up) with its figure."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from joulebench.report.policy import DAY_S, Arrivals, Policy, _weigh, advise_policy
+
+pd = pytest.importorskip("pandas")
+
+
+def _stat_row(kind: str, engine: str, workload: str, stage: str, component: str, metric: str, mean: float):  # type: ignore[no-untyped-def]
+    return {"kind": kind, "engine": engine, "model": "m", "workload": workload, "stage": stage,
+            "component": component, "metric": metric, "mean": mean, "ci_half_width": 0.1 * mean, "n": 3,
+            "estimated": False, "method": "counter", "bound": float("nan")}  # fmt: skip
+
+
+def _summary() -> pd.DataFrame:
+    rows = [
+        _stat_row("park", "vllm", "w", "park", "total", "above_idle_power_w", 50.0),
+        _stat_row("sleep-1", "vllm", "w", "sleep_enter", "total", "above_idle_energy_j", 100.0),
+        _stat_row("sleep-1", "vllm", "w", "sleep_enter", "", "duration_s", 2.0),
+        _stat_row("sleep-1", "vllm", "w", "sleep", "total", "above_idle_power_w", 10.0),
+        _stat_row("sleep-1", "vllm", "w", "wake", "total", "above_idle_energy_j", 200.0),
+        _stat_row("sleep-1", "vllm", "w", "wake", "", "duration_s", 5.0),
+        _stat_row("setup", "vllm", "", "setup", "total", "above_idle_energy_j", 3000.0),
+        _stat_row("setup", "vllm", "", "setup", "", "duration_s", 30.0),
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_each_policys_day_is_the_sum_over_its_gaps_worked_by_hand(tmp_path: Path) -> None:
+    times = tmp_path / "times.txt"
+    times.write_text("# request times, s\n0\n10\n110\n1110\n")  # gaps 10, 100 and 1000 s over 1110 s
+    arrivals = Arrivals.from_file(times)
+    assert arrivals.gaps_s == (10.0, 100.0, 1000.0) and arrivals.per_day == pytest.approx(3 * DAY_S / 1110)
+    advice = advise_policy(_summary(), arrivals, None, None, None)
+    by_name = {r.policy.name: r for r in advice.results}
+    assert set(by_name) == {"always warm", "sleep level 1 after T", "stop after T, restart"}
+    scale = arrivals.per_day / 3
+
+    # always warm: parked through every gap
+    assert by_name["always warm"].energy_j_per_day == pytest.approx(50.0 * 1110 * scale)
+    # sleep after T = 0: every gap is a sleep call, asleep for the gap less the call's 2 s, and a wake
+    sleep = dict(by_name["sleep level 1 after T"].curve)
+    by_hand = sum(100.0 + 10.0 * (g - 2.0) + 200.0 for g in (10.0, 100.0, 1000.0))
+    assert sleep[0.0] == pytest.approx(by_hand * scale)
+    # T = 100 s (on the grid): the two gaps up to 100 s stay parked, the 1000 s gap sleeps after 100 s
+    by_hand = 50.0 * (10 + 100) + 50.0 * 100 + 100.0 + 10.0 * (1000 - 100 - 2) + 200.0
+    assert sleep[100.0] == pytest.approx(by_hand * scale)
+    # stop after T = 0: three setups of 3 kJ, nothing above idle while stopped
+    stop = by_name["stop after T, restart"]
+    assert dict(stop.curve)[0.0] == pytest.approx(3 * 3000.0 * scale)
+    # each policy's choice is its least energy, and the ranking follows it
+    for r in advice.results:
+        assert r.energy_j_per_day == min(j for _, j in r.curve)
+    assert [r.energy_j_per_day for r in advice.results] == sorted(r.energy_j_per_day for r in advice.results)
+    # the inputs are named, each with where it came from
+    assert {i.name for i in advice.inputs} >= {
+        "parked power",
+        "sleep level 1: asleep",
+        "restart: setup of vllm",
+    }
+    assert all("trials of vllm / m" in i.source for i in advice.inputs)
+
+
+def test_the_day_in_one_pass_equals_the_sum_gap_by_gap() -> None:
+    rng = random.Random(3)
+    gaps = sorted(rng.expovariate(1 / 300) for _ in range(2000))
+    arrivals = Arrivals(tuple(gaps), 5000.0, "test")
+    policy = Policy("p", enter_j=80.0, after_w=7.0, enter_s=3.0, back_j=150.0, back_s=4.0)
+    result = _weigh(policy, 40.0, arrivals)
+    for t, energy in result.curve[::7]:
+        direct = sum(
+            40.0 * g if g <= t else 40.0 * t + 80.0 + 7.0 * max(g - t - 3.0, 0.0) + 150.0 for g in gaps
+        )
+        assert energy == pytest.approx(direct * 5000.0 / len(gaps), rel=1e-9)
+    waits = sum(g > result.timeout_s for g in gaps) * 5000.0 / len(gaps)
+    assert result.waits_per_day == pytest.approx(waits)
+    assert result.added_latency_s == pytest.approx(waits * 4.0 / 5000.0)
+
+
+def test_bursty_arrivals_keep_their_mean_and_spread() -> None:
+    a = Arrivals.from_rate(20_000, burstiness=3.0)
+    mean = sum(a.gaps_s) / len(a.gaps_s)
+    cv = math.sqrt(sum((g - mean) ** 2 for g in a.gaps_s) / len(a.gaps_s)) / mean
+    assert mean == pytest.approx(DAY_S / 20_000, rel=0.1) and cv == pytest.approx(3.0, rel=0.15)
+    assert Arrivals.from_rate(20_000, burstiness=3.0) == a  # the same sample every time
+
+
+def test_a_real_parked_engine_gets_a_policy_from_its_own_rows(tiny_llama: Path, tmp_path: Path) -> None:
+    from joulebench.runner.run import execute
+    from tests.runner.helpers import cpu_config
+
+    db = tmp_path / "r.db"
+    config = cpu_config(tiny_llama, setup_repeats=2, repeats=2, idle_s=1.0, park_s=1.0)
+    assert execute(config, db).status == "ok"
+
+    def advise(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "joulebench", "advise", "--db", str(db), "--policy", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+    figure = tmp_path / "policy.png"
+    proc = advise("--requests-per-day", "500", "--burstiness", "2", "--figure", str(figure), "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert {p["policy"] for p in out["policies"]} == {"always warm", "stop after T, restart"}
+    names = {i["name"] for i in out["inputs"]}
+    assert names == {"parked power", "restart: setup of transformers"}
+    assert all(i["estimated"] for i in out["inputs"])  # this machine measures nothing: said so
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = advise("--requests-per-day", "500")
+    assert text.returncode == 0 and "Least energy:" in text.stdout and "(estimated)" in text.stdout
+    for bad, words in (([], "needs one arrival pattern"), (["--requests-per-day", "0"], "must be > 0"),
+                       (["--arrivals", str(tmp_path / "none.txt")], "--arrivals")):  # fmt: skip
+        proc = advise(*bad)
+        assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.splitlines()) == 1
