@@ -62,5 +62,13 @@ class RunConfig:
     park_s: float = 0.0
     sleep_levels: list[int] = field(default_factory=list)
 
+    @property
+    def setup_trials(self) -> int:
+        """Setup trials the run makes: ``setup_repeats`` for each combination of the setup factors' levels."""
+        combinations = 1
+        for levels in self.setup_factors.values():
+            combinations *= len(levels)
+        return self.setup_repeats * combinations
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

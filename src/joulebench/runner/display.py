@@ -3,7 +3,6 @@ summary tables at the end."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -75,7 +74,7 @@ class TimeLeft:
         parked = c.repeats if c.park_s > 0 else 0
         self.left = {
             "idle": 1 if c.idle_s > 0 else 0,
-            "setup": c.setup_repeats * max(1, math.prod(len(v) for v in c.setup_factors.values())),
+            "setup": c.setup_trials,
             "generation": len(repeat_plan(c.repeats, c.unmonitored_repeats)),
             "park": parked,
             "sleep": parked * len(c.sleep_levels),

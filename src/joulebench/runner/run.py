@@ -192,7 +192,7 @@ class _Run:
         from joulebench.runner.setup_factors import compile_caches, grid
 
         combos = grid(self.config.setup_factors)
-        n = self.config.setup_repeats * len(combos)
+        n = self.config.setup_trials
         with compile_caches(self.p.engine, self.log_dir / "compile-caches") as caches:
             for k in range(n):
                 combo = combos[k // self.config.setup_repeats]

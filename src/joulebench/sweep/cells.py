@@ -10,7 +10,7 @@ from typing import Any
 
 from joulebench.runner.config import RunConfig
 from joulebench.runner.engine_env import as_env
-from joulebench.sweep.plan import WORKLOAD_FIELDS, EngineEntry, Plan, WorkloadEntry
+from joulebench.sweep.plan import ENGINE_OVERRIDES, WORKLOAD_FIELDS, EngineEntry, Plan, WorkloadEntry
 
 KEY_LENGTH = 16  # hex digits of sha256: collisions are negligible at any plausible plan size
 
@@ -139,7 +139,7 @@ def _cell(
         settings["engine_env"] = as_env(env)
     if engine.monitor is not None:
         settings["monitor"] = engine.monitor
-    for name in ("warmup_tokens", "unmonitored_repeats"):
+    for name in ENGINE_OVERRIDES:
         if getattr(engine, name) is not None:
             settings[name] = getattr(engine, name)
     config = RunConfig(**settings)

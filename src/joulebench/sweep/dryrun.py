@@ -39,7 +39,7 @@ def dry_run_lines(cells: Sequence[Cell], pending: Pending, db: ResultsDB | None)
         )
         if est is not None:
             total_s += est.duration_s
-            setups += cfg.setup_repeats
+            setups += cfg.setup_trials
             repeats += cfg.repeats
         resumed = pending.resumed(cell)
         if resumed:
@@ -51,7 +51,7 @@ def dry_run_lines(cells: Sequence[Cell], pending: Pending, db: ResultsDB | None)
                 cell.workload.label,
                 cfg.device,
                 str(cfg.tensor_parallel),
-                str(cfg.setup_repeats),
+                str(cfg.setup_trials),
                 str(cfg.repeats),
                 "-" if est is None else format_duration(est.duration_s),
                 "-" if est is None else est.source,

