@@ -36,6 +36,7 @@ from joulebench.engines.base import (
 )
 from joulebench.engines.openai_stream import StreamState, request_body
 from joulebench.engines.server import ServerProcess, first_times, parse_command
+from joulebench.engines.sglang_events import sglang_log_event
 from joulebench.engines.vllm_events import match_event
 from joulebench.errors import EngineError, JoulebenchWarning, UsageError, require
 from joulebench.measurement.markers import marked
@@ -65,6 +66,11 @@ def vllm_log_event(text: str) -> str | None:
     if found is not None:
         return found[0].key
     return "app_ready" if APP_READY in text else None
+
+
+def server_log_event(text: str) -> str | None:
+    """The event key of one line of a vLLM or an SGLang server's log (engines/sglang_events.py), or None."""
+    return vllm_log_event(text) or sglang_log_event(text)
 
 
 @dataclass(frozen=True)
@@ -215,7 +221,7 @@ class OpenAIEngine(Engine):
         self.marks.span(STAGE_SERVER_START, spawn_s, ready_s)
         # Stamps are read instants (up to one poll late): a record read after the server answered was
         # written before it, so each is clamped to the answer and the stages nest inside server_start.
-        seen = first_times(self.server.stop_tailing(), vllm_log_event)
+        seen = first_times(self.server.stop_tailing(), server_log_event)
         events = {k: min(t, ready_s) for k, t in seen.items()}
         self.server_log_events_s = {k: t - spawn_s for k, t in events.items()}
         load_s = events.get("load_start")

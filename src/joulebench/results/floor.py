@@ -76,9 +76,7 @@ def run_floor(run: Mapping[str, Any], roofline: Iterable[Mapping[str, Any]]) -> 
     except (KeyError, TypeError, ModelError):
         return None
     cards = {
-        str(d.get("name"))
-        for d in environment.get("devices_start") or []
-        if str(d.get("component")) in ("gpu", "Component.GPU")
+        str(d.get("name")) for d in environment.get("devices_start") or [] if d.get("component") == "gpu"
     }
     if len(cards) != 1:
         return None

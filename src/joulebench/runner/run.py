@@ -161,7 +161,6 @@ class _Run:
         _notify(self.progress, "run_start", run_id=self.run_id, monitor=self.monitor, prepared=self.p)
 
     def idle(self) -> None:
-
         if self.config.idle_s <= 0 or self.environment.get("energy_note"):
             return  # nothing to take a baseline of
         _notify(self.progress, "phase", phase="idle", index=0, total=1)
