@@ -97,6 +97,14 @@ def test_a_grid_of_real_setup_trials_is_recorded_and_reported_per_level(
     assert [t["cache_state"] for t in setup] == [c for c, _ in given]
     assert {t["details"]["engine_info"]["details"]["parallel"] for t in setup} == {"none", "to_device"}
 
+    # run's own summary gives each combination apart
+    from joulebench.runner.display import factor_lines
+
+    groups = result.summary["setup"]["by_factors"]
+    assert sorted((g["factors"]["page_cache"], g["factors"]["loader"]) for g in groups) == sorted(given)
+    assert all(g["ok"] == 1 and "setup" in g["stages"] for g in groups)
+    assert len(factor_lines(result.summary)) == 4
+
     report = build_report(tmp_path / "r.db", tmp_path / "report")
     summary = pd.read_csv(report.html.parent / "summary.csv")
     engines = set(summary[(summary["kind"] == "setup") & (summary["metric"] == "duration_s")]["engine"])

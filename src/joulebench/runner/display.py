@@ -329,6 +329,23 @@ def setup_table(summary: dict[str, Any]) -> Any:
     return table
 
 
+def factor_lines(summary: dict[str, Any]) -> list[str]:
+    """The whole setup of each combination of setup-factor levels, one line each (the report has its
+    stages)."""
+    lines = []
+    for group in summary["setup"].get("by_factors", []):
+        levels = ", ".join(f"{k}={v}" for k, v in group["factors"].items())
+        whole = group["stages"].get("setup")
+        if whole is None:
+            lines.append(f"setup with {levels}: {group['ok']} of {group['trials']} trials ok, not measured")
+            continue
+        energy = whole["energy_j"]
+        key = next((k for k in ("total", "total_incl_estimated", "gpu") if k in energy), None)
+        joules = f", {_stat(energy[key])} J {_label(key)}" if key else ""
+        lines.append(f"setup with {levels}: {_stat(whole['duration_s'])} s{joules} ({group['ok']} trials)")
+    return lines
+
+
 def _bound(value: float | None) -> str:
     return f" [±{_fmt(value)}]" if value is not None else ""
 
@@ -394,6 +411,8 @@ def render_summary(summary: dict[str, Any], console: Any) -> None:
     )
     if summary["setup"]["trials"]:
         console.print(setup_table(summary))
+    for line in factor_lines(summary):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     if summary["generation"]["repeats"]:
         console.print(generation_table(summary))
     for line in warmup_lines(summary):

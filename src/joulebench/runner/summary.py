@@ -4,6 +4,7 @@ deviation, 95 % CI and CV with the stability verdict."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any
 
@@ -73,6 +74,18 @@ def _setup(db: ResultsDB, trials: list[dict[str, Any]]) -> dict[str, Any]:
             for stage in durations
         },
     }
+
+
+def _setup_by_factors(db: ResultsDB, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The setup trials of each combination of setup-factor levels apart (`run --setup-factors`), in the
+    order they ran; [] for a run without factors."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for t in trials:
+        factors = (t.get("details") or {}).get("factors")
+        if factors:
+            levels = {k: v for k, v in factors.items() if k != "compile_cache_empty"}
+            groups.setdefault(json.dumps(levels, sort_keys=True), []).append(t)
+    return [{"factors": json.loads(key), **_setup(db, group)} for key, group in groups.items()]
 
 
 def _mean_bound(values: list[float | None]) -> float | None:
@@ -191,6 +204,7 @@ def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
         if stat["warning"]:
             warnings.append(f"{key}: {stat['warning']}")
     setup = _setup(db, [t for t in trials if t["kind"] == "setup"])
+    setup["by_factors"] = _setup_by_factors(db, [t for t in trials if t["kind"] == "setup"])
     gpu = generation["metrics"].get("j_per_token.gpu")
     floor = floor_summary(run_floor(run, db.roofline()), gpu["mean"] if gpu else None)
     failures = [
