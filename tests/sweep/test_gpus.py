@@ -85,3 +85,41 @@ def test_a_gpu_set_gets_compile_caches_of_its_own(monkeypatch: pytest.MonkeyPatc
     assert Path(pair["VLLM_CACHE_ROOT"]).parent.name == "gpu0-1"
     with own_compile_caches("vllm", []) as cpu:  # a CPU cell keeps the caches it is given
         assert cpu == {} and os.environ["TRITON_CACHE_DIR"] == "/users/own/triton"
+
+
+def test_an_amd_host_is_planned_and_pinned_as_rocm_sees_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No NVIDIA driver, four AMD GPUs of which ROCR_VISIBLE_DEVICES leaves two: the sweep plans for two,
+    pins a one-GPU cell through CUDA_VISIBLE_DEVICES (HIP reads it where HIP_VISIBLE_DEVICES is unset), and
+    the cell's amdsmi source then measures the GPU it was given, the fourth."""
+    from joulebench.measurement.amdsmi import AmdSmiSource
+    from joulebench.measurement.amdsmi_fake import FakeAmdGpu, FakeAmdSmi
+
+    for var in (CUDA_VISIBLE_DEVICES, "HIP_VISIBLE_DEVICES"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("ROCR_VISIBLE_DEVICES", "3,1")
+    no_nvidia = FakeNvml([FakeGpu()], init_error=pynvml.NVML_ERROR_DRIVER_NOT_LOADED)
+    gpus = [FakeAmdGpu(asic_serial=f"0x{k:016x}", uuid=f"uuid-{k}") for k in range(4)]
+    assert visible_gpu_ids(no_nvidia, FakeAmdSmi(gpus)) == ["0", "1"]
+    with pinned(1, no_nvidia, FakeAmdSmi(gpus)) as ids:
+        assert ids == ["0"] and os.environ[CUDA_VISIBLE_DEVICES] == "0"
+        source = AmdSmiSource(FakeAmdSmi(gpus), environ=dict(os.environ))
+        assert source.probe().available
+        (info,) = source.device_info()
+        assert info.attributes["uuid"] == "uuid-3"  # ROCR's first, then CUDA's first of those
+    assert CUDA_VISIBLE_DEVICES not in os.environ
+
+
+def test_hip_visible_devices_pins_an_amd_host_where_it_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray sets HIP_VISIBLE_DEVICES for a task's AMD GPUs; ROCm reads it before CUDA_VISIBLE_DEVICES, so
+    pinning narrows it. On an NVIDIA host the same variable means nothing: CUDA_VISIBLE_DEVICES pins."""
+    monkeypatch.delenv(CUDA_VISIBLE_DEVICES, raising=False)
+    monkeypatch.setenv("HIP_VISIBLE_DEVICES", "4,5")
+    no_nvidia = FakeNvml([FakeGpu()], init_error=pynvml.NVML_ERROR_DRIVER_NOT_LOADED)
+    with pinned(1, no_nvidia) as ids:
+        assert ids == ["4"] and os.environ["HIP_VISIBLE_DEVICES"] == "4"
+        assert CUDA_VISIBLE_DEVICES not in os.environ
+    assert os.environ["HIP_VISIBLE_DEVICES"] == "4,5"
+    nvidia = FakeNvml([FakeGpu(), FakeGpu()])
+    with pinned(1, nvidia) as ids:
+        assert ids == ["0"] and os.environ[CUDA_VISIBLE_DEVICES] == "0"
+    assert os.environ["HIP_VISIBLE_DEVICES"] == "4,5"

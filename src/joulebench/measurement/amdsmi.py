@@ -74,6 +74,27 @@ def visible_order(serial_ids: list[str], environ: Mapping[str, str]) -> list[int
     return order
 
 
+def visible_count(smi: Any | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """How many AMD GPUs a program started now would see (0 without amdsmi, ROCm or a GPU). ``smi``: the
+    amdsmi module or an object with its names (default: amdsmi itself)."""
+    try:
+        lib = smi if smi is not None else _import_amdsmi()
+    except (ImportError, NoLibrary):
+        return 0
+    try:
+        lib.amdsmi_init(lib.AmdSmiInitFlags.INIT_AMD_GPUS)
+    except Exception:  # AmdSmiLibraryException: no amdgpu driver
+        return 0
+    try:
+        handles = list(lib.amdsmi_get_processor_handles())
+        serials = [_serial_id(lib.amdsmi_get_gpu_asic_info(h).get("asic_serial")) for h in handles]
+        return len(visible_order(serials, os.environ if environ is None else environ))
+    except Exception:  # a GPU that cannot be listed is none to plan for
+        return 0
+    finally:
+        lib.amdsmi_shut_down()
+
+
 class NoLibrary(Exception):
     """The amdsmi package is installed but ROCm's library under it is not."""
 

@@ -11,22 +11,35 @@ from typing import Any
 from joulebench.models.resolve import cache_dir
 
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
+HIP_VISIBLE_DEVICES = "HIP_VISIBLE_DEVICES"
 
 
-def visible_gpu_ids(nvml: Any | None = None) -> list[str]:
-    """The GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` when set, else every GPU NVML lists.
-    ``nvml`` is the pynvml module or an object with its names (default: pynvml itself)."""
-    env = os.environ.get(CUDA_VISIBLE_DEVICES)
+def pin_variable(nvml: Any | None = None) -> str:
+    """The variable that picks the GPUs of what a cell starts. ``CUDA_VISIBLE_DEVICES``, which CUDA reads
+    and so does ROCm where ``HIP_VISIBLE_DEVICES`` is unset; ``HIP_VISIBLE_DEVICES`` where it is set on a
+    host without NVIDIA GPUs (ROCm reads it first, and Ray sets it for a task's AMD GPUs)."""
+    if HIP_VISIBLE_DEVICES in os.environ and _nvml_count(nvml) == 0:
+        return HIP_VISIBLE_DEVICES
+    return CUDA_VISIBLE_DEVICES
+
+
+def visible_gpu_ids(nvml: Any | None = None, amdsmi: Any | None = None) -> list[str]:
+    """The GPU ids this process may use: the pinning variable's (:func:`pin_variable`) when set, else
+    every GPU NVML lists, else every AMD GPU amdsmi lists (as ``ROCR_VISIBLE_DEVICES`` leaves them).
+    ``nvml``, ``amdsmi``: the modules or objects with their names (default: the modules themselves)."""
+    env = os.environ.get(pin_variable(nvml))
     if env is not None:
         ids = [d.strip() for d in env.split(",") if d.strip()]
-        # CUDA stops at the first invalid entry; "-1" is the usual way to hide every GPU.
+        # CUDA (and HIP) stop at the first invalid entry; "-1" is the usual way to hide every GPU.
         valid: list[str] = []
         for d in ids:
             if d.startswith("-"):
                 break
             valid.append(d)
         return valid
-    return [str(i) for i in range(_nvml_count(nvml))]
+    from joulebench.measurement.amdsmi import visible_count
+
+    return [str(i) for i in range(_nvml_count(nvml) or visible_count(amdsmi))]
 
 
 def _nvml_count(given: Any | None) -> int:
@@ -49,12 +62,12 @@ def _nvml_count(given: Any | None) -> int:
 
 
 @contextmanager
-def pinned(num_gpus: int, nvml: Any | None = None) -> Iterator[list[str]]:
+def pinned(num_gpus: int, nvml: Any | None = None, amdsmi: Any | None = None) -> Iterator[list[str]]:
     """Restrict everything a cell starts (engine workers, the runner's monitor) to the first ``num_gpus``
     visible GPUs, so that its energy counts only the GPUs it uses; a CPU cell (``num_gpus=0``) sees none,
     as a Ray task without GPUs does."""
-    ids = visible_gpu_ids(nvml)[: max(num_gpus, 0)]
-    with _environment({CUDA_VISIBLE_DEVICES: ",".join(ids)}):
+    ids = visible_gpu_ids(nvml, amdsmi)[: max(num_gpus, 0)]
+    with _environment({pin_variable(nvml): ",".join(ids)}):
         yield ids
 
 
