@@ -101,7 +101,7 @@ def test_a_real_parked_engine_gets_a_policy_from_its_own_rows(tiny_llama: Path, 
     from tests.runner.helpers import cpu_config
 
     db = tmp_path / "r.db"
-    config = cpu_config(tiny_llama, setup_repeats=2, repeats=2, idle_s=1.0, park_s=1.0)
+    config = cpu_config(tiny_llama, setup_repeats=2, repeats=2, idle_s=1.0, park_s=1.0, sleep_levels=[2])
     assert execute(config, db).status == "ok"
 
     def advise(*args: str) -> subprocess.CompletedProcess[str]:
@@ -112,9 +112,11 @@ def test_a_real_parked_engine_gets_a_policy_from_its_own_rows(tiny_llama: Path, 
     proc = advise("--requests-per-day", "500", "--burstiness", "2", "--figure", str(figure), "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert {p["policy"] for p in out["policies"]} == {"always warm", "stop after T, restart"}
+    policies = {p["policy"] for p in out["policies"]}
+    assert policies == {"always warm", "sleep level 2 after T", "stop after T, restart"}
     names = {i["name"] for i in out["inputs"]}
-    assert names == {"parked power", "restart: setup of transformers"}
+    assert names == {"parked power", "restart: setup of transformers", "sleep level 2: the call",
+                     "sleep level 2: asleep", "sleep level 2: waking"}  # fmt: skip
     assert all(i["estimated"] for i in out["inputs"])  # this machine measures nothing: said so
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = advise("--requests-per-day", "500")

@@ -1,5 +1,5 @@
-"""A warm engine parked after its repeats (the tiny Llama, Transformers on CPU), and an engine without a
-sleep mode refused in one line."""
+"""A warm engine parked, put to sleep and woken after its repeats (the tiny Llama, Transformers on CPU,
+whose sleep level 2 drops the weights and reads them again), and what cannot sleep refused in one line."""
 
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ def test_a_parked_engine_is_measured_above_idle_and_reported(tiny_llama: Path, t
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--park-s", "1", "--sleep-levels", "1"], "transformers has no sleep mode"),
+        (["--park-s", "1", "--sleep-levels", "1"], "--sleep-levels [1]: transformers has levels 2"),
+        (["--park-s", "1", "--sleep-levels", "2", "--engine-opt", "compile=true"], "sleeps uncompiled only"),
         (["--sleep-levels", "1"], "give --park-s > 0"),
         (["--park-s", "-1"], "--park-s must be"),
         (["--park-s", "1", "--sleep-levels", "one"], "give levels as numbers"),
@@ -66,3 +67,35 @@ def test_what_cannot_park_or_sleep_is_one_line_and_exit_2(
     assert proc.returncode == 2, proc.stderr
     assert words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r.db").exists()
+
+
+def test_a_sleeping_engine_wakes_and_serves_again(tiny_llama: Path, tmp_path: Path) -> None:
+    from joulebench.runner.generation import GenerationSession
+    from joulebench.runner.prepare import prepare
+    from joulebench.runner.run import execute
+    from joulebench.store.db import ResultsDB
+    from tests.runner.helpers import cpu_config
+
+    config = cpu_config(tiny_llama, repeats=1, idle_s=1.0, park_s=1.0, sleep_levels=[2])
+    p = prepare(config)
+    session = GenerationSession(p.engine, p.engine_config, log_dir=tmp_path, env={})
+    try:
+        result = execute(config, tmp_path / "r.db", engine_session=session)
+        assert result.status == "ok"
+        # woken from level 2 (weights dropped, read again), the same engine serves the same batch
+        batch = session.generate("after", p.requests, p.sampling, 120.0)
+        assert all(r.error is None and r.output_tokens > 0 for r in batch.responses)
+    finally:
+        session.close()
+    with ResultsDB(tmp_path / "r.db") as db:
+        (sleep,) = db.trials(result.run_id, "sleep")
+        assert sleep["status"] == "ok" and sleep["details"]["level"] == 2
+        rows = db.stage_energy(sleep["id"])
+        spans = {r["stage"]: (r["start_s"], r["end_s"]) for r in rows}
+        assert list(spans) == ["sleep_enter", "sleep", "wake"]
+        enter, asleep, wake = spans["sleep_enter"], spans["sleep"], spans["wake"]
+        assert enter[1] <= asleep[0] and asleep[1] <= wake[0]  # in order, not overlapping
+        assert asleep[1] - asleep[0] >= 1.0  # held as long as asked
+        latency = sleep["details"]["latency_s"]
+        assert latency["wake"] == pytest.approx(wake[1] - wake[0])
+        assert all(r["above_idle_energy_j"] is not None for r in rows)

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
 OPTIONS = ("attn_implementation", "compile", "compile_mode", "tp_plan", "loader")
 LOADERS = ("device_map", "to_device")
+NO_REASON = ""
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2")
 
 
@@ -118,6 +119,7 @@ class TransformersEngine(Engine):
         super().__init__(config, marks)
         self.model: Any = None
         self.tokenizer: Any = None
+        self._load_kwargs: tuple[dict[str, Any], str] = ({}, "none")
 
     @classmethod
     def ranks(cls, config: EngineConfig) -> int:
@@ -165,16 +167,9 @@ class TransformersEngine(Engine):
         if attn is not None:
             kwargs["attn_implementation"] = attn
         kwargs[dtype_kwarg(transformers.__version__)] = dtype
+        self._load_kwargs = (kwargs, parallel)
         with marked(self.marks, STAGE_MODEL_LOAD):
-            try:
-                model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
-            except OSError as exc:
-                raise ModelError(f"cannot load model {cfg.model!r}: {first_line(exc)}") from exc
-            if parallel == "to_device":
-                model = model.to(torch.device(cfg.device))
-            model.eval()  # type: ignore[no-untyped-call]
-            if cfg.device == "cuda":
-                torch.cuda.synchronize()
+            model = self._load()
 
         compiled = bool(cfg.options.get("compile", False))
         if compiled:
@@ -192,6 +187,62 @@ class TransformersEngine(Engine):
                 "parallel": parallel,
             },
         )
+
+    def _load(self) -> Any:
+        """The model read from its folder and placed (setup, and waking from sleep level 2)."""
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        cfg = self.config
+        kwargs, parallel = self._load_kwargs
+        try:
+            model: Any = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
+        except OSError as exc:
+            raise ModelError(f"cannot load model {cfg.model!r}: {first_line(exc)}") from exc
+        if parallel == "to_device":
+            model = model.to(torch.device(cfg.device))
+        model.eval()
+        if cfg.device == "cuda":
+            torch.cuda.synchronize()
+        return model
+
+    @classmethod
+    def sleep_levels(cls, config: EngineConfig) -> tuple[int, ...]:
+        # Transformers has no sleep mode; joulebench's levels do what vLLM's do: 1 moves the weights to host
+        # memory (nothing to move on a CPU), 2 drops them and reads them again on waking. One process on one
+        # device, uncompiled: a sharded or compiled model is not put back by a reload.
+        if cls.no_sleep_reason(config) != NO_REASON:
+            return ()
+        return (1, 2) if config.device == "cuda" else (2,)
+
+    @classmethod
+    def no_sleep_reason(cls, config: EngineConfig) -> str:
+        if config.tensor_parallel > 1 or config.options.get("tp_plan") is not None:
+            return "transformers sleeps in one process on one device: not with tensor_parallel > 1"
+        if config.options.get("compile"):
+            return "transformers sleeps uncompiled only: a reload would not bring back the compiled model"
+        return NO_REASON
+
+    def sleep(self, level: int) -> None:
+        import torch
+
+        if self.model is None:
+            raise UsageError("sleep() before setup()")
+        if level == 1:
+            self.model = self.model.to(torch.device("cpu"))
+            free_accelerator_memory()
+        else:
+            self.model = None
+            free_accelerator_memory()
+
+    def wake_up(self, level: int) -> None:
+        import torch
+
+        if level == 1:
+            self.model = self.model.to(torch.device(self.config.device))
+            torch.cuda.synchronize()
+        else:
+            self.model = self._load()
 
     def _placement(self) -> tuple[dict[str, Any], str]:
         """``from_pretrained`` placement arguments, and what the results call that placement."""

@@ -16,7 +16,8 @@ NOTES = (
     CI_NOTE,
     "Above idle: less the machine's idle baseline over the same time, so what keeping the engine costs "
     "beyond the machine being on. Parked: loaded and serving nothing; asleep: after the engine's sleep call "
-    "(vLLM level 1 moves the weights to host memory, level 2 drops them and reads them again on waking). "
+    "(level 1 moves the weights to host memory, level 2 drops them and reads them again on waking; "
+    "docs/lifecycle.md). "
     "(est.): from an estimated total, where nothing was measured.",
 )
 
