@@ -40,6 +40,8 @@ STAGE_GENERATE = "generate"  # one token-generation repeat (a whole batch)
 STAGE_STEADY = "steady"  # the steady-state part of a repeat (ramp-up and ramp-down excluded)
 STAGE_PREFILL = "prefill"  # the spans of a repeat when some request is in prefill (runner/phases.py)
 STAGE_DECODE = "decode"  # the spans of a repeat when every request in flight is decoding
+#: setup stages that do not depend on the model, as the paper counts them (one figure per engine)
+MODEL_FREE_STAGES = (STAGE_IMPORT, STAGE_ENGINE_INIT)
 STAGE_PARK = "park"  # a loaded engine serving nothing, for a set time (docs/lifecycle.md)
 STAGE_SLEEP_ENTER = "sleep_enter"  # the call that puts a loaded engine to sleep
 STAGE_SLEEP = "sleep"  # an engine asleep, for a set time
@@ -108,6 +110,8 @@ class Engine(ABC):
     #: the setup factors of its own (`run --setup-factors`): factor -> level -> the engine options that
     #: level sets; the page cache and the compile caches are every engine's (runner/setup_factors.py)
     setup_factor_options: ClassVar[Mapping[str, Mapping[str, Mapping[str, Any]]]] = {}
+    #: its setup stages that do not depend on the model, pooled over models in the report
+    model_free_stages: ClassVar[tuple[str, ...]] = MODEL_FREE_STAGES
 
     @classmethod
     def compile_cache_dirs(cls, environ: Mapping[str, str] | None = None) -> list[Path]:

@@ -99,6 +99,9 @@ class TensorRTLLMEngine(Engine):
     typical_gpu_tokens_per_s: ClassVar[float] = 10_000.0
 
     compile_cache_vars = (*TORCH_COMPILE_CACHE_VARS, "TLLM_CACHE_DIR")
+    # its engine_init is the whole LLM(...) call: weights, engine build, KV cache and CUDA graphs, all the
+    # model's; only the import is the same for every model
+    model_free_stages = (STAGE_IMPORT,)
 
     @classmethod
     def compile_cache_dirs(cls, environ: Mapping[str, str] | None = None) -> list[Path]:

@@ -196,12 +196,11 @@ def setup_energy(index: StatIndex, engine: str, model: str) -> Stat | None:
     whole = index.get("setup", engine, model, "", "setup", TOTAL, "energy_j")
     if whole is not None:
         return whole
+    # each stage pooled over models where the engine's does not depend on the model, else the model's own
     parts = [
         index.get("setup", engine, ALL_MODELS, "", stage, TOTAL, "energy_j")
-        for stage in ("import", "engine_init")
-    ] + [
-        index.get("setup", engine, model, "", stage, TOTAL, "energy_j")
-        for stage in ("model_load", "first_token")
+        or index.get("setup", engine, model, "", stage, TOTAL, "energy_j")
+        for stage in ("import", "engine_init", "model_load", "first_token")
     ]
     if parts[1] is None or parts[2] is None:
         return None  # without both E_IE and E_LM the sum would understate setup

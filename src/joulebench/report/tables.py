@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from joulebench.results.aggregate import ALL_MODELS, MODEL_FREE_STAGES, Stat, StatIndex
+from joulebench.results.aggregate import Stat, StatIndex
 from joulebench.results.energy import TOTAL, TOTAL_INCL_ESTIMATED
 from joulebench.results.tidy import PARTS, SETUP_STAGES
 
@@ -102,8 +102,6 @@ def setup_table(summary: pd.DataFrame) -> Table | None:
     for stage in stages:
         pairs = setup[setup["stage"] == stage][["engine", "model"]].drop_duplicates()
         for engine, model in sorted(pairs.itertuples(index=False, name=None)):
-            if stage in MODEL_FREE_STAGES and model != ALL_MODELS:
-                continue
 
             def get(
                 component: str, metric: str = "energy_j", _e: str = engine, _m: str = model, _s: str = stage

@@ -1,7 +1,8 @@
 """Per-trial metrics summarised across repeats: mean, spread and 95 % CI (Student t) per group.
 
-Setup trials are pooled across workloads (setup does not depend on them), and engine initialisation and
-import across models too, as in the paper's Table 1. Statistics come from :mod:`joulebench.results.stats`.
+Setup trials are pooled across workloads (setup does not depend on them), and the stages the engine says
+do not depend on the model (import and engine initialisation for most, as in the paper's Table 1) across
+models too. Statistics come from :mod:`joulebench.results.stats`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from joulebench.engines.base import MODEL_FREE_STAGES
 from joulebench.errors import require
 from joulebench.results.stats import Summary, summarize
 
@@ -16,8 +18,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 ALL_MODELS = "all models"
-# Stages that do not depend on the model: one figure per engine.
-MODEL_FREE_STAGES = ("import", "engine_init")
 KEYS = ["kind", "engine", "model", "workload", "stage", "component", "estimated", "metric", "unit"]
 COLUMNS = [*KEYS[:4], "batch_size", "max_output_tokens", *KEYS[4:]]
 COLUMNS += ["method", "n", "mean", "std", "ci_low", "ci_high", "ci_half_width", "cv", "warning", "bound"]
@@ -46,7 +46,10 @@ def summarize_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
     shape = ["batch_size", "max_output_tokens"]
     df[shape] = df[shape].astype(float)
     df.loc[not_gen, shape] = float("nan")
-    df.loc[not_gen & df["stage"].isin(MODEL_FREE_STAGES), "model"] = ALL_MODELS
+    # the engine's stages that do not depend on the model: one figure per engine (tidy's model_free; the
+    # paper's two for a frame made without it)
+    free = df["model_free"].eq(True) if "model_free" in df else df["stage"].isin(MODEL_FREE_STAGES)
+    df.loc[not_gen & free, "model"] = ALL_MODELS
     rows = []
     for key, group in df.groupby(KEYS, sort=False, dropna=False):
         s: Summary = summarize(list(group["value"]))

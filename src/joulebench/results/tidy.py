@@ -78,6 +78,7 @@ COLUMNS = [
     "unit",
     "value",
     "uncertainty",  # the measurement's own bound on value (docs/counters.md); NaN where none is stated
+    "model_free",  # a setup stage that does not depend on the model, for this engine: pooled over models
 ]
 
 
@@ -132,8 +133,10 @@ def tidy_trial_metrics(frames: Frames) -> pd.DataFrame:
             "batch_size": int(run["batch_size"]),
             "max_output_tokens": int(run["output_tokens"]),
         }
+        free = model_free_stages(str(run["engine"])) if trial["kind"] == "setup" else ()
         for stage, rows in sorted(windows[int(trial["id"])].items()):
-            out += _stage_rows(base, stage, rows, trial, details, requests[int(trial["id"])])
+            found = _stage_rows(base, stage, rows, trial, details, requests[int(trial["id"])])
+            out += [{**r, "model_free": stage in free} for r in found]
         if trial["kind"] == "generation" and (floor := floors.get(int(run["id"]))) is not None:
             out += _floor_rows(out, int(trial["id"]), floor)
     return pd.DataFrame(out, columns=COLUMNS)
@@ -167,6 +170,19 @@ def phase_kind(kind: str) -> str:
     """A trial's kind in the report: a warm-up, stored as a trial of its own, is the generation phase's
     ``warmup`` stage, as it was when runs stored it inside its repeat's trial."""
     return "generation" if kind == "warmup" else kind
+
+
+def model_free_stages(engine: str) -> tuple[str, ...]:
+    """The setup stages of ``engine`` that do not depend on the model (its trait; the paper's import and
+    engine initialisation for an engine this release does not know)."""
+    from joulebench.engines.base import MODEL_FREE_STAGES
+    from joulebench.engines.registry import get_engine_class
+    from joulebench.errors import UsageError
+
+    try:
+        return tuple(get_engine_class(engine).model_free_stages)
+    except UsageError:
+        return MODEL_FREE_STAGES
 
 
 def _kind(kind: str, details: dict[str, Any]) -> str:
@@ -483,6 +499,7 @@ def _row(
         "metric": metric,
         "unit": UNITS[metric],
         "value": float(value),
+        "model_free": False,
     }
 
 
