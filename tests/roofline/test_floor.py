@@ -68,3 +68,21 @@ def test_a_model_without_a_decoder_config_has_no_shape(tmp_path) -> None:  # typ
     (tmp_path / "config.json").write_text(json.dumps(LLAMA_1B.config()))
     shape = read_shape(str(tmp_path), "float32")
     assert shape is not None and shape.dtype_bytes == 4  # the dtype the engine ran in, not the checkpoint's
+
+
+def test_a_card_without_an_idle_baseline_has_no_floor_as_the_report_reads_it() -> None:
+    """Rows as a DataFrame gives them (NULL is NaN): a GEMM without above-idle energy is no limit."""
+    from joulebench.results.floor import card_limits
+
+    def row(kernel: str, above: float, idle: float, bound: float) -> dict[str, object]:
+        return {"id": 1, "created_unix_s": 1.0, "device_name": "card", "kernel": kernel, "dtype": "bfloat16",
+                "units": 1e12, "start_s": 0.0, "end_s": 10.0, "idle_power_w": idle,
+                "above_idle_energy_j": above, "uncertainty_j": bound}  # fmt: skip
+
+    nan = float("nan")
+    assert card_limits([row("copy", 3000.0, 70.0, 1.0), row("gemm", nan, 70.0, 1.0)], "card", 2) is None
+    found = card_limits([row("copy", 3000.0, 70.0, nan), row("gemm", 2000.0, 72.0, 2.0)], "card", 2)
+    assert found is not None
+    limits, _ = found
+    assert limits.j_per_byte_bound is None and limits.j_per_flop_bound == pytest.approx(2e-12)
+    assert limits.idle_power_w == 71.0 and limits.bytes_per_s == 1e11

@@ -5,6 +5,7 @@ model's shape the run recorded, and the run's batch, prompt lengths and output t
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +32,8 @@ def card_limits(
         r
         for r in rows
         if r["device_name"] == device_name
-        and r["idle_power_w"] is not None
-        and r["above_idle_energy_j"] is not None
+        and _known(r["idle_power_w"]) is not None
+        and _known(r["above_idle_energy_j"]) is not None
     ]
 
     def newest(candidates: list[Mapping[str, Any]]) -> Mapping[str, Any]:
@@ -46,8 +47,8 @@ def card_limits(
     copy, gemm = newest(copies), newest(fitting or gemms)
 
     def per_unit(r: Mapping[str, Any], column: str) -> float | None:
-        value = r[column]
-        return None if value is None else float(value) / float(r["units"])
+        value = _known(r[column])
+        return None if value is None else value / float(r["units"])
 
     def rate(r: Mapping[str, Any]) -> float:
         return float(r["units"]) / (float(r["end_s"]) - float(r["start_s"]))
@@ -91,6 +92,14 @@ def run_floor(run: Mapping[str, Any], roofline: Iterable[Mapping[str, Any]]) -> 
         batch = min(batch, int(config["max_concurrency"]))
     floor = decode_floor(shape, limits, batch, float(prompt), int(run["output_tokens"]))
     return None if floor is None else RunFloor(card, limits, floor, when)
+
+
+def _known(value: Any) -> float | None:
+    """A stored number; ``None`` for NULL, which a DataFrame gives as NaN."""
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
 
 
 def _decoded(run: Mapping[str, Any], name: str) -> dict[str, Any]:
