@@ -14,12 +14,18 @@ def test_a_parked_engine_is_measured_above_idle_and_reported(tiny_llama: Path, t
     import pandas as pd
 
     from joulebench.report.build import build_report
+    from joulebench.runner.display import lifecycle_lines
     from joulebench.runner.run import execute
     from joulebench.store.db import ResultsDB
     from tests.runner.helpers import cpu_config
 
     result = execute(cpu_config(tiny_llama, repeats=2, idle_s=1.0, park_s=1.0), tmp_path / "r.db")
     assert result.status == "ok"
+    (parked,) = result.summary["generation"]["lifecycle"]
+    assert parked["state"] == "parked" and parked["trials"] == 2 and parked["estimated"]
+    assert parked["stages"]["park"]["above_idle_w"]["n"] == 2
+    (line,) = lifecycle_lines(result.summary)
+    assert line.startswith("parked: held ") and "W (est.) above idle (2 trials)" in line
     with ResultsDB(tmp_path / "r.db") as db:
         parks = db.trials(result.run_id, "park")
         generation = db.trials(result.run_id, "generation")
@@ -82,6 +88,12 @@ def test_a_sleeping_engine_wakes_and_serves_again(tiny_llama: Path, tmp_path: Pa
     try:
         result = execute(config, tmp_path / "r.db", engine_session=session)
         assert result.status == "ok"
+        states = [st["state"] for st in result.summary["generation"]["lifecycle"]]
+        assert states == ["parked", "asleep, level 2"]
+        from joulebench.runner.display import lifecycle_lines
+
+        asleep = lifecycle_lines(result.summary)[1]
+        assert asleep.startswith("asleep, level 2: to sleep ") and "; waking " in asleep
         # woken from level 2 (weights dropped, read again), the same engine serves the same batch
         batch = session.generate("after", p.requests, p.sampling, 120.0)
         assert all(r.error is None and r.output_tokens > 0 for r in batch.responses)

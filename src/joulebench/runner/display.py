@@ -329,6 +329,32 @@ def setup_table(summary: dict[str, Any]) -> Any:
     return table
 
 
+def lifecycle_lines(summary: dict[str, Any]) -> list[str]:
+    """The warm engine parked and asleep, above idle, a line per state (docs/lifecycle.md)."""
+    lines = []
+    for state in summary["generation"].get("lifecycle", []):
+        stages, est = state["stages"], " (est.)" if state["estimated"] else ""
+        if state["state"] == "parked":
+            parts = [_held(stages.get("park"), est)]
+        else:
+            parts = [_call(stages.get("sleep_enter"), "to sleep", est), _held(stages.get("sleep"), est),
+                     _call(stages.get("wake"), "waking", est)]  # fmt: skip
+        n = state["trials"]
+        lines.append(f"{state['state']}: {'; '.join(parts)} above idle ({n} trial{'s' if n != 1 else ''})")
+    return lines
+
+
+def _held(stage: dict[str, Any] | None, est: str) -> str:
+    power = (stage or {}).get("above_idle_w")
+    return f"held {_stat(power)} W{est}" if power else "held: no idle baseline to compare with"
+
+
+def _call(stage: dict[str, Any] | None, what: str, est: str) -> str:
+    st = stage or {}
+    energy = f", {_stat(st['above_idle_j'])} J{est}" if st.get("above_idle_j") else ""
+    return f"{what} {_stat(st.get('duration_s'))} s{energy}"
+
+
 def factor_lines(summary: dict[str, Any]) -> list[str]:
     """The whole setup of each combination of setup-factor levels, one line each (the report has its
     stages)."""
@@ -418,6 +444,8 @@ def render_summary(summary: dict[str, Any], console: Any) -> None:
         console.print(generation_table(summary))
     for line in warmup_lines(summary):
         console.print(line, highlight=False, markup=False)
+    for line in lifecycle_lines(summary):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     overhead = summary["generation"].get("monitor_overhead")
     if overhead:
         on, off = overhead["tokens_per_s_monitored"], overhead["tokens_per_s_unmonitored"]

@@ -88,6 +88,63 @@ def _setup_by_factors(db: ResultsDB, trials: list[dict[str, Any]]) -> list[dict[
     return [{"factors": json.loads(key), **_setup(db, group)} for key, group in groups.items()]
 
 
+def _lifecycle(db: ResultsDB, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each state of the warm engine after its repeats (parked; asleep at a level), its stages' time and
+    energy above idle (the measured total, else the estimated one, said so) over its trials."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for t in trials:
+        if t["status"] == "ok" and t["kind"] in ("park", "sleep"):
+            level = (t.get("details") or {}).get("level")
+            groups.setdefault("parked" if t["kind"] == "park" else f"asleep, level {level}", []).append(t)
+    out = []
+    for state, group in groups.items():
+        durations: dict[str, list[float]] = defaultdict(list)
+        above: dict[str, list[float]] = defaultdict(list)
+        estimated = False
+        for t in group:
+            by_stage: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for row in db.stage_energy(t["id"]):
+                by_stage[row["stage"]].append(row)
+            for stage, rows in by_stage.items():
+                durations[stage].append(rows[0]["end_s"] - rows[0]["start_s"])
+                energy, guessed = _above_idle(rows)
+                if energy is not None:
+                    above[stage].append(energy)
+                    estimated = estimated or guessed
+        stages = {stage: _held(durations[stage], above[stage]) for stage in durations}
+        out.append({"state": state, "trials": len(group), "estimated": estimated, "stages": stages})
+    return out
+
+
+def _above_idle(rows: list[dict[str, Any]]) -> tuple[float | None, bool]:
+    """A window's energy above idle, the measured total else the estimated one, and whether estimated."""
+    items = [
+        (
+            str(r["component"]),
+            str(r["device"]),
+            r["above_idle_energy_j"],
+            bool(r["estimated"]),
+            r.get("uncertainty_j"),
+        )
+        for r in rows
+    ]
+    energies = component_energies(items)
+    key = headline_key(energies)
+    return (None, False) if key is None else (energies[key][0], key == TOTAL_INCL_ESTIMATED)
+
+
+def _held(durations: list[float], above: list[float]) -> dict[str, Any]:
+    if len(above) != len(durations):  # a trial without a baseline: no above-idle figure for the stage
+        above = []
+    return {
+        "duration_s": summarize(durations).to_dict(),
+        "above_idle_j": summarize(above).to_dict() if above else None,
+        "above_idle_w": summarize([e / d for e, d in zip(above, durations, strict=True) if d > 0]).to_dict()
+        if above
+        else None,
+    }
+
+
 def _mean_bound(values: list[float | None]) -> float | None:
     # |mean measured - mean true| <= mean of the bounds, since each trial is within its own
     if not values or any(v is None for v in values):
@@ -205,6 +262,7 @@ def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
             warnings.append(f"{key}: {stat['warning']}")
     setup = _setup(db, [t for t in trials if t["kind"] == "setup"])
     setup["by_factors"] = _setup_by_factors(db, [t for t in trials if t["kind"] == "setup"])
+    generation["lifecycle"] = _lifecycle(db, trials)
     gpu = generation["metrics"].get("j_per_token.gpu")
     floor = floor_summary(run_floor(run, db.roofline()), gpu["mean"] if gpu else None)
     failures = [
