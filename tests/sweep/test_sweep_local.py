@@ -240,3 +240,25 @@ def test_resume_after_a_killed_sweep_runs_only_the_rest(tmp_path: Path, tiny_lla
     assert len(cut) <= 1 and all(r["status"] == "interrupted" and r["finished_unix_s"] for r in cut)
     if cut:
         assert f"closed run(s) {cut[0]['id']}, left 'running' by a process that is gone" in result.out
+
+
+def test_a_lifecycle_plan_runs_its_setup_grid_and_parks_and_resumes_to_nothing(
+    tmp_path: Path, tiny_llama: Path
+) -> None:
+    """Setup factors and parking from an engine entry reach the runs a sweep makes; a resumed sweep whose
+    cells have all they asked for runs nothing again."""
+    engine = {"name": "transformers", "park_s": 1, "setup_factors": {"page_cache": ["cold", "warm"]}}
+    plan = cpu_plan(tmp_path, tiny_llama, repeats=1, engines=[engine], workloads=WORKLOADS[:1],
+                    defaults={"idle_s": 1})  # fmt: skip
+    db = tmp_path / "r.db"
+    first = joulebench("sweep", str(plan), "--db", str(db))
+    assert first.rc == 0, first.err
+    ((run,),) = cells_in(db).values()
+    kinds = [(t["kind"], t["status"]) for t in run["trials"]]
+    assert kinds == [("idle", "ok"), ("setup", "ok"), ("setup", "ok"), ("warmup", "ok"), ("generation", "ok"),
+                     ("park", "ok")]  # fmt: skip
+    setups = [t for t in run["trials"] if t["kind"] == "setup"]
+    assert [t["details"]["factors"]["page_cache"] for t in setups] == ["cold", "warm"]
+    again = joulebench("sweep", str(plan), "--db", str(db), "--resume")
+    assert again.rc == 0, again.err
+    assert len(cells_in(db)[run["sweep_key"]]) == 1  # nothing left to run: no new run
