@@ -150,6 +150,10 @@ def test_a_run_on_the_measured_card_is_shown_against_its_floor(
     (chosen,) = json.loads(capsys.readouterr().out)["meeting"]
     assert chosen["pct_of_floor"] == pytest.approx(floor["pct_of_floor"], rel=1e-9)
 
+    # measuring the card again says which runs it gives a floor to
+    assert _roofline(db) == 0
+    assert "1 run(s) here have one now" in capsys.readouterr().out
+
 
 def test_without_a_gpu_it_says_so_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _roofline(tmp_path / "r.db") == 2

@@ -78,12 +78,16 @@ def roofline(
     rows = _rows(results, info)
     with ResultsDB(db) as store:
         store.add_roofline(rows)
+        floored = _runs_with_a_floor(store)
     if as_json:
         print(json.dumps([_summary(r) for r in results], indent=2))
     else:
         for line in _lines(results):
             print(line)
-        print(f"stored in {db}: `joulebench run` and `joulebench report` show J/token against this floor")
+        print(
+            f"stored in {db}: `joulebench run` and `joulebench report` show each GPU J/token against the"
+            f" floor of its card; {floored} run(s) here have one now"
+        )
 
 
 def _monitor() -> Monitor:
@@ -106,6 +110,14 @@ def _targets(monitor: Monitor) -> list[Target]:
             "torch sees no GPU (a CPU-only torch build?): install the CUDA or ROCm build of torch"
         )
     return targets
+
+
+def _runs_with_a_floor(store: Any) -> int:
+    """The runs of the database that a floor is known for now (their card measured, their model's shape)."""
+    from joulebench.results.floor import run_floor
+
+    roofline = store.roofline()
+    return sum(run_floor(run, roofline) is not None for run in store.runs())
 
 
 def _rows(results: list[KernelEnergy], info: dict[str, Any]) -> list[Any]:
