@@ -167,7 +167,8 @@ def advise_policy(
     park = _at_least_idle(found)
     policies: list[Policy] = []
     missing: list[str] = []
-    levels = sorted({str(k) for k in summary["kind"] if str(k).startswith("sleep-")})
+    mine = summary[(summary["engine"] == engine) & (summary["model"] == model)]
+    levels = sorted({str(k) for k in mine["kind"] if str(k).startswith("sleep-")})
     for kind in levels:
         level = kind.removeprefix("sleep-")
         enter = measured(kind, "sleep_enter", "above_idle_energy_j", "J", f"sleep level {level}: the call")
