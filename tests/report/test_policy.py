@@ -121,7 +121,12 @@ def test_a_real_parked_engine_gets_a_policy_from_its_own_rows(tiny_llama: Path, 
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = advise("--requests-per-day", "500")
     assert text.returncode == 0 and "Least energy:" in text.stdout and "(estimated)" in text.stdout
-    for bad, words in (([], "needs one arrival pattern"), (["--requests-per-day", "0"], "must be > 0"),
-                       (["--arrivals", str(tmp_path / "none.txt")], "--arrivals")):  # fmt: skip
+    bad_calls = [
+        ([], "needs one arrival pattern"),
+        (["--requests-per-day", "0"], "must be > 0"),
+        (["--arrivals", str(tmp_path / "none.txt")], "--arrivals"),
+        (["--requests-per-day", "9", "--cold-starts-per-day", "2"], "does not go with --policy"),
+    ]
+    for bad, words in bad_calls:
         proc = advise(*bad)
         assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.splitlines()) == 1

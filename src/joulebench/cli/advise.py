@@ -89,9 +89,15 @@ def advise(
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise UsageError(f"{name} must be a number > 0, got {value}")
     if policy:
+        others = {"--cold-starts-per-day": cold_starts_per_day, "--max-tpot-ms": max_tpot_ms,
+                  "--max-ttft-ms": max_ttft_ms, "--tokens-per-request": tokens_per_request}  # fmt: skip
+        for name, number in others.items():
+            if number is not None:
+                raise UsageError(f"{name} does not go with --policy (the policy decides when to restart)")
         _policy(db, runs, requests_per_day, burstiness, arrivals, engine, model, workload, figure, as_json)
         return
-    for name, given in (("--arrivals", arrivals), ("--engine", engine), ("--figure", figure)):
+    policy_only: dict[str, object] = {"--arrivals": arrivals, "--engine": engine, "--figure": figure}
+    for name, given in policy_only.items():
         if given is not None:
             raise UsageError(f"{name} goes with --policy")
     latency_only = requests_per_day is None and cold_starts_per_day is None
