@@ -112,7 +112,11 @@ def run(
     ] = 0.0,
     sleep_levels: Annotated[
         str | None,
-        Opt("--sleep-levels", help="Sleep levels to measure after the repeats, e.g. 1,2 (vLLM on GPU)."),
+        Opt(
+            "--sleep-levels",
+            help="Sleep levels to measure after the repeats, e.g. 1,2: vLLM on a GPU (1, 2), Transformers "
+            "(2 on a CPU, 1 and 2 on a GPU).",
+        ),
     ] = None,
     setup_factors: Annotated[
         list[str] | None,
