@@ -33,6 +33,10 @@ def test_factors_are_read_with_their_short_names_and_bad_ones_refused() -> None:
         "--setup-factors: transformers has no factor 'cuda_graphs'; it has page_cache, compile_cache, loader"
     ]
     assert factor_problems("vllm", {"cuda_graphs": ["off"], "loader": ["fastsafetensors"]}) == []
+    # a plan that gives a level where a list belongs
+    assert factor_problems("vllm", {"page_cache": "cold"}) == [  # type: ignore[dict-item]
+        "--setup-factors page_cache: its levels are a list of names, e.g. [cold, warm]"
+    ]
     assert engine_options(
         "vllm", {"cuda_graphs": "off", "loader": "runai_streamer", "page_cache": "cold"}
     ) == {

@@ -28,12 +28,18 @@ def stage_items(stage: StageResult) -> list[EnergyItem]:
     return [(c.component.value, c.device, c.energy_j, c.estimated, c.uncertainty_j) for c in stage.components]
 
 
-def row_items(rows: Iterable[Mapping[str, Any]]) -> list[EnergyItem]:
-    """Items of stored ``stage_energy`` rows."""
+def row_items(rows: Iterable[Mapping[str, Any]], column: str = "energy_j") -> list[EnergyItem]:
+    """Items of stored ``stage_energy`` rows, of their ``energy_j`` or another energy column of theirs
+    (``above_idle_energy_j``); NULL read through a DataFrame (NaN) is None."""
     return [
-        (str(r["component"]), str(r["device"]), r["energy_j"], bool(r["estimated"]), r.get("uncertainty_j"))
+        (str(r["component"]), str(r["device"]), _stored(r[column]), bool(r["estimated"]),
+         _stored(r.get("uncertainty_j")))
         for r in rows
-    ]
+    ]  # fmt: skip
+
+
+def _stored(value: Any) -> float | None:
+    return None if value is None or value != value else float(value)
 
 
 def _bound(values: Iterable[float | None]) -> float | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from joulebench.errors import require
-from joulebench.results.energy import TOTAL, TOTAL_INCL_ESTIMATED, component_energies, ran_paused
+from joulebench.results.energy import TOTAL, TOTAL_INCL_ESTIMATED, component_energies, ran_paused, row_items
 from joulebench.results.floor import RunFloor, pct_of_floor, run_floor
 from joulebench.results.stats import median_p90
 
@@ -365,13 +365,10 @@ def _above_idle_rows(
 ) -> list[dict[str, object]]:
     """Energy and power above the idle baseline, per component and total: what a parked or sleeping engine
     costs beyond the machine being on. Its bound is the window's (the baseline's own error not added)."""
-    items = [
-        (str(r["component"]), str(r["device"]), _num(r.get("above_idle_energy_j")), bool(r["estimated"]),
-         _num(r.get("uncertainty_j")))
-        for r in rows
-    ]  # fmt: skip
     out = []
-    for component, (energy, estimated, bound) in component_energies(items).items():
+    for component, (energy, estimated, bound) in component_energies(
+        row_items(rows, "above_idle_energy_j")
+    ).items():
         method = "estimated" if estimated else ""
         out.append(_row(base, stage, component, estimated, method, "above_idle_energy_j", energy, bound))
         if duration_s > 0:
@@ -453,17 +450,7 @@ def _gaps(raw: object) -> list[float]:
 
 def _component_energies(rows: list[dict[str, object]]) -> dict[str, _Energy]:
     """The runner's energies and totals (one definition for both), with how each was obtained."""
-    items = [
-        (
-            str(r["component"]),
-            str(r["device"]),
-            _num(r["energy_j"]),
-            bool(r["estimated"]),
-            _num(r.get("uncertainty_j")),
-        )
-        for r in rows
-    ]
-    energies = component_energies(items)
+    energies = component_energies(row_items(rows))
     measured = [c for c in PARTS if c in energies and not energies[c][1]]
     out: dict[str, _Energy] = {}
     for comp, (energy, estimated, bound) in energies.items():

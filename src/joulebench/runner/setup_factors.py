@@ -52,6 +52,9 @@ def factor_problems(engine: str, factors: Mapping[str, Sequence[str]]) -> list[s
     known = {PAGE_CACHE: CACHE_LEVELS, COMPILE_CACHE: CACHE_LEVELS, **{k: tuple(v) for k, v in own.items()}}
     problems = []
     for name, levels in factors.items():
+        if not isinstance(levels, list) or not levels or not all(isinstance(v, str) for v in levels):
+            problems.append(f"--setup-factors {name}: its levels are a list of names, e.g. [cold, warm]")
+            continue
         if name not in known:
             problems.append(f"--setup-factors: {engine} has no factor {name!r}; it has {', '.join(known)}")
             continue

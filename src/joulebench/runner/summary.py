@@ -118,17 +118,7 @@ def _lifecycle(db: ResultsDB, trials: list[dict[str, Any]]) -> list[dict[str, An
 
 def _above_idle(rows: list[dict[str, Any]]) -> tuple[float | None, bool]:
     """A window's energy above idle, the measured total else the estimated one, and whether estimated."""
-    items = [
-        (
-            str(r["component"]),
-            str(r["device"]),
-            r["above_idle_energy_j"],
-            bool(r["estimated"]),
-            r.get("uncertainty_j"),
-        )
-        for r in rows
-    ]
-    energies = component_energies(items)
+    energies = component_energies(row_items(rows, "above_idle_energy_j"))
     key = headline_key(energies)
     return (None, False) if key is None else (energies[key][0], key == TOTAL_INCL_ESTIMATED)
 
