@@ -58,7 +58,13 @@ class Group:
 
 # Settings added after sweeps first stored keys: left out of the key while at their default, so that a
 # cell keeps the key it had before they existed and --resume still finds it.
-LATER_FIELDS: dict[str, Any] = {"engine_env": {}, "cpu_tdp_w": None}
+LATER_FIELDS: dict[str, Any] = {
+    "engine_env": {},
+    "cpu_tdp_w": None,
+    "setup_factors": {},
+    "park_s": 0.0,
+    "sleep_levels": [],
+}
 # Settings that add labelled estimates beside what is measured and change no measured number: not part of
 # a cell's identity (keys were stored with estimates off, the old default; --resume still finds them).
 KEY_NEUTRAL = {"estimate": False}
