@@ -112,11 +112,20 @@ def test_a_real_parked_engine_gets_a_policy_from_its_own_rows(tiny_llama: Path, 
     proc = advise("--requests-per-day", "500", "--burstiness", "2", "--figure", str(figure), "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
+    # the two setup trials may have found the weights in the page cache or not (another test, or memory
+    # pressure, may have evicted them): the report then tells them apart, and a restart is the warm one
     policies = {p["policy"] for p in out["policies"]}
-    assert policies == {"always warm", "sleep level 2 after T", "stop after T, restart"}
+    assert {"always warm", "sleep level 2 after T"} < policies
+    assert all(p == "stop after T, restart" or p.startswith("stop after T, restart (transformers")
+               for p in policies - {"always warm", "sleep level 2 after T"})  # fmt: skip
     names = {i["name"] for i in out["inputs"]}
-    assert names == {"parked power", "restart: setup of transformers", "sleep level 2: the call",
-                     "sleep level 2: asleep", "sleep level 2: waking"}  # fmt: skip
+    assert {
+        "parked power",
+        "sleep level 2: the call",
+        "sleep level 2: asleep",
+        "sleep level 2: waking",
+    } < names
+    assert all(n.startswith("restart: setup of transformers") for n in names if n.startswith("restart"))
     assert all(i["estimated"] for i in out["inputs"])  # this machine measures nothing: said so
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = advise("--requests-per-day", "500")
