@@ -209,6 +209,8 @@ def _policy(
         raise UsageError(f"--figure {figure}: give a .png or .svg file")
     if figure is not None and figure.exists() and not figure.is_file():
         raise UsageError(f"--figure {figure} exists and is not a file")
+    if figure is not None and not figure.parent.is_dir():
+        raise UsageError(f"--figure {figure}: no folder {figure.parent}")
     pattern = (
         Arrivals.from_file(arrivals_file)
         if arrivals_file is not None

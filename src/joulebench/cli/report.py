@@ -47,7 +47,7 @@ def report(
     from joulebench.report.build import build_report
     from joulebench.report.policy import Arrivals
 
-    arrivals = Arrivals.from_rate(policy_requests_per_day, policy_burstiness)
+    arrivals = Arrivals.from_rate(policy_requests_per_day, policy_burstiness, flags="--policy-")
     files = build_report(db, out, runs=runs, timeline_run=timeline_run, portable=portable, arrivals=arrivals)
     print(f"report: {files.html}")
     print(f"figures: {len(files.figures)} (PNG and SVG) in {out}")

@@ -46,13 +46,16 @@ class Arrivals:
     description: str
 
     @classmethod
-    def from_rate(cls, requests_per_day: float, burstiness: float = 1.0, seed: int = 0) -> Arrivals:
-        """Gaps drawn from a gamma distribution of the mean a rate gives and coefficient of variation
+    def from_rate(
+        cls, requests_per_day: float, burstiness: float = 1.0, seed: int = 0, flags: str = "--"
+    ) -> Arrivals:
+        """``flags``: how the two inputs' options begin, for the message that refuses them. Gaps drawn from
+        a gamma distribution of the mean a rate gives and coefficient of variation
         ``burstiness`` (1: Poisson arrivals; above 1: bursts and long lulls), the same for the same seed."""
         if not (requests_per_day > 0 and math.isfinite(requests_per_day)):
-            raise UsageError(f"--requests-per-day must be > 0, got {requests_per_day}")
+            raise UsageError(f"{flags}requests-per-day must be > 0, got {requests_per_day}")
         if not (burstiness > 0 and math.isfinite(burstiness)):
-            raise UsageError(f"--burstiness must be > 0, got {burstiness}")
+            raise UsageError(f"{flags}burstiness must be > 0, got {burstiness}")
         mean, shape = DAY_S / requests_per_day, 1.0 / burstiness**2
         rng = random.Random(seed)
         n = max(1, min(MAX_GAPS, math.ceil(requests_per_day)))

@@ -32,13 +32,14 @@ def row_items(rows: Iterable[Mapping[str, Any]], column: str = "energy_j") -> li
     """Items of stored ``stage_energy`` rows, of their ``energy_j`` or another energy column of theirs
     (``above_idle_energy_j``); NULL read through a DataFrame (NaN) is None."""
     return [
-        (str(r["component"]), str(r["device"]), _stored(r[column]), bool(r["estimated"]),
-         _stored(r.get("uncertainty_j")))
+        (str(r["component"]), str(r["device"]), stored_number(r[column]), bool(r["estimated"]),
+         stored_number(r.get("uncertainty_j")))
         for r in rows
     ]  # fmt: skip
 
 
-def _stored(value: Any) -> float | None:
+def stored_number(value: Any) -> float | None:
+    """A stored number; None for NULL, which a DataFrame gives as NaN."""
     return None if value is None or value != value else float(value)
 
 

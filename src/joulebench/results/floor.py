@@ -5,12 +5,12 @@ model's shape the run recorded, and the run's batch, prompt lengths and output t
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from joulebench.errors import ModelError
+from joulebench.results.energy import stored_number
 from joulebench.roofline.floor import CardLimits, Floor, decode_floor
 from joulebench.roofline.shape import DTYPE_BYTES, DecoderShape
 
@@ -32,8 +32,8 @@ def card_limits(
         r
         for r in rows
         if r["device_name"] == device_name
-        and _known(r["idle_power_w"]) is not None
-        and _known(r["above_idle_energy_j"]) is not None
+        and stored_number(r["idle_power_w"]) is not None
+        and stored_number(r["above_idle_energy_j"]) is not None
     ]
 
     def newest(candidates: list[Mapping[str, Any]]) -> Mapping[str, Any]:
@@ -47,7 +47,7 @@ def card_limits(
     copy, gemm = newest(copies), newest(fitting or gemms)
 
     def per_unit(r: Mapping[str, Any], column: str) -> float | None:
-        value = _known(r[column])
+        value = stored_number(r[column])
         return None if value is None else value / float(r["units"])
 
     def rate(r: Mapping[str, Any]) -> float:
@@ -92,14 +92,6 @@ def run_floor(run: Mapping[str, Any], roofline: Iterable[Mapping[str, Any]]) -> 
         batch = min(batch, int(config["max_concurrency"]))
     floor = decode_floor(shape, limits, batch, float(prompt), int(run["output_tokens"]))
     return None if floor is None else RunFloor(card, limits, floor, when)
-
-
-def _known(value: Any) -> float | None:
-    """A stored number; ``None`` for NULL, which a DataFrame gives as NaN."""
-    if value is None:
-        return None
-    number = float(value)
-    return None if math.isnan(number) else number
 
 
 def _decoded(run: Mapping[str, Any], name: str) -> dict[str, Any]:
