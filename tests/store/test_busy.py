@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,18 @@ def test_a_bad_busy_setting_is_one_line(tmp_path: Path, monkeypatch: pytest.Monk
     assert not (tmp_path / "r.db").exists()
 
 
+def _has_run(path: Path) -> bool:
+    """Whether the run's row is stored: the file alone may still be the empty one the run has just made,
+    whose schema it could not write while the holder kept the lock."""
+    if not path.exists():
+        return False
+    try:
+        with closing(sqlite3.connect(path, timeout=0.1)) as conn:
+            return conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
+
+
 HOLDER = r"""
 import sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)
@@ -92,7 +105,7 @@ def test_a_run_keeps_every_repeat_while_another_process_holds_the_database(
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 300
-        while not db.exists() and time.monotonic() < deadline and run.poll() is None:
+        while not _has_run(db) and time.monotonic() < deadline and run.poll() is None:
             time.sleep(0.1)
         holder = subprocess.Popen(
             [sys.executable, "-c", HOLDER, str(db), "6"], stdout=subprocess.PIPE, text=True

@@ -4,6 +4,7 @@ from, none twice."""
 from __future__ import annotations
 
 import gzip
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,67 @@ def test_each_cards_roofline_comes_along_once(tmp_path: Path) -> None:
     first = next(r for r in rows if r["host"] == "node-a" and r["kernel"] == "copy")
     assert (first["energy_j"], first["uncertainty_j"], first["flags"]) == (2000.0, 1.5, "x")
     assert first["environment"] == {"device": {"name": "H100"}}
+
+
+def test_sources_are_only_read(tmp_path: Path) -> None:
+    """A source of an older schema is brought up to date in a copy, not in place; one that a writer still
+    holds open merges with the runs in its write-ahead log; neither gains a byte or a file beside it."""
+    from contextlib import closing
+
+    from joulebench.store.schema import SCHEMA_VERSION
+
+    old, live, out = tmp_path / "old" / "gpu0.db", tmp_path / "live" / "gpu1.db", tmp_path / "all.db"
+    old.parent.mkdir()
+    live.parent.mkdir()
+    _database(old, "node-a", [("vllm", 200.0)])
+    conn = sqlite3.connect(old)
+    for column in ("submit_s", "first_token_s", "finish_s", "energy_j", "energy_estimated"):
+        conn.execute(f"ALTER TABLE requests DROP COLUMN {column}")
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION - 1),))
+    conn.commit()
+    conn.close()
+    _database(live, "node-b", [("deepspeed", 850.0)])
+    writer = sqlite3.connect(live)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")  # the new run stays in the log, as a live writer's does
+    before = {p: p.read_bytes() for p in (old, live)}
+    _copy_last_run(writer, "transformers")
+    assert Path(f"{live}-wal").stat().st_size > 0
+    before[live] = live.read_bytes()
+    listed = {p.parent: sorted(q.name for q in p.parent.iterdir()) for p in (old, live)}
+    try:
+        proc = _joulebench("db", "merge", str(old), str(live), "-o", str(out))
+        assert proc.returncode == 0, proc.stderr
+        assert (
+            proc.stdout.strip() == f"{out}: 3 runs merged (1 from gpu0.db, 2 from gpu1.db); 0 already there"
+        )
+        assert {p: p.read_bytes() for p in (old, live)} == before
+        assert {p.parent: sorted(q.name for q in p.parent.iterdir()) for p in (old, live)} == listed
+        with closing(sqlite3.connect(old)) as got:
+            (version,) = got.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        assert version == str(SCHEMA_VERSION - 1)
+    finally:
+        writer.close()
+    with ResultsDB(out) as db:
+        assert sorted(r["engine"] for r in db.runs()) == ["deepspeed", "transformers", "vllm"]
+    newer = tmp_path / "newer.db"
+    _database(newer, "node-c", [("vllm", 1.0)])
+    conn = sqlite3.connect(newer)
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    conn.commit()
+    conn.close()
+    proc = _joulebench("db", "merge", str(newer), "-o", str(tmp_path / "none.db"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"joulebench: error: {newer} has schema version {SCHEMA_VERSION + 1}")
+
+
+def _copy_last_run(conn: sqlite3.Connection, engine: str) -> None:
+    """One more run, a copy of the last with another engine, written through a connection that stays
+    open (its pages stay in the write-ahead log)."""
+    (run_id,) = conn.execute("SELECT MAX(id) FROM runs").fetchone()
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(runs)")]
+    row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+    values = dict(zip(columns, row, strict=True))
+    values.update(id=run_id + 1, engine=engine, created_unix_s=values["created_unix_s"] + 60)
+    marks = ", ".join("?" * len(values))
+    conn.execute(f"INSERT INTO runs ({', '.join(values)}) VALUES ({marks})", list(values.values()))
+    conn.commit()

@@ -50,8 +50,8 @@ def merge(
     sources: Annotated[
         list[Path],
         typer.Argument(
-            help="The databases to merge (read; an older schema is brought up to date); .db.gz files are "
-            "read from a decompressed copy."
+            help="The databases to merge, read from a private copy and never written (an older schema "
+            "is brought up to date in the copy); .db.gz files are decompressed into it."
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="The merged database (new, or one to add to).")],

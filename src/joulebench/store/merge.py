@@ -5,9 +5,10 @@ keeps every measured value, its times and the joulebench version that measured i
 ``merged_from``: the source database's file name and the run's id there (never the source's path, which
 would publish a machine's layout). The machine, its GPUs' UUIDs and driver are already in the
 environment. A run already in the target (the same host, start time and configuration) is not copied
-again, so merging twice, or merging a database into a merge of it, adds nothing. A source may be
-gzip-compressed (``.db.gz``, as results come back from a machine): it is read from a decompressed copy,
-and named without the ``.gz``. The cards' `joulebench roofline` rows come along, each once.
+again, so merging twice, or merging a database into a merge of it, adds nothing. A source is read from
+a private copy and never written (an older schema is brought up to date in the copy); it may be
+gzip-compressed (``.db.gz``, as results come back from a machine), and is then named without the
+``.gz``. The cards' `joulebench roofline` rows come along, each once.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from joulebench.errors import UsageError
+from joulebench.errors import StoreError, UsageError
 from joulebench.store.db import ResultsDB
 from joulebench.store.rows import RooflineRow
 from joulebench.store.transfer import export_runs, import_runs
@@ -97,16 +99,41 @@ def _copy_roofline(target: ResultsDB, rows: list[dict[str, Any]]) -> None:
 
 @contextmanager
 def readable(path: Path) -> Iterator[Path]:
-    """The database at ``path``; for a gzip-compressed one, a decompressed copy that lasts as long as the
-    context (the compressed file is never changed)."""
-    if path.suffix != ".gz":
-        yield path
-        return
+    """A private copy of the database at ``path``, which lasts as long as the context; a gzip-compressed
+    one is decompressed into it. The source is only read: an older schema is brought up to date in the
+    copy, and a source in a read-only folder merges as well. Errors name ``path``, not the copy."""
     with tempfile.TemporaryDirectory(prefix="joulebench-merge-") as tmp:
         copy = Path(tmp) / path.name.removesuffix(".gz")
+        if path.suffix == ".gz":
+            try:
+                with gzip.open(path) as src, copy.open("wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError; EOFError: cut short
+                raise UsageError(f"{path}: not a gzip-compressed database ({exc})") from None
+        else:
+            _snapshot(path, copy)
         try:
-            with gzip.open(path) as src, copy.open("wb") as dst:
-                shutil.copyfileobj(src, dst)
-        except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError; EOFError: cut short
-            raise UsageError(f"{path}: not a gzip-compressed database ({exc})") from None
-        yield copy
+            yield copy
+        except StoreError as exc:
+            raise StoreError(str(exc).replace(str(copy), str(path))) from None
+
+
+def _snapshot(path: Path, copy: Path) -> None:
+    """``path`` as one consistent state in the new file ``copy``. A database with a write-ahead log beside
+    it (a writer has it open, or was killed) is read through SQLite's backup from a read-only connection,
+    which sees the log's committed pages; one without is a closed, whole file and is copied as it is, so
+    that no file is made beside it. Where SQLite cannot open it read-only (a folder it may not write its
+    shared-memory file to), both files are copied and SQLite recovers the log in the copy."""
+    wal = Path(f"{path}-wal")
+    if wal.exists():
+        try:
+            with (
+                closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as source,
+                closing(sqlite3.connect(copy)) as target,
+            ):
+                source.backup(target)
+            return
+        except sqlite3.DatabaseError:
+            copy.unlink(missing_ok=True)
+        shutil.copyfile(wal, f"{copy}-wal")
+    shutil.copyfile(path, copy)
