@@ -20,7 +20,9 @@ def test_unknown_engine_is_a_usage_error_listing_the_known_ones() -> None:
     assert info.value.exit_code == 2
 
 
-@pytest.mark.parametrize("name", ["transformers", "vllm", "deepspeed", "tensorrt-llm", "openai"])
+@pytest.mark.parametrize(
+    "name", ["transformers", "vllm", "deepspeed", "tensorrt-llm", "openai", "sglang", "sglang-server"]
+)
 def test_each_engine_resolves_to_its_adapter(name: str) -> None:
     cls = get_engine_class(name)
     assert issubclass(cls, Engine)
@@ -34,7 +36,7 @@ def test_resolving_an_adapter_imports_no_engine() -> None:
         "import sys\n"
         "from joulebench.engines.registry import ENGINES, get_engine_class\n"
         "for name in ENGINES: get_engine_class(name)\n"
-        "engines = ('torch', 'transformers', 'vllm', 'deepspeed', 'tensorrt_llm')\n"
+        "engines = ('torch', 'transformers', 'vllm', 'deepspeed', 'tensorrt_llm', 'sglang')\n"
         "heavy = [m for m in engines if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
@@ -49,10 +51,10 @@ def test_each_engine_says_its_own_traits() -> None:
     traits = {n: get_engine_class(n) for n in engine_names()}
     assert {n: c.package for n, c in traits.items()} == {
         "transformers": "transformers", "vllm": "vllm", "deepspeed": "deepspeed",
-        "tensorrt-llm": "tensorrt_llm", "openai": "httpx",
+        "tensorrt-llm": "tensorrt_llm", "openai": "httpx", "sglang": "sglang", "sglang-server": "sglang",
     }  # fmt: skip
     assert [n for n, c in traits.items() if "cpu" not in c.devices] == ["tensorrt-llm"]
-    assert [n for n, c in traits.items() if c.serves_over_http] == ["openai"]
+    assert [n for n, c in traits.items() if c.serves_over_http] == ["openai", "sglang-server"]
     assert traits["vllm"].typical_gpu_tokens_per_s > traits["transformers"].typical_gpu_tokens_per_s
 
 

@@ -49,7 +49,7 @@ Opt = typer.Option
 
 def run(
     engine: Annotated[
-        str, Opt(help="transformers, vllm, deepspeed, tensorrt-llm or openai.")
+        str, Opt(help="transformers, vllm, deepspeed, tensorrt-llm, sglang, sglang-server or openai.")
     ] = "transformers",
     model: Annotated[str, Opt(help="A model preset, a local folder or a hub ID.")] = "smollm2-135m",
     workload: Annotated[str, Opt(help="A workload preset or a YAML file.")] = "smoke",

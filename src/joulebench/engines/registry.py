@@ -18,6 +18,8 @@ ENGINES: dict[str, tuple[str, str]] = {
     "deepspeed": ("joulebench.engines.deepspeed", "DeepSpeedEngine"),
     "tensorrt-llm": ("joulebench.engines.tensorrt_llm", "TensorRTLLMEngine"),
     "openai": ("joulebench.engines.openai", "OpenAIEngine"),
+    "sglang": ("joulebench.engines.sglang", "SGLangEngine"),
+    "sglang-server": ("joulebench.engines.sglang", "SGLangServerEngine"),
 }
 
 

@@ -209,19 +209,24 @@ class StageLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            message = record.getMessage()
-            found = match_event(message)
-            facts = match_facts(message)
-            if found is None and not facts:
-                return
             t_s = record.created - (time.time() - time.monotonic())
-            pid = record.process or os.getpid()
-            seen = [SeenEvent(key, t_s, pid, None, message[:200], value) for key, value in facts.items()]
-            if found is not None:
-                seen.append(SeenEvent(found[0].key, t_s, pid, found[1], message[:200]))
-            append_line(self.events_path, "\n".join(json.dumps(e.__dict__) for e in seen))
+            seen = self.seen(record.getMessage(), t_s, record.process or os.getpid())
+            if seen:
+                append_line(self.events_path, "\n".join(json.dumps(e.__dict__) for e in seen))
         except Exception:  # a broken hook must never break the engine it observes
             self.handleError(record)
+
+    def seen(self, message: str, t_s: float, pid: int) -> list[SeenEvent]:
+        """The events and facts one record's message states (vLLM's table; other engines' handlers
+        override it)."""
+        found = match_event(message)
+        seen = [
+            SeenEvent(key, t_s, pid, None, message[:200], value)
+            for key, value in match_facts(message).items()
+        ]
+        if found is not None:
+            seen.append(SeenEvent(found[0].key, t_s, pid, found[1], message[:200]))
+        return seen
 
 
 def append_line(path: str, text: str) -> None:

@@ -1,0 +1,164 @@
+"""Write the names of SGLang's Python API that joulebench's sglang adapters use, read from an unpacked
+SGLang wheel's sources (no import: SGLang needs a GPU stack to import), as the data of the contract test.
+
+    pip download --no-deps sglang==0.5.14 -d WHEELS && unzip -q WHEELS/sglang-0.5.14-*.whl -d SRC
+    python tests/engines/data/extract_sglang_api.py SRC > tests/engines/data/sglang-0.5.14.json
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+from pathlib import Path
+
+STORE_TRUE = {"store_true", "DeprecatedStoreTrueAction"}
+
+
+def _class(tree: ast.Module, name: str) -> ast.ClassDef:
+    return next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == name)
+
+
+def _method(cls: ast.ClassDef, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef:
+    return next(
+        n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name
+    )
+
+
+def _params(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
+    return [a.arg for a in fn.args.args + fn.args.kwonlyargs if a.arg != "self"]
+
+
+def _keyword(call: ast.Call, name: str) -> ast.expr | None:
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def server_args(src: Path) -> tuple[list[str], dict[str, dict[str, object]]]:
+    """ServerArgs' fields, and its command-line flags: each flag's field and whether it takes no value."""
+    tree = ast.parse((src / "sglang/srt/server_args.py").read_text())
+    cls = _class(tree, "ServerArgs")
+    fields, flags = [], {}
+    for node in cls.body:
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            continue
+        name = node.target.id
+        fields.append(name)
+        ann = node.annotation
+        if not (isinstance(ann, ast.Subscript) and isinstance(ann.value, ast.Name) and ann.value.id == "A"):
+            continue
+        kind, meta = ann.slice.elts[0], ann.slice.elts[1]  # type: ignore[attr-defined]
+        names, is_bool = ["--" + name.replace("_", "-")], ast.unparse(kind) in ("bool", "Optional[bool]")
+        if isinstance(meta, ast.Call):  # Arg(...)
+            if isinstance(_keyword(meta, "no_cli"), ast.Constant) and _keyword(meta, "no_cli").value:  # type: ignore[union-attr]
+                continue
+            cli = _keyword(meta, "cli_name")
+            if isinstance(cli, ast.Constant):
+                names = [cli.value]
+            aliases = _keyword(meta, "aliases")
+            if isinstance(aliases, ast.List):
+                names += [e.value for e in aliases.elts if isinstance(e, ast.Constant)]
+            action = _keyword(meta, "action")
+            if action is not None:
+                is_bool = ast.unparse(action).strip("'\"") in STORE_TRUE
+        for flag in names:
+            flags[flag] = {"field": name, "bool": is_bool}
+    add = _method(cls, "add_cli_args")
+    for call in ast.walk(add):
+        if isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "add_argument":
+            names = [
+                a.value for a in call.args if isinstance(a, ast.Constant) and str(a.value).startswith("--")
+            ]
+            action = _keyword(call, "action")
+            dest = _keyword(call, "dest")
+            field = dest.value if isinstance(dest, ast.Constant) else names[0][2:].replace("-", "_")
+            is_bool = action is not None and ast.unparse(action).strip("'\"") in STORE_TRUE
+            for flag in names:
+                flags[flag] = {"field": field, "bool": is_bool}
+    return fields, dict(sorted(flags.items()))
+
+
+def load_formats(src: Path) -> list[str]:
+    """``LOAD_FORMAT_CHOICES``: the weight loaders ``load_format`` takes."""
+    tree = ast.parse((src / "sglang/srt/server_args.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "LOAD_FORMAT_CHOICES":
+            return [e.value for e in node.value.elts]  # type: ignore[attr-defined]
+    raise LookupError("LOAD_FORMAT_CHOICES")
+
+
+def meta_info_keys(src: Path) -> list[str]:
+    """The keys the tokenizer manager puts in a result's ``meta_info``."""
+    tree = ast.parse((src / "sglang/srt/managers/tokenizer_manager.py").read_text())
+    keys = set()
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if any(getattr(t, "id", "") == "meta_info" for t in targets) and isinstance(node.value, ast.Dict):
+            keys |= {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
+        stored = isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store)
+        if stored and getattr(node.value, "id", "") == "meta_info" and isinstance(node.slice, ast.Constant):
+            keys.add(node.slice.value)
+    return sorted(keys)
+
+
+SETUP_WORDS = ("Load weight ", "Init torch distributed ", "ready to roll", "Capture ")
+
+
+def _text(node: ast.expr) -> str:
+    """A message's text, each f-string placeholder written as X."""
+    parts = node.values if isinstance(node, ast.JoinedStr) else [node]
+    return "".join(p.value if isinstance(p, ast.Constant) else "X" for p in parts)
+
+
+def log_messages(src: Path) -> list[str]:
+    """The setup records' messages, from the files engines/sglang_events.py reads."""
+    out = []
+    for rel in ("sglang/srt/model_executor/model_runner.py", "sglang/srt/entrypoints/http_server.py"):
+        for node in ast.walk(ast.parse((src / rel).read_text())):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "info" and node.args):
+                continue
+            if isinstance(node.args[0], (ast.JoinedStr, ast.Constant)):
+                text = _text(node.args[0])
+                if any(w in text for w in SETUP_WORDS) and (
+                    "Capture" not in text or " graph" in text or "X X" in text
+                ):
+                    out.append(text)
+    return out
+
+
+def main(src: Path) -> None:
+    fields, flags = server_args(src)
+    engine_tree = ast.parse((src / "sglang/srt/entrypoints/engine.py").read_text())
+    engine = _class(engine_tree, "Engine")
+    sampling = _class(
+        ast.parse((src / "sglang/srt/sampling/sampling_params.py").read_text()), "SamplingParams"
+    )
+    (dist,) = src.glob("sglang-*.dist-info")
+    init = _method(engine, "__init__")
+    attributes = {
+        t.attr
+        for n in ast.walk(init)
+        if isinstance(n, ast.Assign)
+        for t in n.targets
+        if isinstance(t, ast.Attribute) and getattr(t.value, "id", "") == "self"
+    }
+    data = {
+        "sglang": dist.name.removeprefix("sglang-").removesuffix(".dist-info"),
+        "server_args_fields": sorted(fields),
+        "launch_server_flags": flags,
+        "load_formats": load_formats(src),
+        "sampling_params": _params(_method(sampling, "__init__")),
+        "engine_methods": sorted(
+            n.name for n in engine.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+        ),
+        "engine_attributes": sorted(attributes),
+        "engine_generate": _params(_method(engine, "generate")),
+        "engine_async_generate": _params(_method(engine, "async_generate")),
+        "meta_info": meta_info_keys(src),
+        "log_messages": log_messages(src),
+    }
+    json.dump(data, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
