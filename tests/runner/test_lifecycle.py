@@ -49,6 +49,12 @@ def test_a_parked_engine_is_measured_above_idle_and_reported(tiny_llama: Path, t
     summary = pd.read_csv(report.html.parent / "summary.csv")
     held = summary[(summary["kind"] == "park") & (summary["metric"] == "above_idle_power_w")]
     assert held["n"].max() == 2  # both parks, with a CI
+    # the run's line and the report read the same windows the same way (runner/summary.py, results/tidy.py)
+    (total,) = held[held["component"] == "total_incl_estimated"].itertuples()
+    shown = parked["stages"]["park"]["above_idle_w"]
+    assert (total.mean, total.ci_low, total.ci_high) == pytest.approx(
+        (shown["mean"], shown["ci_low"], shown["ci_high"]), rel=1e-9
+    )
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,22 @@ def test_opening_a_locked_database_waits_too(tmp_path: Path, monkeypatch: pytest
     assert said
 
 
+def test_a_new_database_another_process_is_making_waits_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes making the same database at once: the second finds the first's empty file locked,
+    and its switch to WAL waits for it as a write does."""
+    monkeypatch.setenv(BUSY_ENV, "0.2")
+    path = tmp_path / "r.db"
+    holder = _hold(path, 1.0)  # SQLite makes the empty file, and holds it
+    assert path.exists() and path.stat().st_size == 0
+    said: list[str] = []
+    with ResultsDB(path, on_busy=said.append) as db:
+        assert db.runs() == []
+    holder.join()
+    assert said and all("is locked by another process" in s for s in said)
+
+
 def test_a_bad_busy_setting_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(BUSY_ENV, "soon")
     with pytest.raises(UsageError, match="JOULEBENCH_DB_BUSY_S='soon' is not a number"):
@@ -70,7 +86,7 @@ def test_a_bad_busy_setting_is_one_line(tmp_path: Path, monkeypatch: pytest.Monk
 
 def _has_run(path: Path) -> bool:
     """Whether the run's row is stored: the file alone may still be the empty one the run has just made,
-    whose schema it could not write while the holder kept the lock."""
+    and the lock is to be taken while the run measures."""
     if not path.exists():
         return False
     try:

@@ -198,7 +198,7 @@ class SGLangEngine(Engine):
         state = Streamed(time.monotonic())
         try:
             chunks = await self.engine.async_generate(
-                prompt=request.prompt, sampling_params=params, stream=True
+                prompt=request.prompt, sampling_params=dict(params), stream=True
             )
             async for chunk in chunks:
                 state.feed(chunk, time.monotonic())
@@ -251,7 +251,8 @@ class Streamed:
             kind = str(reason.get("type"))
             self.finish_reason = "stop" if kind == "stop" else kind
             if kind == "abort":
-                self.error = f"SGLang aborted the request: {reason.get('message', '')}".strip(": ")
+                why = reason.get("message")
+                self.error = f"SGLang aborted the request: {why}" if why else "SGLang aborted the request"
         if isinstance(out.get("text"), str):
             self.text = out["text"]
         return self

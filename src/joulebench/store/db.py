@@ -145,7 +145,9 @@ class ResultsDB:
             # a file that is not ours, or is too new, is refused before anything is written to it
             check_usable(self._conn, self.path)
             self._conn.execute("PRAGMA foreign_keys = ON")
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            # a new file another process holds locked (it is creating the same database): switching to
+            # WAL needs the file to itself, so it waits as a write does
+            mode = self._waiting("PRAGMA journal_mode = WAL").fetchone()
             if mode is None or str(mode[0]).lower() != "wal":  # pragma: no cover - an exotic file system
                 raise StoreError(f"{self.path}: cannot use WAL journaling here ({mode and mode[0]})")
             self._conn.execute("PRAGMA synchronous = FULL")
@@ -179,12 +181,15 @@ class ResultsDB:
     def _begin(self) -> None:
         """``BEGIN IMMEDIATE``, waiting for as long as another process holds the write lock (up to
         :data:`MAX_WAIT_S`), and saying so: a finished trial is never lost to a busy database."""
+        self._waiting("BEGIN IMMEDIATE")
+
+    def _waiting(self, statement: str) -> sqlite3.Cursor:
+        """``statement``, tried again each busy timeout while another process holds the lock it needs."""
         waited = 0.0
         while True:
             started = time.monotonic()
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                return
+                return self._conn.execute(statement)
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
