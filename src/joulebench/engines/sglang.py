@@ -131,6 +131,7 @@ class SGLangEngine(Engine):
         super().__init__(config, marks)
         self.engine: Any = None
         self.plan: StagePlan | None = None
+        self._hook: LogHook | None = None
         self.stream = bool(config.options.get("stream", True))
 
     def setup(self) -> EngineInfo:
@@ -140,7 +141,7 @@ class SGLangEngine(Engine):
             from sglang.srt.entrypoints.engine import Engine as SGLangOffline
 
         kwargs = server_args(cfg)
-        hook = LogHook(str(kwargs.get("log_level", "error")))
+        hook = self._hook = LogHook(str(kwargs.get("log_level", "error")))
         start_s = time.monotonic()
         error: BaseException | None = None
         try:
@@ -152,7 +153,6 @@ class SGLangEngine(Engine):
         from joulebench.engines.sglang_events import plan_stages
 
         events = hook.events()
-        hook.remove()
         on_gpu = cfg.device == "cuda" and not kwargs.get("disable_cuda_graph", False)
         self.plan = plan_stages(events, start_s, end_s, expect_gpu=on_gpu)
         for stage, begin_s, stop_s in self.plan.spans:
@@ -211,6 +211,9 @@ class SGLangEngine(Engine):
         if engine is not None:
             # Engine.shutdown() kills every child of this process: the worker has no others
             engine.shutdown()
+        if self._hook is not None:  # SGLang's processes write to its folder until they end
+            self._hook.remove()
+            self._hook = None
         import gc
 
         gc.collect()

@@ -111,7 +111,10 @@ def readable(path: Path) -> Iterator[Path]:
             except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError; EOFError: cut short
                 raise UsageError(f"{path}: not a gzip-compressed database ({exc})") from None
         else:
-            _snapshot(path, copy)
+            try:
+                _snapshot(path, copy)
+            except OSError as exc:
+                raise UsageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
         try:
             yield copy
         except StoreError as exc:
