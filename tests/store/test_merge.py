@@ -161,10 +161,9 @@ def test_sources_are_only_read(tmp_path: Path) -> None:
     _database(live, "node-b", [("deepspeed", 850.0)])
     writer = sqlite3.connect(live)
     writer.execute("PRAGMA wal_autocheckpoint = 0")  # the new run stays in the log, as a live writer's does
-    before = {p: p.read_bytes() for p in (old, live)}
     _copy_last_run(writer, "transformers")
     assert Path(f"{live}-wal").stat().st_size > 0
-    before[live] = live.read_bytes()
+    before = {p: p.read_bytes() for p in (old, live)}
     listed = {p.parent: sorted(q.name for q in p.parent.iterdir()) for p in (old, live)}
     try:
         proc = _joulebench("db", "merge", str(old), str(live), "-o", str(out))

@@ -64,9 +64,6 @@ BACKENDS = ("pytorch", "tensorrt")
 TENSORRT_ONLY = ("build_config",)
 BUILD_CACHE_ENV = "TLLM_LLMAPI_BUILD_CACHE"  # "1": the TensorRT backend keeps built engines
 BUILD_CACHE_ROOT_ENV = "TLLM_LLMAPI_BUILD_CACHE_ROOT"
-#: a time TensorRT-LLM reports may precede the submission this much (the executor stamps arrival after
-#: our clock read) before it is taken as another clock's
-CLOCK_SLACK_S = 1.0
 
 
 def backend_of(config: EngineConfig) -> str:
@@ -136,7 +133,7 @@ def perf_times(completion: Any, submit_s: float, returned_s: float) -> tuple[flo
         return None
     times = tuple(_seconds(timing, n) for n in ("arrival_time", "first_token_time", "last_token_time"))
     known = [t for t in times if t is not None]
-    fits = all(submit_s - CLOCK_SLACK_S <= t <= returned_s for t in known) and known == sorted(known)
+    fits = all(submit_s <= t <= returned_s for t in known) and known == sorted(known)
     return times if known and fits else None
 
 
