@@ -35,9 +35,7 @@ its log lines, requests streamed as for any OpenAI-compatible server (docs/opena
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -45,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from joulebench.engines import log_hook
 from joulebench.engines.base import STAGE_IMPORT, Engine, EngineConfig, EngineInfo, first_line
 from joulebench.engines.openai import OpenAIEngine
 from joulebench.errors import EngineError, UsageError, require
@@ -52,7 +51,7 @@ from joulebench.measurement.markers import marked
 from joulebench.workloads.spec import Request, Response, SamplingSpec
 
 if TYPE_CHECKING:
-    from joulebench.engines.vllm_events import SeenEvent, StagePlan
+    from joulebench.engines.vllm_events import StagePlan
     from joulebench.measurement.markers import StageMarks
 
 LOGGING_CONFIG_ENV = "SGLANG_LOGGING_CONFIG_PATH"
@@ -279,14 +278,13 @@ class Streamed:
         )
 
 
-class LogHook:
+class LogHook(log_hook.LogHook):
     """The logging config that SGLang's processes load (``SGLANG_LOGGING_CONFIG_PATH``), set while
     ``Engine(...)`` starts them. A user's own config is kept, with the stage handler added to it."""
 
     def __init__(self, console_level: str) -> None:
+        super().__init__("sglang")
         self.console_level = console_level
-        self.dir = Path(tempfile.mkdtemp(prefix="joulebench-sglang-"))
-        self.events_path = self.dir / "events.jsonl"
 
     def write_config(self) -> Path:
         import json
@@ -310,23 +308,8 @@ class LogHook:
 
     @contextmanager
     def installed(self) -> Iterator[None]:
-        saved = os.environ.get(LOGGING_CONFIG_ENV)
-        os.environ[LOGGING_CONFIG_ENV] = str(self.write_config())
-        try:
+        with log_hook.environment({LOGGING_CONFIG_ENV: str(self.write_config())}):
             yield
-        finally:
-            if saved is None:
-                os.environ.pop(LOGGING_CONFIG_ENV, None)
-            else:
-                os.environ[LOGGING_CONFIG_ENV] = saved
-
-    def events(self) -> list[SeenEvent]:
-        from joulebench.engines.vllm_events import read_events
-
-        return read_events(self.events_path)
-
-    def remove(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class SGLangServerEngine(OpenAIEngine):

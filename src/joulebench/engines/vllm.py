@@ -36,14 +36,13 @@ engine core; ``arrival_time``, wall clock, converted), which vLLM fills when sta
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from joulebench.engines import log_hook
 from joulebench.engines.base import (
     STAGE_IMPORT,
     TORCH_COMPILE_CACHE_VARS,
@@ -58,7 +57,7 @@ from joulebench.measurement.markers import marked
 from joulebench.workloads.spec import Request, Response, SamplingSpec
 
 if TYPE_CHECKING:
-    from joulebench.engines.vllm_events import SeenEvent, StagePlan
+    from joulebench.engines.vllm_events import StagePlan
     from joulebench.measurement.markers import StageMarks
 
 CPU_MEMORY_SHARE = 0.2
@@ -269,13 +268,12 @@ def to_response(request: Request, output: Any, submit_s: float) -> Response:
     )
 
 
-class LogHook:
+class LogHook(log_hook.LogHook):
     """The logging config that vLLM's processes load, and the same handler in this process (where an
     in-process engine core would log)."""
 
     def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="joulebench-vllm-"))
-        self.events_path = self.dir / "events.jsonl"
+        super().__init__("vllm")
         self._handler: Any = None
         # vLLM refuses a logging config file when told not to configure logging
         self.enabled = os.environ.get("VLLM_CONFIGURE_LOGGING", "1") != "0"
@@ -307,16 +305,8 @@ class LogHook:
         if self.enabled:
             env[LOGGING_CONFIG_ENV] = str(self.write_config())
             self.attach_here()
-        saved = {key: os.environ.get(key) for key in env}
-        os.environ.update(env)
-        try:
+        with log_hook.environment(env):
             yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
     def attach_here(self) -> None:
         import logging
@@ -333,16 +323,10 @@ class LogHook:
                     h.setLevel(logger.getEffectiveLevel())
             logger.setLevel(logging.INFO)
 
-    def events(self) -> list[SeenEvent]:
-        """What vLLM's processes logged that the handler matched: stage edges and facts."""
-        from joulebench.engines.vllm_events import read_events
-
-        return read_events(self.events_path)
-
     def remove(self) -> None:
         import logging
 
         if self._handler is not None:
             logging.getLogger("vllm").removeHandler(self._handler)
             self._handler = None
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().remove()
