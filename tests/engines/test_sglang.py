@@ -235,6 +235,22 @@ def test_a_users_own_logging_config_is_kept(tmp_path: Path, monkeypatch: pytest.
     assert config["handlers"]["joulebench_stages"]["events_path"] == str(hook.events_path)
 
 
+def test_a_broken_logging_config_of_the_users_is_refused_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    monkeypatch.setenv("SGLANG_LOGGING_CONFIG_PATH", str(tmp_path / "missing.json"))
+    hook = LogHook("error")
+    try:
+        refused = r"^SGLANG_LOGGING_CONFIG_PATH=.*missing.json: cannot read it"
+        with pytest.raises(UsageError, match=refused), hook.installed():
+            pass
+        assert os.environ["SGLANG_LOGGING_CONFIG_PATH"] == str(tmp_path / "missing.json")
+    finally:
+        hook.remove()
+
+
 def test_plan_without_load_records_is_one_engine_init() -> None:
     plan = plan_stages([], 10.0, 40.0, expect_gpu=False)
     assert plan.spans == (("engine_init", 10.0, 40.0),)

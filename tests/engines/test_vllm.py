@@ -101,6 +101,20 @@ def test_unknown_engine_argument_is_a_usage_error(tiny_llama: Path) -> None:
         engine.setup()
 
 
+def test_a_broken_logging_config_of_the_users_is_named_not_blamed_on_the_engine_arguments(
+    tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("vllm")
+    broken = tmp_path / "logging.json"
+    broken.write_text("{not json")
+    monkeypatch.setenv("VLLM_LOGGING_CONFIG_PATH", str(broken))
+    marks = RecordingMarks()
+    engine = VllmEngine(cpu_config(tiny_llama), marks)
+    with pytest.raises(UsageError, match=r"^VLLM_LOGGING_CONFIG_PATH=.*: not a JSON logging config"):
+        engine.setup()
+    assert engine.llm is None and [name for name, *_ in marks.spans] == ["import"]  # before vLLM started
+
+
 def test_cuda_on_a_cpu_build_is_a_usage_error(tiny_llama: Path) -> None:
     pytest.importorskip("vllm")
     from vllm.platforms import current_platform

@@ -3,14 +3,17 @@ setup trials of the tiny Llama (Transformers on CPU) recorded and reported per l
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from joulebench.engines.transformers import LOADERS
 from joulebench.errors import UsageError
 from joulebench.runner.cache_state import evict_page_cache, page_cache_state, prime_page_cache
+from joulebench.runner.display import factor_lines, render_summary
 from joulebench.runner.setup_factors import (
     compile_caches,
     engine_options,
@@ -102,12 +105,17 @@ def test_a_grid_of_real_setup_trials_is_recorded_and_reported_per_level(
     assert {t["details"]["engine_info"]["details"]["parallel"] for t in setup} == {"none", "to_device"}
 
     # run's own summary gives each combination apart
-    from joulebench.runner.display import factor_lines
-
     groups = result.summary["setup"]["by_factors"]
     assert sorted((g["factors"]["page_cache"], g["factors"]["loader"]) for g in groups) == sorted(given)
     assert all(g["ok"] == 1 and "setup" in g["stages"] for g in groups)
     assert len(factor_lines(result.summary)) == 4
+    # and its tables: one per combination, none with a mean over cold and warm trials together
+    out = io.StringIO()
+    render_summary(result.summary, Console(file=out, width=160))
+    titles = [line.strip() for line in out.getvalue().splitlines() if line.strip().startswith("Setup")]
+    assert sorted(titles) == sorted(
+        f"Setup with loader={ld}, page_cache={c} (1 of 1 trials ok; mean ± 95 % CI)" for c, ld in given
+    )
 
     report = build_report(tmp_path / "r.db", tmp_path / "report")
     summary = pd.read_csv(report.html.parent / "summary.csv")

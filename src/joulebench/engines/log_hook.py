@@ -5,13 +5,16 @@ logging in every process they start from such a file."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from joulebench.errors import UsageError
 
 if TYPE_CHECKING:
     from joulebench.engines.vllm_events import SeenEvent
@@ -30,6 +33,27 @@ class LogHook:
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def user_config(env_var: str) -> dict[str, Any] | None:
+    """The user's own logging config, named by ``env_var``, which joulebench extends with its handler;
+    None where there is none. One the engine itself could not load is refused here, naming the variable,
+    before the engine starts (the engine would fail on it in a child process, with less said)."""
+    name = os.environ.get(env_var)
+    if not name:
+        return None
+    try:
+        config = json.loads(Path(name).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{env_var}={name}: cannot read it ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise UsageError(f"{env_var}={name}: not a JSON logging config ({exc})") from None
+    if not isinstance(config, dict) or config.get("version") != 1:
+        raise UsageError(
+            f'{env_var}={name}: not a logging dictConfig (a JSON object with "version": 1, as Python\'s '
+            "logging.config.dictConfig takes)"
+        )
+    return config
 
 
 @contextmanager

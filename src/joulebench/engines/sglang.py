@@ -34,7 +34,6 @@ its log lines, requests streamed as for any OpenAI-compatible server (docs/opena
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -146,6 +145,9 @@ class SGLangEngine(Engine):
         try:
             with hook.installed():
                 self.engine = SGLangOffline(**kwargs)
+        except UsageError:  # joulebench's own refusal (of a logging config), before SGLang started
+            self.close()
+            raise
         except Exception as exc:
             error = exc
         end_s = time.monotonic()
@@ -292,12 +294,7 @@ class LogHook(log_hook.LogHook):
         from joulebench.engines.sglang_events import base_logging_config
         from joulebench.engines.vllm_events import logging_config
 
-        user_config = os.environ.get(LOGGING_CONFIG_ENV)
-        base = (
-            json.loads(Path(user_config).read_text())
-            if user_config
-            else base_logging_config(self.console_level)
-        )
+        base = log_hook.user_config(LOGGING_CONFIG_ENV) or base_logging_config(self.console_level)
         handler = {
             "class": "joulebench.engines.sglang_events.SGLangLogHandler",
             "events_path": str(self.events_path),

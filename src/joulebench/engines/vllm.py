@@ -113,6 +113,9 @@ class VllmEngine(Engine):
         try:
             with self._hook.installed(env):
                 self.llm = LLM(**kwargs)
+        except UsageError:  # joulebench's own refusal (of a logging config), before vLLM started
+            self.close()
+            raise
         except Exception as exc:
             error = exc
         end_s = time.monotonic()
@@ -286,10 +289,8 @@ class LogHook(log_hook.LogHook):
 
         from joulebench.engines.vllm_events import logging_config
 
-        user_config = os.environ.get(LOGGING_CONFIG_ENV)
-        if user_config:
-            base = json.loads(Path(user_config).read_text())
-        else:
+        base = log_hook.user_config(LOGGING_CONFIG_ENV)
+        if base is None:
             from vllm.logger import DEFAULT_LOGGING_CONFIG
 
             base = DEFAULT_LOGGING_CONFIG

@@ -304,13 +304,23 @@ def _components(stats: dict[str, Any], prefix: str) -> list[str]:
     return [c for c in _ENERGY_ORDER if c in found]
 
 
-def setup_table(summary: dict[str, Any]) -> Any:
+def setup_tables(summary: dict[str, Any]) -> list[Any]:
+    """The setup table of the run, or of each combination of setup-factor levels where it ran more than
+    one: a mean and CI over cold and warm trials together would describe neither."""
+    setup = summary["setup"]
+    groups = setup.get("by_factors") or []
+    if len(groups) < 2:
+        return [setup_table(setup)] if setup["trials"] else []
+    return [setup_table(g, ", ".join(f"{k}={v}" for k, v in g["factors"].items())) for g in groups]
+
+
+def setup_table(setup: dict[str, Any], levels: str = "") -> Any:
     from rich.table import Table
 
-    setup = summary["setup"]
     stages = setup["stages"]
     comps = [c for c in _ENERGY_ORDER if any(c in st["energy_j"] for st in stages.values())]
-    table = Table(title=f"Setup ({setup['ok']} of {setup['trials']} trials ok; mean ± 95 % CI)")
+    within = f" with {levels}" if levels else ""
+    table = Table(title=f"Setup{within} ({setup['ok']} of {setup['trials']} trials ok; mean ± 95 % CI)")
     table.add_column("stage")
     table.add_column("s", justify="right")
     for c in comps:
@@ -436,8 +446,8 @@ def render_summary(summary: dict[str, Any], console: Any) -> None:
         highlight=False,
         markup=False,
     )
-    if summary["setup"]["trials"]:
-        console.print(setup_table(summary))
+    for table in setup_tables(summary):
+        console.print(table)
     for line in factor_lines(summary):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     if summary["generation"]["repeats"]:
