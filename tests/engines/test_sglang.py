@@ -11,6 +11,7 @@ import json
 import shlex
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,8 @@ def test_the_engine_is_called_only_by_names_sglang_has() -> None:
     assert {"async_generate", "generate", "loop"} <= set(calls)  # the scan sees the adapter's calls
     for name, keywords in calls.items():
         assert name in API["engine_methods"] + API["engine_attributes"], name
-        if name in ("generate", "async_generate"):
-            assert keywords <= set(API[f"engine_{name}"]), (name, keywords)
+        if name in API["engine_methods"]:
+            assert keywords <= set(API["engine_parameters"][name]), (name, keywords)
     # the engine closes with shutdown(), which close() reaches through a local name
     assert "shutdown" in API["engine_methods"] and "engine.shutdown()" in ADAPTER.read_text()
 
@@ -90,6 +91,39 @@ def test_every_server_arg_and_sampling_param_is_sglangs() -> None:
     assert "sampling_seed" not in params  # the run is seeded once, through random_seed
     # the result fields the adapter reads are SGLang's meta_info keys
     assert {"completion_tokens", "prompt_tokens", "finish_reason"} <= set(API["meta_info"])
+
+
+def _memory_tags_passed() -> dict[str, list[set[str]]]:
+    """The ``tags=[...]`` of each release/resume call in the adapter, per method that makes it."""
+    out: dict[str, list[set[str]]] = {}
+    for fn in ast.walk(ast.parse(ADAPTER.read_text())):
+        if not isinstance(fn, ast.FunctionDef):
+            continue
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "").endswith("_memory_occupation"):
+                tags = next((k.value for k in node.keywords if k.arg == "tags"), None)
+                given = (
+                    {e.value for e in tags.elts} if isinstance(tags, ast.List) else set(API["memory_tags"])
+                )
+                out.setdefault(fn.name, []).append(given)  # no tags: SGLang takes all of them
+    return out
+
+
+def test_sleep_releases_and_resumes_every_kind_of_memory_by_sglangs_names() -> None:
+    passed = _memory_tags_passed()
+    assert set(passed) == {"sleep", "wake_up"}
+    every = set(API["memory_tags"])
+    assert passed["sleep"] == [every]
+    # waking from level 2 resumes the weights alone (read again), then the rest; level 1 all at once
+    assert passed["wake_up"] == [{"weights"}, every - {"weights"}, every]
+    for levels, backup in (([1], True), ([2], False)):
+        options = SGLangEngine.sleep_options(levels)
+        assert set(options) <= set(API["server_args_fields"])
+        assert options == {"enable_memory_saver": True, "enable_weights_cpu_backup": backup}
+    with pytest.raises(UsageError, match="enable_weights_cpu_backup"):
+        SGLangEngine.sleep_options([1, 2])
+    assert SGLangEngine.sleep_levels(_config()) == (1, 2)
+    assert SGLangEngine.sleep_levels(replace(_config(), device="cpu")) == ()
 
 
 def test_options_set_by_joulebench_flags_are_refused() -> None:

@@ -172,8 +172,9 @@ class Engine(ABC):
         return f"{cls.name} has no sleep mode"
 
     @classmethod
-    def sleep_options(cls) -> dict[str, Any]:
-        """Engine options an engine must be started with to be put to sleep later."""
+    def sleep_options(cls, levels: Sequence[int]) -> dict[str, Any]:
+        """Engine options an engine must be started with to be put to sleep at ``levels`` later (a
+        :class:`UsageError` where it cannot be started for all of them at once)."""
         return {}
 
     def sleep(self, level: int) -> None:

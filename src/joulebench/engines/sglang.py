@@ -207,6 +207,49 @@ class SGLangEngine(Engine):
             state.error = f"{type(exc).__name__}: {first_line(exc)}"
         return state.response(request)
 
+    @classmethod
+    def sleep_levels(cls, config: EngineConfig) -> tuple[int, ...]:
+        # SGLang releases its GPU memory through torch_memory_saver's CUDA virtual-memory regions
+        return (1, 2) if config.device == "cuda" else ()
+
+    @classmethod
+    def no_sleep_reason(cls, config: EngineConfig) -> str:
+        return "SGLang's memory release (release_memory_occupation) needs a CUDA GPU (--device cuda)"
+
+    @classmethod
+    def sleep_options(cls, levels: Sequence[int]) -> dict[str, Any]:
+        """Level 1 keeps a host copy of the weights while asleep, as vLLM's level 1 does; level 2 keeps
+        none. SGLang fixes that when it loads the weights (``enable_weights_cpu_backup``), so one engine
+        can sleep at one of them only."""
+        if 1 in levels and 2 in levels:
+            raise UsageError(
+                "--sleep-levels 1,2: SGLang keeps a host copy of the weights or not from its start "
+                "(enable_weights_cpu_backup); measure level 1 and level 2 in two runs"
+            )
+        return {"enable_memory_saver": True, "enable_weights_cpu_backup": 1 in levels}
+
+    def sleep(self, level: int) -> None:
+        """Releases the KV cache, the weights (to the host copy at level 1; dropped at level 2) and the
+        CUDA graphs' memory; SGLang flushes its prefix cache with the KV cache."""
+        if self.engine is None:
+            raise UsageError("sleep() before setup()")
+        self.engine.release_memory_occupation()
+
+    def wake_up(self, level: int) -> None:
+        """After level 2 the weights' memory comes back empty: the weights are read again from the model's
+        folder before the KV cache and the graphs come back, so that the engine serves the same model as
+        before, as a restart would."""
+        if self.engine is None:
+            raise UsageError("wake_up() before setup()")
+        if level == 2:
+            self.engine.resume_memory_occupation(tags=["weights"])
+            result = self.engine.update_weights_from_disk(model_path=self.config.model)
+            if not result[0]:  # (success, message, ...)
+                raise EngineError(f"SGLang could not read the weights again on waking: {result[1]}")
+            self.engine.resume_memory_occupation(tags=["kv_cache", "cuda_graph"])
+        else:
+            self.engine.resume_memory_occupation()
+
     def close(self) -> None:
         engine, self.engine = self.engine, None
         if engine is not None:

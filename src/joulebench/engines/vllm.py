@@ -191,7 +191,7 @@ class VllmEngine(Engine):
         return "vLLM's sleep mode needs a CUDA or ROCm GPU (--device cuda): the CPU build has none"
 
     @classmethod
-    def sleep_options(cls) -> dict[str, Any]:
+    def sleep_options(cls, levels: Sequence[int]) -> dict[str, Any]:
         return {"enable_sleep_mode": True}
 
     def sleep(self, level: int) -> None:

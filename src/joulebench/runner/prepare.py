@@ -284,7 +284,9 @@ def prepare(config: RunConfig) -> Prepared:
         if wrong:
             raise UsageError(f"--sleep-levels {wrong}: {config.engine} has levels {', '.join(map(str, has))}")
         # started so that it can be put to sleep later: the repeats run in that engine too, and say so
-        engine_config = replace(engine_config, options={**engine_config.options, **cls.sleep_options()})
+        engine_config = replace(
+            engine_config, options={**engine_config.options, **cls.sleep_options(config.sleep_levels)}
+        )
     cls.check_config(engine_config)  # before a run row exists, not in the worker after it
     return Prepared(
         config=config,

@@ -125,6 +125,21 @@ def log_messages(src: Path) -> list[str]:
     return out
 
 
+def memory_tags(src: Path) -> list[str]:
+    """The tags ``release_memory_occupation``/``resume_memory_occupation`` take (``GPU_MEMORY_ALL_TYPES``)."""
+    tree = ast.parse((src / "sglang/srt/constants.py").read_text())
+    values = {
+        node.targets[0].id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Constant)
+    }  # fmt: skip
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "GPU_MEMORY_ALL_TYPES":
+            return [values[e.id] for e in node.value.elts]  # type: ignore[attr-defined]
+    raise LookupError("GPU_MEMORY_ALL_TYPES")
+
+
 def main(src: Path) -> None:
     fields, flags = server_args(src)
     engine_tree = ast.parse((src / "sglang/srt/entrypoints/engine.py").read_text())
@@ -151,9 +166,14 @@ def main(src: Path) -> None:
             n.name for n in engine.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
         ),
         "engine_attributes": sorted(attributes),
-        "engine_generate": _params(_method(engine, "generate")),
-        "engine_async_generate": _params(_method(engine, "async_generate")),
+        # each public method's parameters: every keyword the adapter passes must be one of them
+        "engine_parameters": {
+            n.name: _params(n)
+            for n in sorted(engine.body, key=lambda n: getattr(n, "name", ""))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and not n.name.startswith("_")
+        },
         "meta_info": meta_info_keys(src),
+        "memory_tags": memory_tags(src),
         "log_messages": log_messages(src),
     }
     json.dump(data, sys.stdout, indent=1)
