@@ -21,8 +21,8 @@ def sources(
         False, "--fix", help="Print a script, to run as root, that makes the unreadable sources readable."
     ),
 ) -> None:
-    """List every power source (nvml, rapl, ipmi, estimate) with its status, the reason and, for each one
-    that cannot be read, the fix; and each GPU's utilisation and memory in use now."""
+    """List every power source (nvml, amdsmi, rapl, ipmi, estimate) with its status, the reason and, for
+    each one that cannot be read, the fix; and each GPU's utilisation and memory in use now."""
     from joulebench.measurement.detect import MEASURED, make_source, missing_for_estimate, probe_sources
     from joulebench.measurement.records import SourceStatus
     from joulebench.measurement.serialize import status_dict
