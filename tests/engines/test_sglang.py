@@ -27,10 +27,13 @@ from joulebench.engines.sglang import (
     sampling_params,
     server_args,
     server_config,
+    sleep_calls,
+    wake_calls,
 )
 from joulebench.engines.sglang_events import plan_stages, sglang_log_event, sglang_message_event
 from joulebench.errors import UsageError
 from joulebench.runner.marks import RecordingMarks
+from joulebench.runner.prepare import with_options
 from joulebench.workloads.spec import Request, SamplingSpec
 
 API = json.loads((Path(__file__).parent / "data" / "sglang-0.5.14.json").read_text())
@@ -93,37 +96,46 @@ def test_every_server_arg_and_sampling_param_is_sglangs() -> None:
     assert {"completion_tokens", "prompt_tokens", "finish_reason"} <= set(API["meta_info"])
 
 
-def _memory_tags_passed() -> dict[str, list[set[str]]]:
-    """The ``tags=[...]`` of each release/resume call in the adapter, per method that makes it."""
-    out: dict[str, list[set[str]]] = {}
-    for fn in ast.walk(ast.parse(ADAPTER.read_text())):
-        if not isinstance(fn, ast.FunctionDef):
-            continue
-        for node in ast.walk(fn):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", "").endswith("_memory_occupation"):
-                tags = next((k.value for k in node.keywords if k.arg == "tags"), None)
-                given = (
-                    {e.value for e in tags.elts} if isinstance(tags, ast.List) else set(API["memory_tags"])
-                )
-                out.setdefault(fn.name, []).append(given)  # no tags: SGLang takes all of them
-    return out
-
-
-def test_sleep_releases_and_resumes_every_kind_of_memory_by_sglangs_names() -> None:
-    passed = _memory_tags_passed()
-    assert set(passed) == {"sleep", "wake_up"}
+def test_sleep_and_wake_are_sglangs_own_calls_offline_and_served() -> None:
     every = set(API["memory_tags"])
-    assert passed["sleep"] == [every]
-    # waking from level 2 resumes the weights alone (read again), then the rest; level 1 all at once
-    assert passed["wake_up"] == [{"weights"}, every - {"weights"}, every]
+    for level in (1, 2):
+        calls = sleep_calls(level) + wake_calls(level, "/models/llama-3.2-1b")
+        for name, kwargs in calls:
+            assert set(kwargs) <= set(API["engine_parameters"][name]), (name, kwargs)  # Engine.<name>(...)
+            assert set(kwargs) <= set(API["server_routes"][f"/{name}"]), (name, kwargs)  # POST /<name>
+            assert set(kwargs.get("tags", [])) <= every
+        # asleep, all its memory is released (no tags: every kind); awake, all of it is back
+        assert sleep_calls(level) == [("release_memory_occupation", {})]
+        resumed = [set(k.get("tags", every)) for n, k in calls if n == "resume_memory_occupation"]
+        assert set().union(*resumed) == every
+    # after level 2 the weights are read again into their memory before the rest comes back
+    assert [n for n, _ in wake_calls(2, "/m")] == [
+        "resume_memory_occupation", "update_weights_from_disk", "resume_memory_occupation",
+    ]  # fmt: skip
+    assert wake_calls(2, "/m")[0][1] == {"tags": ["weights"]} and wake_calls(2, "/m")[1][1] == {
+        "model_path": "/m"
+    }
+
+
+def test_an_engine_that_will_sleep_starts_with_sglangs_memory_saver() -> None:
     for levels, backup in (([1], True), ([2], False)):
-        options = SGLangEngine.sleep_options(levels)
-        assert set(options) <= set(API["server_args_fields"])
-        assert options == {"enable_memory_saver": True, "enable_weights_cpu_backup": backup}
-    with pytest.raises(UsageError, match="enable_weights_cpu_backup"):
-        SGLangEngine.sleep_options([1, 2])
-    assert SGLangEngine.sleep_levels(_config()) == (1, 2)
-    assert SGLangEngine.sleep_levels(replace(_config(), device="cpu")) == ()
+        offline = SGLangEngine.sleep_options(levels)
+        assert offline == {"enable_memory_saver": True, "enable_weights_cpu_backup": backup}
+        assert set(offline) <= set(API["server_args_fields"])
+        # the server gets them as launch flags, beside the user's own server_args
+        options = with_options(
+            {"server_args": {"mem_fraction_static": 0.8}}, SGLangServerEngine.sleep_options(levels)
+        )
+        words = shlex.split(server_config(_config(**options)).options["server_cmd"])
+        assert "--mem-fraction-static" in words and "--enable-memory-saver" in words
+        assert ("--enable-weights-cpu-backup" in words) is backup
+        assert API["launch_server_flags"]["--enable-memory-saver"]["bool"]
+        assert API["launch_server_flags"]["--enable-weights-cpu-backup"]["bool"]
+    for cls in (SGLangEngine, SGLangServerEngine):
+        with pytest.raises(UsageError, match="enable_weights_cpu_backup"):
+            cls.sleep_options([1, 2])
+        assert cls.sleep_levels(_config()) == (1, 2)
+        assert cls.sleep_levels(replace(_config(), device="cpu")) == ()
 
 
 def test_options_set_by_joulebench_flags_are_refused() -> None:

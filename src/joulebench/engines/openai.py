@@ -371,7 +371,7 @@ class OpenAIEngine(Engine):
             try:
                 async with self._client.stream("POST", url, json=body) as r:
                     if r.status_code != 200:
-                        detail = _error_message((await r.aread()).decode(errors="replace"))
+                        detail = error_message((await r.aread()).decode(errors="replace"))
                         state.fail(f"HTTP {r.status_code}: {detail}")
                     else:
                         # Read to the end even after [DONE]: an abandoned stream generator leaks a task.
@@ -427,7 +427,7 @@ def _server_version(httpx: Any, root: str, headers: dict[str, str]) -> str | Non
         return None
 
 
-def _error_message(text: str) -> str:
+def error_message(text: str) -> str:
     import json
 
     try:

@@ -106,7 +106,67 @@ def check_options(config: EngineConfig) -> None:
         raise UsageError(f"sglang option stream must be true or false, got {stream!r}")
 
 
-class SGLangEngine(Engine):
+def memory_saver_args(levels: Sequence[int]) -> dict[str, Any]:
+    """The ``ServerArgs`` an engine that will sleep at ``levels`` starts with. Level 1 keeps a host copy of
+    the weights while asleep, as vLLM's level 1 does; level 2 keeps none. SGLang fixes that when it loads
+    the weights (``enable_weights_cpu_backup``), so one engine sleeps at one of them only."""
+    if 1 in levels and 2 in levels:
+        raise UsageError(
+            "--sleep-levels 1,2: SGLang keeps a host copy of the weights or not from its start "
+            "(enable_weights_cpu_backup); measure level 1 and level 2 in two runs"
+        )
+    return {"enable_memory_saver": True, "enable_weights_cpu_backup": 1 in levels}
+
+
+def sleep_calls(level: int) -> list[tuple[str, dict[str, Any]]]:
+    """What puts SGLang to sleep at ``level``, as (name, arguments): an ``Engine`` method of that name, or
+    the server's route ``/name`` with the arguments as its JSON body. All its memory is released (no tags):
+    the KV cache (its prefix cache flushed with it), the weights (to the host copy at level 1) and the CUDA
+    graphs' memory."""
+    return [("release_memory_occupation", {})]
+
+
+def wake_calls(level: int, model_path: str) -> list[tuple[str, dict[str, Any]]]:
+    """What wakes SGLang from ``level``, as :func:`sleep_calls`. After level 2 the weights' memory comes
+    back empty: the weights are read again from the model's folder before the KV cache and the graphs come
+    back, so that the engine serves the same model as before, as a restart would."""
+    if level == 2:
+        return [
+            ("resume_memory_occupation", {"tags": ["weights"]}),
+            ("update_weights_from_disk", {"model_path": model_path}),
+            ("resume_memory_occupation", {"tags": ["kv_cache", "cuda_graph"]}),
+        ]
+    return [("resume_memory_occupation", {})]
+
+
+class SGLangSleep:
+    """Sleep levels 1 and 2 through SGLang's memory saver, for the offline engine and the server alike;
+    each says how it makes one call (:meth:`_sleep_call`)."""
+
+    config: EngineConfig
+
+    @classmethod
+    def sleep_levels(cls, config: EngineConfig) -> tuple[int, ...]:
+        # SGLang releases its GPU memory through torch_memory_saver's CUDA virtual-memory regions
+        return (1, 2) if config.device == "cuda" else ()
+
+    @classmethod
+    def no_sleep_reason(cls, config: EngineConfig) -> str:
+        return "SGLang's memory release (release_memory_occupation) needs a CUDA GPU (--device cuda)"
+
+    def sleep(self, level: int) -> None:
+        for name, kwargs in sleep_calls(level):
+            self._sleep_call(name, kwargs)
+
+    def wake_up(self, level: int) -> None:
+        for name, kwargs in wake_calls(level, self.config.model):
+            self._sleep_call(name, kwargs)
+
+    def _sleep_call(self, name: str, kwargs: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class SGLangEngine(SGLangSleep, Engine):
     name: ClassVar[str] = "sglang"
     extra: ClassVar[str] = "sglang"
     package: ClassVar[str] = "sglang"
@@ -208,47 +268,15 @@ class SGLangEngine(Engine):
         return state.response(request)
 
     @classmethod
-    def sleep_levels(cls, config: EngineConfig) -> tuple[int, ...]:
-        # SGLang releases its GPU memory through torch_memory_saver's CUDA virtual-memory regions
-        return (1, 2) if config.device == "cuda" else ()
-
-    @classmethod
-    def no_sleep_reason(cls, config: EngineConfig) -> str:
-        return "SGLang's memory release (release_memory_occupation) needs a CUDA GPU (--device cuda)"
-
-    @classmethod
     def sleep_options(cls, levels: Sequence[int]) -> dict[str, Any]:
-        """Level 1 keeps a host copy of the weights while asleep, as vLLM's level 1 does; level 2 keeps
-        none. SGLang fixes that when it loads the weights (``enable_weights_cpu_backup``), so one engine
-        can sleep at one of them only."""
-        if 1 in levels and 2 in levels:
-            raise UsageError(
-                "--sleep-levels 1,2: SGLang keeps a host copy of the weights or not from its start "
-                "(enable_weights_cpu_backup); measure level 1 and level 2 in two runs"
-            )
-        return {"enable_memory_saver": True, "enable_weights_cpu_backup": 1 in levels}
+        return memory_saver_args(levels)
 
-    def sleep(self, level: int) -> None:
-        """Releases the KV cache, the weights (to the host copy at level 1; dropped at level 2) and the
-        CUDA graphs' memory; SGLang flushes its prefix cache with the KV cache."""
+    def _sleep_call(self, name: str, kwargs: dict[str, Any]) -> None:
         if self.engine is None:
-            raise UsageError("sleep() before setup()")
-        self.engine.release_memory_occupation()
-
-    def wake_up(self, level: int) -> None:
-        """After level 2 the weights' memory comes back empty: the weights are read again from the model's
-        folder before the KV cache and the graphs come back, so that the engine serves the same model as
-        before, as a restart would."""
-        if self.engine is None:
-            raise UsageError("wake_up() before setup()")
-        if level == 2:
-            self.engine.resume_memory_occupation(tags=["weights"])
-            result = self.engine.update_weights_from_disk(model_path=self.config.model)
-            if not result[0]:  # (success, message, ...)
-                raise EngineError(f"SGLang could not read the weights again on waking: {result[1]}")
-            self.engine.resume_memory_occupation(tags=["kv_cache", "cuda_graph"])
-        else:
-            self.engine.resume_memory_occupation()
+            raise UsageError(f"{name}() before setup()")
+        result = getattr(self.engine, name)(**kwargs)
+        if name == "update_weights_from_disk" and not result[0]:  # (success, message, paused requests)
+            raise EngineError(f"SGLang could not read the weights again on waking: {result[1]}")
 
     def close(self) -> None:
         engine, self.engine = self.engine, None
@@ -352,10 +380,11 @@ class LogHook(log_hook.LogHook):
             yield
 
 
-class SGLangServerEngine(OpenAIEngine):
+class SGLangServerEngine(SGLangSleep, OpenAIEngine):
     """``python -m sglang.launch_server`` started with joulebench's flags and measured as any
     OpenAI-compatible server (its setup stages from its log lines). ``endpoint`` picks the port; the
-    openai engine's options apply; ``server_args`` (a mapping) adds launch flags."""
+    openai engine's options apply; ``server_args`` (a mapping) adds launch flags. It sleeps through the
+    server's own routes, as an operator's script would."""
 
     name: ClassVar[str] = "sglang-server"
     extra: ClassVar[str] = "sglang"
@@ -369,6 +398,28 @@ class SGLangServerEngine(OpenAIEngine):
 
     def __init__(self, config: EngineConfig, marks: StageMarks) -> None:
         super().__init__(server_config(config), marks)
+
+    @classmethod
+    def sleep_options(cls, levels: Sequence[int]) -> dict[str, Any]:
+        return {"server_args": memory_saver_args(levels)}
+
+    def _sleep_call(self, name: str, kwargs: dict[str, Any]) -> None:
+        import httpx
+
+        from joulebench.engines.openai import error_message
+
+        if self.served_model is None:
+            raise UsageError(f"/{name} before setup()")
+        url = f"{self.options.root}/{name}"
+        try:
+            # as long as a request may take: reading an 8B model's weights again is no quick answer
+            answer = httpx.post(
+                url, json=kwargs, headers=self._headers(), timeout=self.options.request_timeout_s
+            )
+        except httpx.HTTPError as exc:
+            raise EngineError(f"SGLang's {url} did not answer: {exc or type(exc).__name__}") from exc
+        if answer.status_code != 200:
+            raise EngineError(f"SGLang's {url} answered {answer.status_code}: {error_message(answer.text)}")
 
 
 def server_config(config: EngineConfig) -> EngineConfig:

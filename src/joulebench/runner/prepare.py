@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,17 @@ def _max_model_len(requests: list[Request], output_tokens: int, context: int | N
     return rounded if context is None else min(rounded, context)
 
 
+def with_options(options: Mapping[str, Any], more: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with ``more`` set over them; a mapping option in both (sglang-server's
+    ``server_args``) keeps the user's entries beside the added ones."""
+    out = dict(options)
+    for key, value in more.items():
+        given = out.get(key)
+        both = isinstance(given, Mapping) and isinstance(value, Mapping)
+        out[key] = {**given, **value} if both else value  # type: ignore[dict-item]
+    return out
+
+
 def prepare(config: RunConfig) -> Prepared:
     """Resolve the workload, the engine, the model and the prompts; raise UsageError on bad input."""
     from joulebench.runner.fits import check_fits
@@ -284,9 +296,8 @@ def prepare(config: RunConfig) -> Prepared:
         if wrong:
             raise UsageError(f"--sleep-levels {wrong}: {config.engine} has levels {', '.join(map(str, has))}")
         # started so that it can be put to sleep later: the repeats run in that engine too, and say so
-        engine_config = replace(
-            engine_config, options={**engine_config.options, **cls.sleep_options(config.sleep_levels)}
-        )
+        options = with_options(engine_config.options, cls.sleep_options(config.sleep_levels))
+        engine_config = replace(engine_config, options=options)
     cls.check_config(engine_config)  # before a run row exists, not in the worker after it
     return Prepared(
         config=config,

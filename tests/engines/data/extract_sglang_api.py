@@ -140,6 +140,46 @@ def memory_tags(src: Path) -> list[str]:
     raise LookupError("GPU_MEMORY_ALL_TYPES")
 
 
+def _fields(tree: ast.Module, name: str) -> list[str]:
+    """A dataclass's fields, its bases' first (those defined in the same module)."""
+    cls = _class(tree, name)
+    own = [n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]
+    inherited = [
+        f
+        for base in cls.bases
+        if isinstance(base, ast.Name) and any(
+            isinstance(n, ast.ClassDef) and n.name == base.id for n in tree.body
+        )
+        for f in _fields(tree, base.id)
+    ]  # fmt: skip
+    return inherited + [f for f in own if f not in inherited]
+
+
+def server_routes(src: Path) -> dict[str, list[str] | None]:
+    """The HTTP server's POST routes, each with the fields of the JSON body it takes (``obj: ReqInput``;
+    None for a route without one)."""
+    structs = ast.parse((src / "sglang/srt/managers/io_struct.py").read_text())
+    known = {n.name for n in structs.body if isinstance(n, ast.ClassDef)}
+    tree = ast.parse((src / "sglang/srt/entrypoints/http_server.py").read_text())
+    routes: dict[str, list[str] | None] = {}
+    for fn in tree.body:
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for deco in fn.decorator_list:
+            if not (isinstance(deco, ast.Call) and getattr(deco.func, "attr", "") in ("post", "api_route")):
+                continue
+            if getattr(getattr(deco.func, "value", None), "id", "") != "app":
+                continue
+            methods = _keyword(deco, "methods")
+            if deco.func.attr == "api_route" and "POST" not in ast.unparse(methods or ast.Constant("")):  # type: ignore[attr-defined]
+                continue
+            body = next((a.annotation for a in fn.args.args if a.arg == "obj"), None)
+            name = ast.unparse(body).removeprefix("Optional[").removesuffix("]") if body else ""
+            for path in (a.value for a in deco.args if isinstance(a, ast.Constant)):
+                routes[path] = _fields(structs, name) if name in known else None
+    return dict(sorted(routes.items()))
+
+
 def main(src: Path) -> None:
     fields, flags = server_args(src)
     engine_tree = ast.parse((src / "sglang/srt/entrypoints/engine.py").read_text())
@@ -174,6 +214,7 @@ def main(src: Path) -> None:
         },
         "meta_info": meta_info_keys(src),
         "memory_tags": memory_tags(src),
+        "server_routes": server_routes(src),
         "log_messages": log_messages(src),
     }
     json.dump(data, sys.stdout, indent=1)
