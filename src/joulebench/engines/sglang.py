@@ -30,6 +30,9 @@ those joulebench sets from its own flags (:data:`FROM_FLAGS`); ``stream`` as abo
 
 ``--engine sglang-server``: ``python -m sglang.launch_server`` started with the same flags, stages from
 its log lines, requests streamed as for any OpenAI-compatible server (docs/openai-engine.md).
+
+Sleep, for both (on a CUDA GPU): SGLang's memory saver, levels 1 and 2 as vLLM's (:func:`sleep_calls`,
+:func:`wake_calls`); the offline engine calls the ``Engine`` methods, the server their routes.
 """
 
 from __future__ import annotations
