@@ -130,3 +130,28 @@ def test_a_stage_in_several_spans_sums_their_durations_and_energies(tmp_path: Pa
     assert values[("", "duration_s")] == pytest.approx(5.0)  # 2 + 3, not 10 (100 -> 110)
     assert values[("gpu", "energy_j")] == pytest.approx(650.0)
     assert values[("gpu", "power_w")] == pytest.approx(130.0)
+
+
+def test_a_stage_that_holds_anothers_work_is_labelled_so(tmp_path: Path) -> None:
+    """TensorRT-LLM's engine_init holds its model loading (its loader's records are not read): the row
+    says so and a note says what to compare instead, for every label of that engine."""
+    w = ResultsWriter(tmp_path / "r.db")
+    for options in ({"backend": "tensorrt"}, {}):
+        run = w.run("tensorrt-llm", "m", model_label="llama-3.2-1b", config={"engine_options": options})
+        for i in range(2):
+            trial = w.trial(run, "setup", i)
+            start = w.clock_s
+            w.window(trial, "engine_init", 30.0 + i, {"gpu": 9000.0 + i})
+            w.window(trial, "setup", 31.0 + i, {"gpu": 9100.0 + i}, start_s=start)
+    run = w.run("vllm", "m", model_label="llama-3.2-1b")
+    trial = w.trial(run, "setup", 0)
+    w.window(trial, "engine_init", 20.0, {"gpu": 4000.0})
+    w.close()
+    table = setup_table(summarize_metrics(trial_metrics(load_frames(tmp_path / "r.db"))))
+    assert table is not None
+    held = "Engine initialisation (E_IE), incl. model loading"
+    assert _row(table, Phase=held, Engine="tensorrt-llm:backend=tensorrt")["GPU (J)"] == "9000.5 ± 6.4"
+    assert _row(table, Phase=held, Engine="tensorrt-llm")["n"] == "2"
+    assert _row(table, Phase="Engine initialisation (E_IE)", Engine="vllm")["n"] == "1"
+    (note,) = [n for n in table.notes if " holds " in n]
+    assert note.startswith("tensorrt-llm, tensorrt-llm:backend=tensorrt: Engine initialisation (E_IE) holds")

@@ -159,3 +159,24 @@ def test_live_line_draws_a_bar_of_the_runs_trials_and_the_time_left() -> None:
     text = captured.get()
     assert "2/4" in text and "run 3: repeat 1 of 3" in text and "s left" in text
     assert "━" in text  # the bar
+
+
+def test_a_setup_stage_that_holds_model_loading_says_so() -> None:
+    """TensorRT-LLM reports no model_load span: its engine_init row says what it holds; vLLM's does not."""
+    from joulebench.results.stats import summarize
+    from joulebench.runner.display import setup_tables
+
+    stage = {"duration_s": summarize([30.0, 31.0]).to_dict(), "energy_j": {}, "bound_j": {}}
+    setup = {
+        "trials": 2,
+        "ok": 2,
+        "stages": {"engine_init": stage},
+        "estimated_components": [],
+        "by_factors": [],
+    }
+    for engine, label in (("tensorrt-llm", "engine_init (incl. model loading)"), ("vllm", "engine_init ")):
+        out = io.StringIO()
+        for table in setup_tables({"engine": engine, "setup": setup}):
+            Console(file=out, width=120).print(table)
+        assert label in out.getvalue(), out.getvalue()
+    assert "incl." not in out.getvalue()  # vllm's, the last printed

@@ -112,6 +112,9 @@ class Engine(ABC):
     setup_factor_options: ClassVar[Mapping[str, Mapping[str, Mapping[str, Any]]]] = {}
     #: its setup stages that do not depend on the model, pooled over models in the report
     model_free_stages: ClassVar[tuple[str, ...]] = MODEL_FREE_STAGES
+    #: setup stages that hold what other engines report as a stage apart, and what: the report says so
+    #: beside the stage rather than compare it with the others' as if alike
+    stage_holds: ClassVar[Mapping[str, str]] = {}
 
     @classmethod
     def compile_cache_dirs(cls, environ: Mapping[str, str] | None = None) -> list[Path]:

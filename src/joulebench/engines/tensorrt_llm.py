@@ -181,6 +181,8 @@ class TensorRTLLMEngine(Engine):
     # its engine_init is the whole LLM(...) call: weights, engine build, KV cache and CUDA graphs, all the
     # model's; only the import is the same for every model
     model_free_stages = (STAGE_IMPORT,)
+    # its loading runs in the executor's worker process, whose records are not read (no model_load span)
+    stage_holds: ClassVar[Mapping[str, str]] = {STAGE_ENGINE_INIT: "model loading"}
 
     @classmethod
     def compile_cache_dirs(cls, environ: Mapping[str, str] | None = None) -> list[Path]:

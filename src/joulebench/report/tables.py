@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from joulebench.results.aggregate import Stat, StatIndex
 from joulebench.results.energy import TOTAL, TOTAL_INCL_ESTIMATED
-from joulebench.results.tidy import PARTS, SETUP_STAGES
+from joulebench.results.tidy import PARTS, SETUP_STAGES, stage_holds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,6 +95,7 @@ def setup_table(summary: pd.DataFrame) -> Table | None:
     columns += ["Total incl. estimated (J)"] if has_est else []
     columns += ["Covers", "GPU (J)", "CPU (J)", "DRAM (J)", "Other (J)"]
     rows = []
+    holding: dict[str, list[str]] = {}  # "engine initialisation holds model loading" -> engines
     present = set(setup["stage"])
     # Stages a runner adds beyond the paper's (e.g. process spawn) come by name, before the whole setup.
     known = [s for s in SETUP_STAGES if s in present and s != "setup"]
@@ -109,8 +110,13 @@ def setup_table(summary: pd.DataFrame) -> Table | None:
                 return index.get("setup", _e, _m, "", _s, component, metric)
 
             latency, total = get("", "duration_s"), get(TOTAL)
+            phase = PHASES.get(stage, stage.replace("_", " ").capitalize())
+            held = stage_holds(engine).get(stage)
+            if held:
+                phase += f", incl. {held}"
+                holding.setdefault(f"{PHASES.get(stage, stage)} holds {held}", []).append(engine)
             row = [
-                PHASES.get(stage, stage.replace("_", " ").capitalize()),
+                phase,
                 engine,
                 model,
                 str(latency.n if latency else 0),
@@ -120,7 +126,13 @@ def setup_table(summary: pd.DataFrame) -> Table | None:
             row += [total.method if total else "-"]
             row += [format_stat(get(c)) for c in (*PARTS, "other")]
             rows.append(tuple(row))
-    return Table("Setup stage: latency and energy", tuple(columns), tuple(rows), (CI_NOTE, TOTAL_NOTE))
+    notes = [CI_NOTE, TOTAL_NOTE]
+    notes += [
+        f"{', '.join(sorted(set(engines)))}: {what}, not reported apart (docs/engines.md); compare the "
+        "setup total, not this stage, with other engines'."
+        for what, engines in holding.items()
+    ]
+    return Table("Setup stage: latency and energy", tuple(columns), tuple(rows), tuple(notes))
 
 
 def _or_dash(stat: Stat | None) -> str:

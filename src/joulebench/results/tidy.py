@@ -22,6 +22,8 @@ from joulebench.results.floor import RunFloor, pct_of_floor, run_floor
 from joulebench.results.stats import median_p90
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import pandas as pd
 
     from joulebench.store.frames import Frames
@@ -183,6 +185,19 @@ def model_free_stages(engine: str) -> tuple[str, ...]:
         return tuple(get_engine_class(engine).model_free_stages)
     except UsageError:
         return MODEL_FREE_STAGES
+
+
+def stage_holds(engine_label: str) -> Mapping[str, str]:
+    """:attr:`Engine.stage_holds` of the engine a report label names (``tensorrt-llm:backend=tensorrt``,
+    ``vllm (cold compile cache)``); none for an engine this release does not know."""
+    from joulebench.engines.registry import get_engine_class
+    from joulebench.errors import UsageError
+
+    name = engine_label.split(" (")[0].split(":")[0]
+    try:
+        return get_engine_class(name).stage_holds
+    except UsageError:
+        return {}
 
 
 def _kind(kind: str, details: dict[str, Any]) -> str:

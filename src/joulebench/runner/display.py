@@ -4,7 +4,7 @@ summary tables at the end."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 _PHASES = {
@@ -307,14 +307,19 @@ def _components(stats: dict[str, Any], prefix: str) -> list[str]:
 def setup_tables(summary: dict[str, Any]) -> list[Any]:
     """The setup table of the run, or of each combination of setup-factor levels where it ran more than
     one: a mean and CI over cold and warm trials together would describe neither."""
+    from joulebench.results.tidy import stage_holds
+
     setup = summary["setup"]
+    holds = stage_holds(summary["engine"])
     groups = setup.get("by_factors") or []
     if len(groups) < 2:
-        return [setup_table(setup)] if setup["trials"] else []
-    return [setup_table(g, ", ".join(f"{k}={v}" for k, v in g["factors"].items())) for g in groups]
+        return [setup_table(setup, holds=holds)] if setup["trials"] else []
+    levels = [", ".join(f"{k}={v}" for k, v in g["factors"].items()) for g in groups]
+    return [setup_table(g, level, holds) for g, level in zip(groups, levels, strict=True)]
 
 
-def setup_table(setup: dict[str, Any], levels: str = "") -> Any:
+def setup_table(setup: dict[str, Any], levels: str = "", holds: Mapping[str, str] | None = None) -> Any:
+    """``holds``: stages that hold what other engines report apart (Engine.stage_holds), said so."""
     from rich.table import Table
 
     stages = setup["stages"]
@@ -330,8 +335,9 @@ def setup_table(setup: dict[str, Any], levels: str = "") -> Any:
     for stage in sorted(stages, key=lambda s: order.index(s) if s in order else len(order)):
         st = stages[stage]
         bounds = st.get("bound_j", {})
+        held = (holds or {}).get(stage)
         table.add_row(
-            stage,
+            f"{stage} (incl. {held})" if held else stage,
             _stat(st["duration_s"]),
             *(_stat(st["energy_j"].get(c)) + _bound(bounds.get(c)) for c in comps),
         )
