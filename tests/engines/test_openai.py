@@ -10,7 +10,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,10 @@ from joulebench.engines.base import (
     EngineInfo,
 )
 from joulebench.engines.openai import STAGE_SERVER_START, OpenAIEngine
+from joulebench.engines.vllm_server_sleep import no_sleep_problem, sleep_calls, wake_calls
 from joulebench.errors import UsageError
 from joulebench.runner.marks import RecordingMarks
+from joulebench.runner.prepare import with_options
 from joulebench.workloads.arrivals import arrival_times_s
 from joulebench.workloads.spec import Request, Response, SamplingSpec
 
@@ -73,6 +75,8 @@ def served(tiny_llama: Path) -> Iterator[Served]:
         "server_env": {"VLLM_CPU_KVCACHE_SPACE": "1"},
         "startup_timeout_s": 300.0,
     }
+    # as a run that sleeps starts it: vLLM's development routes on (test_sleep_routes_are_the_servers_own)
+    options = with_options(options, OpenAIEngine.sleep_options([1, 2]))
     marks = RecordingMarks()
     engine = OpenAIEngine(EngineConfig(model=str(tiny_llama), device="cpu", options=options), marks)
     try:
@@ -245,3 +249,51 @@ def test_a_hung_server_gives_timeout_errors(served: Served) -> None:
     assert 0.5 <= waited_s < 5.0
     after = served.engine.generate(requests(1), SamplingSpec(max_output_tokens=4))  # it serves again
     check_streamed(after[0], 4)
+
+
+def test_sleep_routes_are_the_servers_own(served: Served) -> None:
+    """Every route the engine's sleep and wake would POST to is one this real vLLM server serves, with the
+    query parameters it reads; the two that a CPU build can run, it runs: the weights read again from the
+    model's folder (after level 2), then the prefix cache reset, and the server serves as before."""
+    import httpx
+
+    assert served.engine.options.server_env == {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_SERVER_DEV_MODE": "1"}
+    root = served.engine.options.root
+    spec = httpx.get(f"{root}/openapi.json", timeout=30.0).json()
+    for level in (1, 2):
+        for call in sleep_calls(level) + wake_calls(level):
+            assert "post" in spec["paths"].get(call.path, {}), call.path
+            declared = {p["name"] for p in spec["paths"][call.path]["post"].get("parameters", [])}
+            if call.path == "/sleep":  # /wake_up reads its tags from the query string itself
+                assert {name for name, _ in call.query} <= declared
+    for call in wake_calls(2)[1:2] + wake_calls(2)[-1:]:
+        assert call.path in ("/collective_rpc", "/reset_prefix_cache")
+        served.engine.post_route(call.path, query=call.query, body=call.body)
+    engine, _ = client(served)
+    try:
+        (r,) = engine.generate(requests(1), SamplingSpec(max_output_tokens=8, length_mode="fixed"))
+        check_streamed(r, 8)
+    finally:
+        engine.close()
+
+
+def test_a_server_the_engine_cannot_put_to_sleep_says_why(tiny_llama: Path) -> None:
+    def why(device: str, **options: Any) -> str | None:
+        return no_sleep_problem(EngineConfig(model=str(tiny_llama), device=device, options=options))
+
+    assert "starts itself" in str(why("cuda"))
+    assert "only a vLLM server" in str(why("cuda", server_cmd="python -m sglang.launch_server --port 1"))
+    assert "CUDA or ROCm" in str(why("cpu", server_cmd="vllm serve m --enable-sleep-mode"))
+    assert "--enable-sleep-mode: add it" in str(why("cuda", server_cmd="vllm serve m"))
+    assert why("cuda", server_cmd="/opt/venv/bin/vllm serve m --enable-sleep-mode") is None
+    module = f"{sys.executable} -m vllm.entrypoints.openai.api_server --model m --enable-sleep-mode"
+    assert why("cuda", server_cmd=module) is None
+    config = EngineConfig(
+        model="m", device="cuda", options={"server_cmd": "vllm serve m --enable-sleep-mode"}
+    )
+    assert OpenAIEngine.sleep_levels(config) == (1, 2)
+    assert OpenAIEngine.sleep_levels(replace(config, options={})) == ()
+    # a run that sleeps keeps the user's own server environment beside the development mode
+    assert with_options({"server_env": {"A": "1"}}, OpenAIEngine.sleep_options([2])) == {
+        "server_env": {"A": "1", "VLLM_SERVER_DEV_MODE": "1"}
+    }

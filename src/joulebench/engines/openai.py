@@ -386,6 +386,66 @@ class OpenAIEngine(Engine):
                 state.fail(f"{type(exc).__name__}: {exc}")
         return state.response(request), state
 
+    # --- sleep (a vLLM server it starts: engines/vllm_server_sleep.py) --------------------------------
+
+    @classmethod
+    def sleep_levels(cls, config: EngineConfig) -> tuple[int, ...]:
+        from joulebench.engines.vllm_server_sleep import no_sleep_problem
+
+        return (1, 2) if no_sleep_problem(config) is None else ()
+
+    @classmethod
+    def no_sleep_reason(cls, config: EngineConfig) -> str:
+        from joulebench.engines.vllm_server_sleep import no_sleep_problem
+
+        return no_sleep_problem(config) or f"{cls.name} has no sleep mode"
+
+    @classmethod
+    def sleep_options(cls, levels: Sequence[int]) -> dict[str, Any]:
+        from joulebench.engines.vllm_server_sleep import DEV_MODE_ENV
+
+        return {"server_env": {DEV_MODE_ENV: "1"}}  # beside the user's own server_env
+
+    def sleep(self, level: int) -> None:
+        from joulebench.engines.vllm_server_sleep import sleep_calls
+
+        for call in sleep_calls(level):
+            self.post_route(call.path, query=call.query, body=call.body)
+
+    def wake_up(self, level: int) -> None:
+        from joulebench.engines.vllm_server_sleep import wake_calls
+
+        for call in wake_calls(level):
+            self.post_route(call.path, query=call.query, body=call.body)
+
+    def post_route(
+        self, path: str, *, query: Sequence[tuple[str, str]] = (), body: Mapping[str, Any] | None = None
+    ) -> Any:
+        """POST to one of the server's own routes (not the OpenAI API's); its JSON answer, if any. Any
+        answer but 200 is an :class:`EngineError` with the server's message."""
+        import httpx
+
+        if self.served_model is None:
+            raise UsageError(f"{path} before setup()")
+        url = f"{self.options.root}{path}"
+        try:
+            # as long as a request may take: reading an 8B model's weights again is no quick answer
+            answer = httpx.post(
+                url,
+                params=list(query),
+                json=dict(body or {}),
+                headers=self._headers(),
+                timeout=self.options.request_timeout_s,
+            )
+        except httpx.HTTPError as exc:
+            raise EngineError(f"{url} did not answer: {_why(exc)}") from exc
+        if answer.status_code != 200:
+            raise EngineError(f"{url} answered {answer.status_code}: {error_message(answer.text)}")
+        try:
+            return answer.json()
+        except ValueError:
+            return None
+
     # --- teardown -----------------------------------------------------------------------------------
 
     def close(self) -> None:

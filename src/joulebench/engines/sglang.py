@@ -407,22 +407,7 @@ class SGLangServerEngine(SGLangSleep, OpenAIEngine):
         return {"server_args": memory_saver_args(levels)}
 
     def _sleep_call(self, name: str, kwargs: dict[str, Any]) -> None:
-        import httpx
-
-        from joulebench.engines.openai import error_message
-
-        if self.served_model is None:
-            raise UsageError(f"/{name} before setup()")
-        url = f"{self.options.root}/{name}"
-        try:
-            # as long as a request may take: reading an 8B model's weights again is no quick answer
-            answer = httpx.post(
-                url, json=kwargs, headers=self._headers(), timeout=self.options.request_timeout_s
-            )
-        except httpx.HTTPError as exc:
-            raise EngineError(f"SGLang's {url} did not answer: {exc or type(exc).__name__}") from exc
-        if answer.status_code != 200:
-            raise EngineError(f"SGLang's {url} answered {answer.status_code}: {error_message(answer.text)}")
+        self.post_route(f"/{name}", body=kwargs)  # 400 with SGLang's message where it could not
 
 
 def server_config(config: EngineConfig) -> EngineConfig:
