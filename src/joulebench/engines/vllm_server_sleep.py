@@ -73,9 +73,9 @@ def no_sleep_problem(config: EngineConfig) -> str | None:
         )
     argv = parse_command(str(command))
     if not runs_vllm(argv):
-        return "the openai engine puts to sleep only a vLLM server (server_cmd: vllm serve ...)"
+        return "the openai engine puts to sleep only a vLLM server (--server-cmd 'vllm serve ...')"
     if config.device != "cuda":
         return "vLLM's sleep mode needs a CUDA or ROCm GPU (--device cuda): the CPU build has none"
     if SLEEP_FLAG not in argv:
-        return f"a vLLM server sleeps only when started with {SLEEP_FLAG}: add it to server_cmd"
+        return f"a vLLM server sleeps only when started with {SLEEP_FLAG}: add it to --server-cmd"
     return None
