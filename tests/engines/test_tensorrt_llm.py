@@ -10,8 +10,14 @@ from dataclasses import dataclass
 import pytest
 
 from joulebench.engines.base import EngineConfig
-from joulebench.engines.tensorrt_llm import TensorRTLLMEngine, llm_kwargs, sampling_kwargs, to_response
-from joulebench.errors import MissingDependency, UsageError
+from joulebench.engines.tensorrt_llm import (
+    TensorRTLLMEngine,
+    llm_kwargs,
+    sampling_kwargs,
+    seed_per_request,
+    to_response,
+)
+from joulebench.errors import JoulebenchWarning, MissingDependency, UsageError
 from joulebench.runner.marks import RecordingMarks
 from joulebench.workloads.spec import Request, SamplingSpec
 
@@ -119,7 +125,13 @@ def test_setup_generate_and_close_on_each_backend(
     for backend, cls in [("pytorch", tensorrt_llm_fake.TorchLLM), ("tensorrt", tensorrt_llm_fake.TrtLLM)]:
         marks = RecordingMarks()
         engine = TensorRTLLMEngine(_config(backend=backend), marks)
-        info = engine.setup()
+        if backend == "pytorch":  # 1.2's PyTorch sampler takes no per-request seed: said, and recorded
+            with pytest.warns(JoulebenchWarning, match=r"^TensorRT-LLM 1\.2\.1's PyTorch backend ignores"):
+                info = engine.setup()
+            assert info.details["seed_per_request"] == "ignored" and len(info.details["caveats"]) == 1
+        else:
+            info = engine.setup()
+            assert info.details["seed_per_request"] == "honoured" and info.details["caveats"] == []
         assert isinstance(engine.llm, cls) and "backend" not in engine.llm.args
         assert [n for n, _, _ in marks.spans] == ["import", "engine_init"]
         assert info.version == "1.2.1" and info.details["backend"] == backend
@@ -153,7 +165,8 @@ def test_times_on_another_clock_are_dropped_not_shifted(monkeypatch: pytest.Monk
     tensorrt_llm_fake.install(monkeypatch)
     monkeypatch.setattr(tensorrt_llm_fake, "clock", time.time)  # wall clock: decades after the boot
     engine = TensorRTLLMEngine(_config(), RecordingMarks())
-    engine.setup()
+    with pytest.warns(JoulebenchWarning):  # the seed it ignores
+        engine.setup()
     responses = engine.generate([Request(0, "hi")], SamplingSpec(max_output_tokens=3))
     assert responses[0].output_tokens == 3 and responses[0].first_token_s is None
     assert responses[0].submit_s is not None and engine.perf_times_dropped == 1
@@ -167,3 +180,20 @@ def test_what_tensorrt_llm_refuses_is_one_line(monkeypatch: pytest.MonkeyPatch) 
     engine = TensorRTLLMEngine(_config(kv_cache_fraction=0.9), RecordingMarks())
     with pytest.raises(UsageError, match="TensorRT-LLM refused the engine arguments: 1 validation error"):
         engine.setup()
+
+
+def test_which_releases_ignore_the_per_request_seed() -> None:
+    assert [seed_per_request("pytorch", v) for v in ("1.0.0", "1.1.0", "1.2.1", "1.2.0rc4")] == [
+        "ignored"
+    ] * 4
+    assert seed_per_request("pytorch", "1.3.0") == "unknown"  # PR 17172's release is not known here
+    assert seed_per_request("pytorch", "unknown") == "unknown"
+    assert seed_per_request("tensorrt", "1.2.1") == "honoured"
+
+
+def test_the_runs_summary_shows_each_engine_caveat_once() -> None:
+    from joulebench.runner.summary import engine_caveats
+
+    said = {"engine_info": {"details": {"caveats": ["seed ignored"]}}}
+    trials = [{"details": said}, {"details": None}, {"details": said}, {"details": {"engine_info": None}}]
+    assert engine_caveats(trials) == ["seed ignored"]

@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -51,7 +52,7 @@ from joulebench.engines.base import (
     EngineInfo,
     first_line,
 )
-from joulebench.errors import EngineError, UsageError, require
+from joulebench.errors import EngineError, JoulebenchWarning, UsageError, require
 from joulebench.measurement.markers import marked
 from joulebench.workloads.spec import Request, Response, SamplingSpec
 
@@ -115,6 +116,27 @@ def sampling_kwargs(sampling: SamplingSpec) -> dict[str, Any]:
     if sampling.seed is not None:
         kwargs["seed"] = sampling.seed
     return kwargs
+
+
+def seed_per_request(backend: str, version: str) -> str:
+    """Whether ``SamplingParams(seed=...)`` seeds each request's sampling: the TensorRT backend's sampler
+    takes it; the PyTorch backend's only from a change merged in 2026-08 (PR 17172), after 1.2, so 1.0-1.2
+    ignore it; on a later release it is not known here."""
+    if backend == "tensorrt":
+        return "honoured"
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return "unknown"
+    return "ignored" if (major, minor) <= (1, 2) else "unknown"
+
+
+def seed_caveat(version: str) -> str:
+    return (
+        f"TensorRT-LLM {version}'s PyTorch backend ignores the per-request seed (it reaches the sampler from "
+        "PR 17172, after 1.2): its outputs are not reproducible request by request; the energy is measured "
+        "as ever"
+    )
 
 
 def _seconds(timing: Any, name: str) -> float | None:
@@ -219,18 +241,22 @@ class TensorRTLLMEngine(Engine):
                 raise UsageError(f"TensorRT-LLM refused the engine arguments: {first_line(exc)}") from exc
             except Exception as exc:
                 raise EngineError(f"TensorRT-LLM failed to start: {first_line(exc)}") from exc
+        version = str(getattr(trt, "__version__", "unknown"))
+        seeding = seed_per_request(backend, version)
+        caveats = [seed_caveat(version)] if seeding == "ignored" else []
+        for caveat in caveats:
+            warnings.warn(caveat, JoulebenchWarning, stacklevel=2)
         return EngineInfo(
             engine=self.name,
-            version=getattr(trt, "__version__", "unknown"),
+            version=version,
             details={
                 "backend": backend,
                 "llm_kwargs": {k: v for k, v in kwargs.items() if k != "model"},
                 "model_load_separate": False,
                 "build_cache": os.environ.get(BUILD_CACHE_ENV) == "1" if backend == "tensorrt" else None,
                 "build_stats": build_stats(self.llm),
-                # a per-request seed reached the PyTorch backend's sampler only from a change merged in
-                # 2026-08 (PR 17172): on a release before it, sampling is not seeded per request
-                "seed_per_request": "honoured" if backend == "tensorrt" else "ignored before PR 17172",
+                "seed_per_request": seeding,
+                "caveats": caveats,  # the run's summary shows them among its warnings
             },
         )
 

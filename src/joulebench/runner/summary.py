@@ -36,6 +36,18 @@ def _first_line(text: str | None) -> str | None:
     return text.strip().splitlines()[0] if text and text.strip() else None
 
 
+def engine_caveats(trials: list[dict[str, Any]]) -> list[str]:
+    """What the engine said of its own results when it started (EngineInfo ``details["caveats"]``, e.g. a
+    seed it ignores), once each, in the order first said."""
+    out: list[str] = []
+    for t in trials:
+        info = (t.get("details") or {}).get("engine_info") or {}
+        for caveat in (info.get("details") or {}).get("caveats") or []:
+            if caveat not in out:
+                out.append(str(caveat))
+    return out
+
+
 def _setup(db: ResultsDB, trials: list[dict[str, Any]]) -> dict[str, Any]:
     durations: dict[str, list[float]] = defaultdict(list)
     energies: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -242,6 +254,7 @@ def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
         busy = (t.get("details") or {}).get("idle_busy") if t["kind"] == "idle" else None
         if busy:
             warnings.append(busy)
+    warnings += engine_caveats(trials)
     j_per_token_seen = False
     for key in KEY_METRICS:
         stat = generation["metrics"].get(key)
