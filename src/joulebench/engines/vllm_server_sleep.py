@@ -68,9 +68,7 @@ def no_sleep_problem(config: EngineConfig) -> str | None:
 
     command = config.options.get("server_cmd")
     if not command:
-        return (
-            "the openai engine puts to sleep only a vLLM server it starts itself (server_cmd: vllm serve ...)"
-        )
+        return "the openai engine puts to sleep only a vLLM server it starts (--server-cmd 'vllm serve ...')"
     argv = parse_command(str(command))
     if not runs_vllm(argv):
         return "the openai engine puts to sleep only a vLLM server (--server-cmd 'vllm serve ...')"
