@@ -182,3 +182,15 @@ def test_a_model_in_two_formats_counts_its_weights_once(tmp_path: Path) -> None:
     (folder / "pytorch_model.bin").write_bytes(b"\0" * 1200)
     (folder / "config.json").write_text("{}")
     assert weights_bytes(str(folder)) == 1000
+
+
+def test_a_vllm_logging_config_it_could_not_load_is_one_line(tiny_llama: Path, tmp_path: Path) -> None:
+    pytest.importorskip("vllm")
+    broken = tmp_path / "logging.json"
+    broken.write_text("{not json")
+    db = tmp_path / "r.db"
+    args = ["run", "--engine", "vllm", "--model", str(tiny_llama), "--device", "cpu", "--db", str(db),
+            "--repeats", "1", "--setup-repeats", "0"]  # fmt: skip
+    proc = _joulebench(args, tmp_path, VLLM_LOGGING_CONFIG_PATH=str(broken))
+    _one_line(proc, f"VLLM_LOGGING_CONFIG_PATH={broken}: not a JSON logging config")
+    assert not db.exists()

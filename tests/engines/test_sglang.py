@@ -287,14 +287,12 @@ def test_a_broken_logging_config_of_the_users_is_refused_naming_the_variable(
     import os
 
     monkeypatch.setenv("SGLANG_LOGGING_CONFIG_PATH", str(tmp_path / "missing.json"))
-    hook = LogHook("error")
-    try:
-        refused = r"^SGLANG_LOGGING_CONFIG_PATH=.*missing.json: cannot read it"
-        with pytest.raises(UsageError, match=refused), hook.installed():
-            pass
-        assert os.environ["SGLANG_LOGGING_CONFIG_PATH"] == str(tmp_path / "missing.json")
-    finally:
-        hook.remove()
+    refused = r"^SGLANG_LOGGING_CONFIG_PATH=.*missing.json: cannot read it"
+    with pytest.raises(UsageError, match=refused):
+        LogHook("error")  # before any folder of its own is made
+    assert os.environ["SGLANG_LOGGING_CONFIG_PATH"] == str(tmp_path / "missing.json")
+    with pytest.raises(UsageError, match=refused):  # and before a run row exists
+        SGLangEngine.check_config(_config())
 
 
 def test_plan_without_load_records_is_one_engine_init() -> None:

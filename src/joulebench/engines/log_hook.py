@@ -35,11 +35,12 @@ class LogHook:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def user_config(env_var: str) -> dict[str, Any] | None:
-    """The user's own logging config, named by ``env_var``, which joulebench extends with its handler;
-    None where there is none. One the engine itself could not load is refused here, naming the variable,
-    before the engine starts (the engine would fail on it in a child process, with less said)."""
-    name = os.environ.get(env_var)
+def user_config(env_var: str, environ: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """The user's own logging config, named by ``env_var`` in ``environ`` (this process's environment by
+    default), which joulebench extends with its handler; None where there is none. One the engine itself
+    could not load is refused here, naming the variable, before the engine starts (the engine would fail on
+    it in a child process, with less said)."""
+    name = (os.environ if environ is None else environ).get(env_var)
     if not name:
         return None
     try:

@@ -37,6 +37,7 @@ Sleep, for both (on a CUDA GPU): SGLang's memory saver, levels 1 and 2 as vLLM's
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -187,6 +188,7 @@ class SGLangEngine(SGLangSleep, Engine):
     @classmethod
     def check_config(cls, config: EngineConfig) -> None:
         check_options(config)
+        log_hook.user_config(LOGGING_CONFIG_ENV, {**os.environ, **config.env})  # before a run row exists
 
     def __init__(self, config: EngineConfig, marks: StageMarks) -> None:
         super().__init__(config, marks)
@@ -208,9 +210,6 @@ class SGLangEngine(SGLangSleep, Engine):
         try:
             with hook.installed():
                 self.engine = SGLangOffline(**kwargs)
-        except UsageError:  # joulebench's own refusal (of a logging config), before SGLang started
-            self.close()
-            raise
         except Exception as exc:
             error = exc
         end_s = time.monotonic()
@@ -359,6 +358,8 @@ class LogHook(log_hook.LogHook):
     ``Engine(...)`` starts them. A user's own config is kept, with the stage handler added to it."""
 
     def __init__(self, console_level: str) -> None:
+        # the user's own config, read (or refused) before any folder is made or SGLang started
+        self.user_config = log_hook.user_config(LOGGING_CONFIG_ENV)
         super().__init__("sglang")
         self.console_level = console_level
 
@@ -368,7 +369,7 @@ class LogHook(log_hook.LogHook):
         from joulebench.engines.sglang_events import base_logging_config
         from joulebench.engines.vllm_events import logging_config
 
-        base = log_hook.user_config(LOGGING_CONFIG_ENV) or base_logging_config(self.console_level)
+        base = self.user_config or base_logging_config(self.console_level)
         handler = {
             "class": "joulebench.engines.sglang_events.SGLangLogHandler",
             "events_path": str(self.events_path),

@@ -113,9 +113,6 @@ class VllmEngine(Engine):
         try:
             with self._hook.installed(env):
                 self.llm = LLM(**kwargs)
-        except UsageError:  # joulebench's own refusal (of a logging config), before vLLM started
-            self.close()
-            raise
         except Exception as exc:
             error = exc
         end_s = time.monotonic()
@@ -180,6 +177,12 @@ class VllmEngine(Engine):
         submit_s = time.monotonic()
         outputs = self.llm.generate([r.prompt for r in requests], params, use_tqdm=False)
         return [to_response(r, o, submit_s) for r, o in zip(requests, outputs, strict=True)]
+
+    @classmethod
+    def check_config(cls, config: EngineConfig) -> None:
+        environ = {**os.environ, **config.env}
+        if environ.get("VLLM_CONFIGURE_LOGGING", "1") != "0":  # before a run row exists
+            log_hook.user_config(LOGGING_CONFIG_ENV, environ)
 
     @classmethod
     def sleep_levels(cls, config: EngineConfig) -> tuple[int, ...]:
@@ -276,10 +279,12 @@ class LogHook(log_hook.LogHook):
     in-process engine core would log)."""
 
     def __init__(self) -> None:
-        super().__init__("vllm")
-        self._handler: Any = None
         # vLLM refuses a logging config file when told not to configure logging
         self.enabled = os.environ.get("VLLM_CONFIGURE_LOGGING", "1") != "0"
+        # the user's own config, read (or refused) before any folder is made or vLLM started
+        self.user_config = log_hook.user_config(LOGGING_CONFIG_ENV) if self.enabled else None
+        super().__init__("vllm")
+        self._handler: Any = None
 
     def handler_args(self) -> dict[str, Any]:
         return {"events_path": str(self.events_path)}
@@ -289,7 +294,7 @@ class LogHook(log_hook.LogHook):
 
         from joulebench.engines.vllm_events import logging_config
 
-        base = log_hook.user_config(LOGGING_CONFIG_ENV)
+        base = self.user_config
         if base is None:
             from vllm.logger import DEFAULT_LOGGING_CONFIG
 
