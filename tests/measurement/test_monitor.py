@@ -210,3 +210,52 @@ def test_a_paused_monitor_reads_nothing_and_measures_again_after_resume() -> Non
     assert after.energy_j(Component.GPU) == pytest.approx(300.0 * after.duration_s, rel=0.05)
     assert all("monitor-paused" not in c.flags for c in after.components)
     assert all("monitor-paused" in c.flags for c in across.components)  # interpolated over the pause
+
+
+def test_a_window_ending_now_waits_for_the_next_reading_of_a_source_without_a_counter(
+    tmp_path: Path,
+) -> None:
+    """The CPU estimate has no counter: read every 0.3 s, its power climbs at every read. A window that
+    ends between two reads waits for the next one, so its end is interpolated rather than the last reading
+    held to it; computed again later, from the same readings a trace keeps, it gives the same energy."""
+    import os
+    import threading
+
+    from joulebench.measurement.estimate import EstimateSource
+
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "cpuinfo").write_text("processor\t: 0\nmodel name\t: Test CPU\n\n")
+    (proc / "meminfo").write_text("MemTotal:       1048576 kB\n")
+    stop = threading.Event()
+
+    def climb() -> None:  # utilisation up by 1 % every 10 ms, written whole (a reader never sees half)
+        busy = idle = 0
+        for step in range(10_000):
+            if stop.is_set():
+                return
+            busy += min(step, 100)
+            idle += 100 - min(step, 100)
+            (proc / "stat.new").write_text(f"cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\n")
+            os.replace(proc / "stat.new", proc / "stat")
+            time.sleep(0.01)
+
+    climb_thread = threading.Thread(target=climb, daemon=True)
+    (proc / "stat").write_text("cpu  0 0 0 1 0 0 0 0 0 0\n")
+    climb_thread.start()
+    try:
+        source = EstimateSource([Component.CPU], cpu_tdp_w=100.0, interval_s=0.3, proc_root=proc)
+        with Monitor([source]) as mon:
+            time.sleep(0.45)  # half-way between two reads
+            end = time.monotonic()
+            first = mon.window("w", end - 0.4, end)
+            latest = max(r.t_s for r in mon.readings() if r.component is Component.CPU)
+            time.sleep(0.7)
+            later = mon.window("w", end - 0.4, end)
+    finally:
+        stop.set()
+        climb_thread.join()
+    assert latest >= end  # it waited for a reading past the window's end
+    energy = first.energy_j(Component.CPU, "host")
+    assert energy is not None and energy > 0
+    assert energy == later.energy_j(Component.CPU, "host")

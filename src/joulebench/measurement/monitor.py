@@ -256,8 +256,8 @@ class Monitor:
     def window(self, name: str, start_s: float, end_s: float) -> StageResult:
         """Energy of every component inside ``[start_s, end_s]`` (any interval of the measurement).
 
-        While sampling, a window that ends just now waits (at most ~2.5 counter periods) for the next
-        counter update, so its end is interpolated rather than extrapolated."""
+        While sampling, a window that ends just now waits (at most ~2.5 counter periods or read intervals)
+        for the next counter update or power reading, so its end is interpolated rather than extrapolated."""
         if end_s < start_s:
             raise UsageError(f"window {name!r} ends before it begins ({start_s} > {end_s})")
         if self.running and self._paused_at is None:
@@ -270,11 +270,14 @@ class Monitor:
         return result
 
     def settle(self, t_s: float) -> None:
-        """Wait until every counter has published its energy up to ``t_s`` (see ``Sampler.settle``)."""
+        """Wait until every source has published what it knows up to ``t_s`` (see ``Sampler.settle``)."""
         if self._sampler is None:
             return
-        periods = [s.counter_period_s or 0.0 for s in self._sources] + [0.0]
-        max_wait = 2.5 * max(periods) + self.interval_s
+        # a counter publishes once a period; a source without one, once a read interval
+        periods = [
+            s.counter_period_s if s.counter_period_s is not None else s.interval_s for s in self._sources
+        ]
+        max_wait = 2.5 * max([*periods, 0.0]) + self.interval_s
         if t_s < time.monotonic() - max_wait:
             return
         self._sampler.settle(t_s, max_wait_s=max_wait)

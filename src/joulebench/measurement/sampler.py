@@ -153,31 +153,44 @@ class Sampler:
         return not self._active.is_set()
 
     def settle(self, t_s: float, max_wait_s: float) -> None:
-        """Keep reading counters until each has published the energy up to ``t_s`` (or time runs out): it
-        showed an update that came after ``t_s`` (the read before it was already later), or held for a
-        whole period after it. A window ending at ``t_s`` then has a measured edge, not a stretch no read
-        covers."""
+        """Keep reading until each source has published what it knows up to ``t_s`` (or time runs out).
+
+        A counter has, once it showed an update after ``t_s`` (the read before it was already later) or
+        held for a whole period after it. A source with no counter has, once it gave a power reading after
+        ``t_s``. A window ending at ``t_s`` then has a measured edge, not a stretch no read covers: without
+        it a power-only source's last reading is held to the edge, and the window differs from the same
+        window computed later from the trace."""
         periods = {
             s.name: s.counter_period_s
             for s in self.sources
             if not s.blocking and s.counter_period_s is not None
         }
-        if not periods:
+        # a slow power-only source (ipmitool, in its own thread) too: its reading after the edge is in
+        # the trace written a moment later, so a window that held the last one would not replay
+        polled = {s.name for s in self.sources if s.counter_period_s is None}
+        if not periods and not polled:
             return
         deadline = time.monotonic() + max_wait_s
         while time.monotonic() < deadline:
-            if self._all_published(periods, t_s):
+            if self._all_published(periods, polled, t_s):
                 return
             time.sleep(0.01)
 
-    def _all_published(self, periods: dict[str, float], t_s: float) -> bool:
+    def _all_published(self, periods: dict[str, float], polled: set[str], t_s: float) -> bool:
         with self.log.lock:
             for (source, _, _), ch in self.log.channels.items():
-                counter = ch.counter
-                if source not in periods or counter is None or not len(counter):
-                    continue
-                held_past = (counter.last_read_s or 0.0) >= t_s + periods[source]
-                if counter.before_s[-1] < t_s and not held_past:
+                counter, power = ch.counter, ch.power
+                if source in periods and counter is not None and len(counter):
+                    held_past = (counter.last_read_s or 0.0) >= t_s + periods[source]
+                    if counter.before_s[-1] < t_s and not held_past:
+                        return False
+                elif (
+                    source in polled
+                    and counter is None
+                    and power is not None
+                    and len(power)
+                    and power.t_s[-1] < t_s
+                ):
                     return False
         return True
 
