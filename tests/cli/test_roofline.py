@@ -84,6 +84,41 @@ def test_each_kernels_energy_is_the_cards_counter_over_its_window(
     assert printed[0]["j_per_unit"] == pytest.approx(copy["energy_j"] / copy["units"])
 
 
+def test_each_row_keeps_its_readings_and_db_recompute_computes_it_again_from_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As a trial's windows: the card's readings over each kernel's window are stored beside its row, and
+    `joulebench db recompute` puts back, from them alone, the energy an older rule had stored."""
+    _fake_card(monkeypatch)
+    db_path = tmp_path / "r.db"
+    assert _roofline(db_path) == 0
+    with ResultsDB(db_path) as db:
+        measured = db.roofline()
+        for row in measured:
+            lines = db.roofline_trace(row["id"])
+            times = [x["t_s"] for x in lines if "t_s" in x]
+            assert min(times) <= row["start_s"] and max(times) >= row["end_s"]  # a reading past each edge
+            # as if an older rule had stored it: twice the energy, no bound, an unknown flag of the monitor
+            db.replace_roofline_energy(
+                row["id"],
+                {"energy_j": 2 * row["energy_j"], "uncertainty_j": None, "above_idle_energy_j": None,
+                 "method": "counter", "flags": ("monitor-paused",)},
+            )  # fmt: skip
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit:
+        main(["db", "recompute", str(db_path)])
+    assert exit.value.code in (0, None)
+    assert "2 roofline rows computed again, 0 without a trace" in capsys.readouterr().out
+    with ResultsDB(db_path) as db:
+        again = db.roofline()
+    for before, after in zip(measured, again, strict=True):
+        for key in ("energy_j", "uncertainty_j", "above_idle_energy_j"):
+            assert after[key] == pytest.approx(before[key], rel=1e-12), key
+        assert after["method"] == before["method"] == "counter"
+        # the accounting's flags come again; one it does not set (the monitor's) is kept
+        assert after["flags"].split(",") == [*filter(None, before["flags"].split(",")), "monitor-paused"]
+
+
 def test_a_run_on_the_measured_card_is_shown_against_its_floor(
     tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -124,7 +124,7 @@ def test_each_cards_roofline_comes_along_once(tmp_path: Path) -> None:
     _database(tmp_path / "a.db", "node-a", [("vllm", 100.0)])
     _database(tmp_path / "b.db", "node-b", [("vllm", 90.0)])
     with ResultsDB(tmp_path / "a.db") as db:
-        db.add_roofline([card("node-a", "copy", 5.0), card("node-a", "gemm", 16.0)])
+        db.add_roofline([card("node-a", "copy", 5.0), card("node-a", "gemm", 16.0)], [b"copy-trace", None])
     with ResultsDB(tmp_path / "b.db") as db:
         db.add_roofline([card("node-b", "copy", 5.0)])
     for _ in range(2):  # merging again adds nothing
@@ -139,6 +139,9 @@ def test_each_cards_roofline_comes_along_once(tmp_path: Path) -> None:
     first = next(r for r in rows if r["host"] == "node-a" and r["kernel"] == "copy")
     assert (first["energy_j"], first["uncertainty_j"], first["flags"]) == (2000.0, 1.5, "x")
     assert first["environment"] == {"device": {"name": "H100"}}
+    with ResultsDB(tmp_path / "all.db") as db:  # the readings come along with the row that has them
+        traces = {(r["host"], r["kernel"]): db.roofline_trace_bytes(r["id"]) for r in rows}
+    assert traces == {("node-a", "copy"): b"copy-trace", ("node-a", "gemm"): None, ("node-b", "copy"): None}
 
 
 def test_sources_are_only_read(tmp_path: Path) -> None:

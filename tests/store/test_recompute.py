@@ -58,6 +58,11 @@ def test_an_old_database_is_computed_again_with_bounds(old_db: Path) -> None:
     proc = _recompute(old_db)
     assert proc.returncode == 0, proc.stderr
     assert "7 trials computed again" in proc.stdout
+    assert "roofline" not in proc.stdout  # this database has none: nothing to say of them
+    conn = sqlite3.connect(old_db)  # brought up to the schema of this release, roofline traces and all
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    conn.close()
+    assert {"roofline", "roofline_traces"} <= tables
 
     after = _rows(old_db)
     assert len(after) == len(before)

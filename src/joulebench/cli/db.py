@@ -23,8 +23,9 @@ def recompute(
     db: Annotated[Path, typer.Argument(help="The results database to compute again (changed in place).")],
 ) -> None:
     """Compute every stored window again from its trial's trace with this release's accounting rule
-    (docs/counters.md), with its uncertainty, and the repeats' energy metrics from them. Run times, idle
-    baselines, tokens and the runner's flags stay as they were; a trial without a trace keeps its rows."""
+    (docs/counters.md), with its uncertainty, and the repeats' energy metrics from them; the roofline
+    rows likewise from theirs. Run times, idle baselines, tokens and the runner's flags stay as they were;
+    a trial or roofline row without a trace keeps its values."""
     from joulebench.errors import UsageError
     from joulebench.runner.recompute import recompute as run
     from joulebench.store.db import ResultsDB
@@ -38,9 +39,15 @@ def recompute(
 
     with ResultsDB(db) as results:
         summary = run(results, progress)
+    roofline = ""
+    if summary.roofline or summary.roofline_without_trace:
+        roofline = (
+            f"; {summary.roofline} roofline rows computed again, "
+            f"{summary.roofline_without_trace} without a trace kept as they were"
+        )
     print(
         f"{db}: {summary.trials} trials computed again ({summary.windows} windows), "
-        f"{summary.without_trace} without a trace kept as they were; "
+        f"{summary.without_trace} without a trace kept as they were{roofline}; "
         f"largest change of a measured energy {summary.largest_change:.2%}"
     )
 

@@ -47,6 +47,7 @@ def roofline(
             raise UsageError(f"{flag} must be at least 1, got {count}")
     from joulebench.roofline.kernels import copy_kernel, gemm_kernel
     from joulebench.roofline.measure import measure
+    from joulebench.runner.monitoring import trace_bytes
     from joulebench.store.db import ResultsDB
 
     if db.exists():
@@ -73,11 +74,13 @@ def roofline(
 
         results = measure(monitor, targets, kernels_for, seconds, idle_seconds, progress)
         info = {d.device: d for d in monitor.device_info()["start"]}
+        # the readings each energy came from, so that `db recompute` can compute it again
+        traces = [trace_bytes(monitor, r.work.begin_s, r.work.end_s) for r in results]
     finally:
         monitor.stop()
     rows = _rows(results, info)
     with ResultsDB(db) as store:
-        store.add_roofline(rows)
+        store.add_roofline(rows, traces)
         floored = _runs_with_a_floor(store)
     if as_json:
         print(json.dumps([_summary(r) for r in results], indent=2))

@@ -41,6 +41,9 @@ UNFINISHED = "unfinished"
 PAUSED = "monitor-paused"  # the window overlaps a time the sampler was paused: its energy is interpolated
 IDLE_UTILIZATION_PERIOD_S = 0.5  # how often measure_idle reads each device's utilisation
 MIN_INTERVAL_S = 0.001
+# the longest a window ending now waits for a reading is never less than this: a loaded machine can hold
+# the sampler's thread back that long, and the wait ends at the reading, so it costs nothing on time
+SETTLE_MIN_WAIT_S = 1.0
 
 
 class Monitor:
@@ -277,7 +280,7 @@ class Monitor:
         periods = [
             s.counter_period_s if s.counter_period_s is not None else s.interval_s for s in self._sources
         ]
-        max_wait = 2.5 * max([*periods, 0.0]) + self.interval_s
+        max_wait = max(2.5 * max([*periods, 0.0]) + self.interval_s, SETTLE_MIN_WAIT_S)
         if t_s < time.monotonic() - max_wait:
             return
         self._sampler.settle(t_s, max_wait_s=max_wait)

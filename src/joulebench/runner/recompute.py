@@ -4,7 +4,8 @@ A database written under an older rule (before docs/counters.md, or before bound
 what this joulebench would have measured: each window's energy and its ``uncertainty_j``, and the energy
 metrics of each repeat derived from them. What the run decided is kept as it was: the windows' times, the
 idle baseline each row was compared with, the flags the runner and monitor added (``unfinished``,
-``monitor-paused``, ...), token counts and timings. A trial without a trace keeps its rows.
+``monitor-paused``, ...), token counts and timings. A trial without a trace keeps its rows. The
+`joulebench roofline` rows are computed again the same way from their own traces.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Recomputed:
     without_trace: int  # finished trials that kept their rows: no trace to compute from
     windows: int
     largest_change: float  # the largest relative change of a measured energy, over every window
+    roofline: int = 0  # roofline rows computed again
+    roofline_without_trace: int = 0
 
 
 def recompute(db: ResultsDB, progress: Callable[[int, int], None] | None = None) -> Recomputed:
@@ -80,7 +83,39 @@ def recompute(db: ResultsDB, progress: Callable[[int, int], None] | None = None)
             shares = _request_energy(db.requests(trial["id"]), monitor, generate, results[GENERATE])
         db.replace_windows(trial["id"], rows, _details(trial, results, pieces, shares), shares)
         done += 1
-    return Recomputed(done, without, windows, largest)
+    roofline = [_roofline_again(db, row) for row in db.roofline()]
+    changes = [c for c in roofline if c is not None]
+    return Recomputed(
+        done, without, windows, max([largest, *changes]), len(changes), len(roofline) - len(changes)
+    )
+
+
+def _roofline_again(db: ResultsDB, row: dict[str, Any]) -> float | None:
+    """One roofline row's energy computed again from its trace, with the idle baseline it was compared
+    with; its relative change, or ``None`` where it has no trace (or its card's energy is not in it)."""
+    lines = db.roofline_trace(row["id"])
+    if not lines:
+        return None
+    monitor = Monitor.from_trace(f"roofline row {row['id']}", parse_trace_lines(json.dumps(x) for x in lines))
+    key = (Component.GPU, str(row["device"]))
+    idle = {} if row["idle_power_w"] is None else {key: float(row["idle_power_w"])}
+    window = compute_window(monitor.log, f"roofline-{row['kernel']}", row["start_s"], row["end_s"], idle)
+    part = next((c for c in window.components if (c.component, c.device) == key), None)
+    if part is None or part.energy_j is None or part.estimated:
+        return None
+    kept = tuple(f for f in (row["flags"] or "").split(",") if f and not _ours(f))
+    db.replace_roofline_energy(
+        row["id"],
+        {
+            "energy_j": part.energy_j,
+            "uncertainty_j": part.uncertainty_j,
+            "above_idle_energy_j": part.above_idle_energy_j,
+            "method": part.method.value,
+            "flags": (*part.flags, *(f for f in kept if f not in part.flags)),
+        },
+    )
+    was = float(row["energy_j"])
+    return abs(part.energy_j - was) / abs(was) if was else 0.0
 
 
 def _idle(old: list[dict[str, Any]]) -> dict[tuple[Component, str], float]:

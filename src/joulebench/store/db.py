@@ -350,15 +350,18 @@ class ResultsDB:
                 c.execute("INSERT INTO traces VALUES (?, 'jsonl.gz', ?)", (trial_id, trace_jsonl_gz))
             return trial_id
 
-    def add_roofline(self, rows: Sequence[RooflineRow]) -> None:
-        """Write one `joulebench roofline` measurement, all its rows at once."""
+    def add_roofline(self, rows: Sequence[RooflineRow], traces: Sequence[bytes | None] | None = None) -> None:
+        """Write one `joulebench roofline` measurement, all its rows at once, each with the card's readings
+        over its window where given (``traces[k]`` for ``rows[k]``: gzip JSONL, as a trial's)."""
+        if traces is not None and len(traces) != len(rows):
+            raise ValueError(f"{len(traces)} traces for {len(rows)} roofline rows")
         with self._transaction() as c:
-            c.executemany(
-                "INSERT INTO roofline (created_unix_s, host, joulebench_version, device, device_name,"
-                " device_uuid, kernel, unit, dtype, units, start_s, end_s, energy_j, uncertainty_j,"
-                " idle_power_w, above_idle_energy_j, method, flags, environment_json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
+            for r, trace in zip(rows, traces or [None] * len(rows), strict=True):
+                cursor = c.execute(
+                    "INSERT INTO roofline (created_unix_s, host, joulebench_version, device, device_name,"
+                    " device_uuid, kernel, unit, dtype, units, start_s, end_s, energy_j, uncertainty_j,"
+                    " idle_power_w, above_idle_energy_j, method, flags, environment_json)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         r.created_unix_s,
                         r.host,
@@ -379,10 +382,12 @@ class ResultsDB:
                         r.method,
                         ",".join(r.flags),
                         _record(r.environment),
+                    ),
+                )
+                if trace is not None:
+                    c.execute(
+                        "INSERT INTO roofline_traces VALUES (?, 'jsonl.gz', ?)", (cursor.lastrowid, trace)
                     )
-                    for r in rows
-                ],
-            )
 
     # -- readers ------------------------------------------------------------------------------------
 
@@ -422,16 +427,39 @@ class ResultsDB:
 
     def trace(self, trial_id: int) -> list[dict[str, Any]]:
         """The decoded trace lines of a trial ([] when it has none)."""
-        import gzip
-
         row = self._conn.execute("SELECT format, data FROM traces WHERE trial_id = ?", (trial_id,)).fetchone()
-        if row is None:
-            return []
-        if row["format"] != "jsonl.gz":
-            raise StoreError(f"trace of trial {trial_id} has unknown format {row['format']!r}")
-        return [
-            json.loads(line) for line in gzip.decompress(row["data"]).decode().splitlines() if line.strip()
-        ]
+        return _trace_lines(row, f"trial {trial_id}")
+
+    def roofline_trace(self, roofline_id: int) -> list[dict[str, Any]]:
+        """The decoded trace lines of a roofline row ([] when it has none)."""
+        row = self._conn.execute(
+            "SELECT format, data FROM roofline_traces WHERE roofline_id = ?", (roofline_id,)
+        ).fetchone()
+        return _trace_lines(row, f"roofline row {roofline_id}")
+
+    def roofline_trace_bytes(self, roofline_id: int) -> bytes | None:
+        """A roofline row's trace as stored (gzip JSONL), for copying it whole."""
+        row = self._conn.execute(
+            "SELECT data FROM roofline_traces WHERE roofline_id = ?", (roofline_id,)
+        ).fetchone()
+        return None if row is None else bytes(row["data"])
+
+    def replace_roofline_energy(self, roofline_id: int, energy: Mapping[str, Any]) -> None:
+        """Put a roofline row's energy anew (``joulebench db recompute``): ``energy_j``, ``uncertainty_j``,
+        ``above_idle_energy_j``, ``method`` and ``flags``."""
+        with self._transaction() as c:
+            c.execute(
+                "UPDATE roofline SET energy_j = ?, uncertainty_j = ?, above_idle_energy_j = ?, method = ?,"
+                " flags = ? WHERE id = ?",
+                (
+                    energy["energy_j"],
+                    _clean(energy["uncertainty_j"]),
+                    _clean(energy["above_idle_energy_j"]),
+                    energy["method"],
+                    ",".join(energy["flags"]),
+                    roofline_id,
+                ),
+            )
 
     def replace_windows(
         self,
@@ -464,3 +492,13 @@ class ResultsDB:
                 d["itl_s" if key == "itl_json" else key[: -len("_json")]] = json.loads(raw) if raw else None
             out.append(d)
         return out
+
+
+def _trace_lines(row: sqlite3.Row | None, owner: str) -> list[dict[str, Any]]:
+    import gzip
+
+    if row is None:
+        return []
+    if row["format"] != "jsonl.gz":
+        raise StoreError(f"trace of {owner} has unknown format {row['format']!r}")
+    return [json.loads(line) for line in gzip.decompress(row["data"]).decode().splitlines() if line.strip()]

@@ -8,7 +8,7 @@ environment. A run already in the target (the same host, start time and configur
 again, so merging twice, or merging a database into a merge of it, adds nothing. A source is read from
 a private copy and never written (an older schema is brought up to date in the copy); it may be
 gzip-compressed (``.db.gz``, as results come back from a machine), and is then named without the
-``.gz``. The cards' `joulebench roofline` rows come along, each once.
+``.gz``. The cards' `joulebench roofline` rows come along with their traces, each once.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def merge(target: ResultsDB, sources: list[Path]) -> Merged:
             exported = export_runs(source)
             ids = {id(e): r["id"] for e, r in zip(exported, source.runs(), strict=True)}
             roofline = source.roofline()
-        _copy_roofline(target, roofline)
+            traces = [source.roofline_trace_bytes(r["id"]) for r in roofline]
+        _copy_roofline(target, roofline, traces)
         fresh = []
         for e in exported:
             key = _identity(e["run"])
@@ -75,14 +76,15 @@ def merge(target: ResultsDB, sources: list[Path]) -> Merged:
     return Merged(copied, skipped, by_source)
 
 
-def _copy_roofline(target: ResultsDB, rows: list[dict[str, Any]]) -> None:
-    """The cards' roofline rows, each once (the same host, card, kernel and span is the same measurement)."""
+def _copy_roofline(target: ResultsDB, rows: list[dict[str, Any]], traces: list[bytes | None]) -> None:
+    """The cards' roofline rows with their traces, each once (the same host, card, kernel and span is the
+    same measurement)."""
 
     def key(r: dict[str, Any]) -> tuple[object, ...]:
         return (r["host"], r["device_uuid"] or r["device"], r["kernel"], round(float(r["start_s"]), 6))
 
     have = {key(r) for r in target.roofline()}
-    fresh = [r for r in rows if key(r) not in have]
+    fresh = [(r, t) for r, t in zip(rows, traces, strict=True) if key(r) not in have]
     target.add_roofline(
         [
             RooflineRow(
@@ -92,8 +94,9 @@ def _copy_roofline(target: ResultsDB, rows: list[dict[str, Any]]) -> None:
                     "environment": r.get("environment") or {},
                 }
             )
-            for r in fresh
-        ]
+            for r, _ in fresh
+        ],
+        [t for _, t in fresh],
     )
 
 

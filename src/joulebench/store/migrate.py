@@ -24,8 +24,7 @@ def _add_uncertainty(conn: sqlite3.Connection) -> None:
 
 def _version_3(conn: sqlite3.Connection) -> None:
     _add_request_times_and_energy(conn)
-    (roofline,) = [s for s in _statements(DDL) if s.startswith("CREATE TABLE IF NOT EXISTS roofline")]
-    conn.execute(roofline)
+    conn.execute(_create_table("roofline"))
 
 
 def _add_request_times_and_energy(conn: sqlite3.Connection) -> None:
@@ -49,10 +48,16 @@ def _add_request_times_and_energy(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE trials SET details_json = ? WHERE id = ?", (json.dumps(details), trial_id))
 
 
+def _add_roofline_traces(conn: sqlite3.Connection) -> None:
+    # roofline rows written before keep no trace: `db recompute` leaves them as they were
+    conn.execute(_create_table("roofline_traces"))
+
+
 #: version k -> the step that turns a version-k database into version k + 1
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _add_uncertainty,
     2: _version_3,
+    3: _add_roofline_traces,
 }
 
 
@@ -120,6 +125,15 @@ def check_usable(conn: sqlite3.Connection, path: Path) -> int | None:
             "upgrade joulebench or use another --db"
         )
     return version
+
+
+def _create_table(name: str) -> str:
+    """The schema's statement that creates table ``name`` (as it is today: a step that adds a table)."""
+    (statement,) = [s for s in _statements(DDL) if s.split("(", 1)[0].split() == [*_CREATE, name]]
+    return statement
+
+
+_CREATE = ("CREATE", "TABLE", "IF", "NOT", "EXISTS")
 
 
 def _statements(script: str) -> list[str]:

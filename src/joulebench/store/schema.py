@@ -7,7 +7,7 @@ every measured-vs-estimated distinction is a column, never implied.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -127,6 +127,13 @@ CREATE TABLE IF NOT EXISTS roofline (
     method              TEXT NOT NULL,         -- counter | integrated
     flags               TEXT NOT NULL DEFAULT '',
     environment_json    TEXT NOT NULL          -- driver, clocks, power limit of the card at the time
+);
+
+-- The card's readings over one roofline row's window, as `traces` holds a trial's.
+CREATE TABLE IF NOT EXISTS roofline_traces (
+    roofline_id  INTEGER PRIMARY KEY REFERENCES roofline(id),
+    format       TEXT NOT NULL,                -- jsonl.gz
+    data         BLOB NOT NULL
 );
 
 CREATE INDEX IF NOT EXISTS trials_run ON trials(run_id);
