@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from joulebench.engines.base import STAGE_WARMUP
@@ -48,7 +49,9 @@ def engine_caveats(trials: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _setup(db: ResultsDB, trials: list[dict[str, Any]]) -> dict[str, Any]:
+def _setup(windows: Mapping[int, list[dict[str, Any]]], trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """The setup trials' stages: time and energy per component over the trials (``windows``: each trial's
+    stored windows, by trial id, read once for this and :func:`_setup_by_factors`)."""
     durations: dict[str, list[float]] = defaultdict(list)
     energies: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     bounds: dict[str, dict[str, list[float | None]]] = defaultdict(lambda: defaultdict(list))
@@ -56,7 +59,7 @@ def _setup(db: ResultsDB, trials: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [t for t in trials if t["status"] == "ok"]
     for t in ok:
         by_stage: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in db.stage_energy(t["id"]):
+        for row in windows[t["id"]]:
             by_stage[row["stage"]].append(row)
         for stage, rows in by_stage.items():
             # An engine may report one stage in pieces (vLLM's engine_init): each piece is a window, and
@@ -88,7 +91,9 @@ def _setup(db: ResultsDB, trials: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _setup_by_factors(db: ResultsDB, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _setup_by_factors(
+    windows: Mapping[int, list[dict[str, Any]]], trials: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """The setup trials of each combination of setup-factor levels apart (`run --setup-factors`), in the
     order they ran; [] for a run without factors."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -97,7 +102,7 @@ def _setup_by_factors(db: ResultsDB, trials: list[dict[str, Any]]) -> list[dict[
         if factors:
             levels = {k: v for k, v in factors.items() if k != "compile_cache_empty"}
             groups.setdefault(json.dumps(levels, sort_keys=True), []).append(t)
-    return [{"factors": json.loads(key), **_setup(db, group)} for key, group in groups.items()]
+    return [{"factors": json.loads(key), **_setup(windows, group)} for key, group in groups.items()]
 
 
 def _lifecycle(db: ResultsDB, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -263,8 +268,10 @@ def summarize_run(db: ResultsDB, run_id: int) -> dict[str, Any]:
         j_per_token_seen = j_per_token_seen or key.startswith("j_per_token")
         if stat["warning"]:
             warnings.append(f"{key}: {stat['warning']}")
-    setup = _setup(db, [t for t in trials if t["kind"] == "setup"])
-    setup["by_factors"] = _setup_by_factors(db, [t for t in trials if t["kind"] == "setup"])
+    setup_trials = [t for t in trials if t["kind"] == "setup"]
+    windows = {t["id"]: db.stage_energy(t["id"]) for t in setup_trials if t["status"] == "ok"}
+    setup = _setup(windows, setup_trials)
+    setup["by_factors"] = _setup_by_factors(windows, setup_trials)
     generation["lifecycle"] = _lifecycle(db, trials)
     gpu = generation["metrics"].get("j_per_token.gpu")
     floor = floor_summary(run_floor(run, db.roofline()), gpu["mean"] if gpu else None)
