@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from joulebench.measurement.nvml_fake import FakeGpu, FakeNvml
 from joulebench.measurement.rapl import RaplSource
 from joulebench.measurement.rapl_fake import FakePowercap
 from joulebench.measurement.records import Component
+from joulebench.measurement.source import PowerSource
 
 
 def _gpu_monitor(watts: float = 200.0, **kwargs: object) -> tuple[Monitor, FakeNvml]:
@@ -212,50 +216,70 @@ def test_a_paused_monitor_reads_nothing_and_measures_again_after_resume() -> Non
     assert all("monitor-paused" in c.flags for c in across.components)  # interpolated over the pause
 
 
-def test_a_window_ending_now_waits_for_the_next_reading_of_a_source_without_a_counter(
-    tmp_path: Path,
-) -> None:
-    """The CPU estimate has no counter: read every 0.3 s, its power climbs at every read. A window that
-    ends between two reads waits for the next one, so its end is interpolated rather than the last reading
-    held to it; computed again later, from the same readings a trace keeps, it gives the same energy."""
-    import os
-    import threading
-
+def _climbing_estimate(tmp_path: Path) -> tuple[PowerSource, Callable[[int], None], Component, str]:
+    """The CPU estimate over a /proc/stat whose busy share is ``step`` % (written whole: a reader never
+    sees half a file)."""
     from joulebench.measurement.estimate import EstimateSource
 
     proc = tmp_path / "proc"
     proc.mkdir()
     (proc / "cpuinfo").write_text("processor\t: 0\nmodel name\t: Test CPU\n\n")
     (proc / "meminfo").write_text("MemTotal:       1048576 kB\n")
+    (proc / "stat").write_text("cpu  0 0 0 1 0 0 0 0 0 0\n")
+    jiffies = [0, 1]
+
+    def climb(step: int) -> None:
+        jiffies[0] += min(step, 100)
+        jiffies[1] += 100 - min(step, 100)
+        (proc / "stat.new").write_text(f"cpu  {jiffies[0]} 0 0 {jiffies[1]} 0 0 0 0 0 0\n")
+        os.replace(proc / "stat.new", proc / "stat")
+
+    source = EstimateSource([Component.CPU], cpu_tdp_w=100.0, interval_s=0.3, proc_root=proc)
+    return source, climb, Component.CPU, "host"
+
+
+def _climbing_bmc(tmp_path: Path) -> tuple[PowerSource, Callable[[int], None], Component, str]:
+    """ipmitool (a stand-in printing a Dell BMC's output, run as a subprocess in its own thread) whose
+    node power is 200 W plus ``step`` W."""
+    from joulebench.measurement.ipmi import IpmiSource
+    from joulebench.measurement.ipmi_fake import set_watts, write_ipmitool
+
+    tool = write_ipmitool(tmp_path, "dell", 200.0)
+    source = IpmiSource(str(tool), interval_s=0.3)
+    return source, lambda step: set_watts(tool, 200.0 + step), Component.NODE, "node"
+
+
+@pytest.mark.parametrize("make", [_climbing_estimate, _climbing_bmc], ids=["cpu-estimate", "ipmitool"])
+def test_a_window_ending_now_waits_for_the_next_reading_of_a_source_without_a_counter(
+    tmp_path: Path, make: Callable[[Path], tuple[PowerSource, Callable[[int], None], Component, str]]
+) -> None:
+    """A source with no counter, read every 0.3 s while its power climbs at every read. A window that ends
+    between two reads waits for the next one, so its end is interpolated rather than the last reading held
+    to it; computed again later, from the same readings a trace keeps, it gives the same energy."""
+    source, climb, component, device = make(tmp_path)
+    assert source.probe().available
     stop = threading.Event()
 
-    def climb() -> None:  # utilisation up by 1 % every 10 ms, written whole (a reader never sees half)
-        busy = idle = 0
+    def climbing() -> None:  # one step every 10 ms
         for step in range(10_000):
-            if stop.is_set():
+            if stop.wait(0.01):
                 return
-            busy += min(step, 100)
-            idle += 100 - min(step, 100)
-            (proc / "stat.new").write_text(f"cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\n")
-            os.replace(proc / "stat.new", proc / "stat")
-            time.sleep(0.01)
+            climb(step)
 
-    climb_thread = threading.Thread(target=climb, daemon=True)
-    (proc / "stat").write_text("cpu  0 0 0 1 0 0 0 0 0 0\n")
-    climb_thread.start()
+    thread = threading.Thread(target=climbing, daemon=True)
+    thread.start()
     try:
-        source = EstimateSource([Component.CPU], cpu_tdp_w=100.0, interval_s=0.3, proc_root=proc)
         with Monitor([source]) as mon:
             time.sleep(0.45)  # half-way between two reads
             end = time.monotonic()
             first = mon.window("w", end - 0.4, end)
-            latest = max(r.t_s for r in mon.readings() if r.component is Component.CPU)
+            latest = max(r.t_s for r in mon.readings() if r.component is component)
             time.sleep(0.7)
             later = mon.window("w", end - 0.4, end)
     finally:
         stop.set()
-        climb_thread.join()
+        thread.join()
     assert latest >= end  # it waited for a reading past the window's end
-    energy = first.energy_j(Component.CPU, "host")
+    energy = first.energy_j(component, device)
     assert energy is not None and energy > 0
-    assert energy == later.energy_j(Component.CPU, "host")
+    assert energy == later.energy_j(component, device)
