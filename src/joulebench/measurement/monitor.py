@@ -259,8 +259,9 @@ class Monitor:
     def window(self, name: str, start_s: float, end_s: float) -> StageResult:
         """Energy of every component inside ``[start_s, end_s]`` (any interval of the measurement).
 
-        While sampling, a window that ends just now waits (at most ~2.5 counter periods or read intervals)
-        for the next counter update or power reading, so its end is interpolated rather than extrapolated."""
+        While sampling, a window that ends just now waits for the next counter update or power reading
+        (at most ~2.5 counter periods or read intervals, or a second if that is longer), so its end is
+        interpolated rather than extrapolated."""
         if end_s < start_s:
             raise UsageError(f"window {name!r} ends before it begins ({start_s} > {end_s})")
         if self.running and self._paused_at is None:
