@@ -136,7 +136,7 @@ _ADDED_COLUMNS = {
 
 
 #: tables that migrations added: a database written before them is read as if they were empty
-_ADDED_TABLES = {"roofline"}
+_ADDED_TABLES = {"roofline", "roofline_traces"}
 
 
 def _missing(conn: sqlite3.Connection) -> list[str]:
