@@ -97,11 +97,11 @@ def _has_run(path: Path) -> bool:
 
 
 HOLDER = r"""
-import sqlite3, sys, time
+import sqlite3, sys
 conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)
 conn.execute("BEGIN IMMEDIATE")
 print("holding", flush=True)
-time.sleep(float(sys.argv[2]))
+sys.stdin.readline()  # until told to let go (or the test is gone: end of input)
 conn.execute("COMMIT")
 """
 
@@ -109,31 +109,56 @@ conn.execute("COMMIT")
 def test_a_run_keeps_every_repeat_while_another_process_holds_the_database(
     tiny_llama: Path, tmp_path: Path
 ) -> None:
-    """The lock is taken while the run measures (once its run row exists) and held over several of its
-    writes: the run waits, says so, and stores every trial."""
+    """The lock is taken while the run measures (once its run row exists) and held until the run says it
+    is waiting for it, however long its next write takes to come: the run waits, says so, and stores
+    every trial."""
     db = tmp_path / "r.db"
     env = {**os.environ, BUSY_ENV: "0.3"}
     run = subprocess.Popen(
         [sys.executable, "-m", "joulebench", "run", "--model", str(tiny_llama), "--batch-size", "2",
          "--output-tokens", "4", "--length-mode", "fixed", "--repeats", "3", "--setup-repeats", "1",
          "--device", "cpu", "--idle-s", "0", "--db", str(db)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    printed: list[str] = []
+    waiting = threading.Event()
+
+    def read() -> None:
+        assert run.stdout is not None
+        for line in run.stdout:
+            printed.append(line)
+            if "is locked by another process" in line:
+                waiting.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    holder = None
     try:
         deadline = time.monotonic() + 300
         while not _has_run(db) and time.monotonic() < deadline and run.poll() is None:
             time.sleep(0.1)
         holder = subprocess.Popen(
-            [sys.executable, "-c", HOLDER, str(db), "6"], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", HOLDER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
-        out, err = run.communicate(timeout=600)
+        said = False
+        deadline = time.monotonic() + 600
+        while not said and time.monotonic() < deadline and run.poll() is None:
+            said = waiting.wait(timeout=0.2)
+        assert holder.stdin is not None
+        holder.stdin.write("let go\n")
+        holder.stdin.close()
         holder.wait(timeout=60)
+        run.wait(timeout=600)
+        reader.join(timeout=60)
     finally:
         run.kill()
-    assert run.returncode == 0, err[-3000:]
-    assert "Traceback" not in err
-    assert "is locked by another process" in out + err
+        if holder is not None:
+            holder.kill()
+    out = "".join(printed)
+    assert said, out[-3000:]
+    assert run.returncode == 0, out[-3000:]
+    assert "Traceback" not in out
     with ResultsDB(db) as store:
         (row,) = store.runs()
         kinds = [(t["kind"], t["status"]) for t in store.trials(row["id"])]
