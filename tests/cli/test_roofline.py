@@ -119,6 +119,35 @@ def test_each_row_keeps_its_readings_and_db_recompute_computes_it_again_from_the
         assert after["flags"].split(",") == [*filter(None, before["flags"].split(",")), "monitor-paused"]
 
 
+def test_a_row_whose_trace_holds_no_reading_of_its_card_is_kept_and_counted_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trace that is there but holds none of the card's readings is not "without a trace": the row
+    keeps its stored values and `db recompute` names it as such."""
+    import gzip
+    import sqlite3
+
+    _fake_card(monkeypatch)
+    db_path = tmp_path / "r.db"
+    assert _roofline(db_path) == 0
+    with ResultsDB(db_path) as db:
+        copy, _ = db.roofline()
+        headers = [x for x in db.roofline_trace(copy["id"]) if "t_s" not in x]
+    assert headers  # the trace's source lines stay, its readings go
+    data = gzip.compress("".join(json.dumps(x) + "\n" for x in headers).encode())
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE roofline_traces SET data = ? WHERE roofline_id = ?", (data, copy["id"]))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit:
+        main(["db", "recompute", str(db_path)])
+    assert exit.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "1 roofline rows computed again, 0 without a trace kept as they were, 1 whose trace" in out
+    with ResultsDB(db_path) as db:
+        kept, _ = db.roofline()
+    assert kept["energy_j"] == copy["energy_j"] and kept["uncertainty_j"] == copy["uncertainty_j"]
+
+
 def test_a_run_on_the_measured_card_is_shown_against_its_floor(
     tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

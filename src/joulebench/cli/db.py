@@ -25,7 +25,7 @@ def recompute(
     """Compute every stored window again from its trial's trace with this release's accounting rule
     (docs/counters.md), with its uncertainty, and the repeats' energy metrics from them; the roofline
     rows likewise from theirs. Run times, idle baselines, tokens and the runner's flags stay as they were;
-    a trial or roofline row without a trace keeps its values."""
+    a trial or roofline row without a trace (or whose trace holds no reading of its GPU) keeps its values."""
     from joulebench.errors import UsageError
     from joulebench.runner.recompute import recompute as run
     from joulebench.store.db import ResultsDB
@@ -40,11 +40,16 @@ def recompute(
     with ResultsDB(db) as results:
         summary = run(results, progress)
     roofline = ""
-    if summary.roofline or summary.roofline_without_trace:
+    if summary.roofline or summary.roofline_without_trace or summary.roofline_unmeasured:
         roofline = (
             f"; {summary.roofline} roofline rows computed again, "
             f"{summary.roofline_without_trace} without a trace kept as they were"
         )
+        if summary.roofline_unmeasured:
+            roofline += (
+                f", {summary.roofline_unmeasured} whose trace holds no energy reading of their GPU kept "
+                "as they were"
+            )
     print(
         f"{db}: {summary.trials} trials computed again ({summary.windows} windows), "
         f"{summary.without_trace} without a trace kept as they were{roofline}; "

@@ -33,6 +33,7 @@ from joulebench.store.rows import StageEnergyRow, stage_rows
 from joulebench.workloads.spec import Response
 
 GENERATE, STEADY = "generate", "steady"
+NO_TRACE, UNMEASURED = "no trace", "unmeasured"  # why a roofline row kept its stored values
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Recomputed:
     largest_change: float  # the largest relative change of a measured energy, over every window
     roofline: int = 0  # roofline rows computed again
     roofline_without_trace: int = 0
+    roofline_unmeasured: int = 0  # rows whose trace holds no counter reading of their card: kept
 
 
 def recompute(db: ResultsDB, progress: Callable[[int, int], None] | None = None) -> Recomputed:
@@ -84,25 +86,31 @@ def recompute(db: ResultsDB, progress: Callable[[int, int], None] | None = None)
         db.replace_windows(trial["id"], rows, _details(trial, results, pieces, shares), shares)
         done += 1
     roofline = [_roofline_again(db, row) for row in db.roofline()]
-    changes = [c for c in roofline if c is not None]
+    changes = [c for c in roofline if isinstance(c, float)]
     return Recomputed(
-        done, without, windows, max([largest, *changes]), len(changes), len(roofline) - len(changes)
+        done,
+        without,
+        windows,
+        max([largest, *changes]),
+        len(changes),
+        roofline.count(NO_TRACE),
+        roofline.count(UNMEASURED),
     )
 
 
-def _roofline_again(db: ResultsDB, row: dict[str, Any]) -> float | None:
+def _roofline_again(db: ResultsDB, row: dict[str, Any]) -> float | str:
     """One roofline row's energy computed again from its trace, with the idle baseline it was compared
-    with; its relative change, or ``None`` where it has no trace (or its card's energy is not in it)."""
+    with; its relative change, else why it was kept (:data:`NO_TRACE`, :data:`UNMEASURED`)."""
     lines = db.roofline_trace(row["id"])
     if not lines:
-        return None
+        return NO_TRACE
     monitor = Monitor.from_trace(f"roofline row {row['id']}", parse_trace_lines(json.dumps(x) for x in lines))
     key = (Component.GPU, str(row["device"]))
     idle = {} if row["idle_power_w"] is None else {key: float(row["idle_power_w"])}
     window = compute_window(monitor.log, f"roofline-{row['kernel']}", row["start_s"], row["end_s"], idle)
     part = next((c for c in window.components if (c.component, c.device) == key), None)
     if part is None or part.energy_j is None or part.estimated:
-        return None
+        return UNMEASURED
     kept = tuple(f for f in (row["flags"] or "").split(",") if f and not _ours(f))
     db.replace_roofline_energy(
         row["id"],
