@@ -72,6 +72,15 @@ def test_stable_sample_has_no_warning() -> None:
     assert s.warning is None
 
 
+def test_repeats_that_differ_only_in_rounding_have_no_spread() -> None:
+    # an estimate's constant power over three repeats, as stored by a real run: equal but for the last bits
+    s = summarize([8.8276047706604, 8.827604770660399, 8.827604770660402])
+    assert s.std == 0.0 and s.ci_half_width == 0.0 and s.cv == 0.0
+    # a spread of one part in 10^9 is still one
+    real = summarize([1.0, 1.0 + 1e-9, 1.0 - 1e-9])
+    assert real.std is not None and real.std > 0 and real.ci_half_width is not None and real.ci_half_width > 0
+
+
 def test_too_few_repeats_warn_and_suggest_a_number() -> None:
     s = summarize([10.0, 12.0])
     assert s.warning is not None and "2 repeats (need >= 3)" in s.warning

@@ -19,6 +19,9 @@ CV_WARN = 0.05
 MIN_REPEATS = 3
 #: The target CI half-width, relative to the mean, used to suggest a number of repeats.
 TARGET_REL_HALF_WIDTH = 0.05
+#: A spread below this fraction of the mean is the arithmetic's rounding (repeats of a constant estimate
+#: that agree to the last bits), not a measured one: it is taken as none.
+ROUNDING_REL = 1e-12
 
 # One-sided quantiles t_{p, df} for df = 1..30, keyed by p (two-sided 90 %, 95 %, 99 %).
 _T_TABLE: dict[float, tuple[float, ...]] = {
@@ -131,6 +134,8 @@ def summarize(values: Sequence[float | None], confidence: float = 0.95) -> Summa
             1, mean, None, None, None, None, confidence, f"1 repeat: no spread (need >= {MIN_REPEATS})", None
         )
     std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
+    if std <= ROUNDING_REL * abs(mean):
+        std = 0.0
     half = t_quantile(1 - (1 - confidence) / 2, n - 1) * std / math.sqrt(n)
     cv = std / abs(mean) if mean != 0 else None
     needed = repeats_needed(mean, std, confidence) if mean != 0 else None
