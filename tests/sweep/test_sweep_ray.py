@@ -203,3 +203,23 @@ def test_cells_run_in_parallel_one_per_gpu_set(
         seen = run["environment"]["engine_env"]
         for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):
             assert seen[var] == str(caches / "gpu-sets" / f"gpu{gpu}" / var.lower()), (var, seen)
+
+
+def test_the_time_limit_reaches_the_nodes(ray_cluster: str, tmp_path: Path, tiny_llama: Path) -> None:
+    """The deadline travels with each task: with an empty database a Transformers setup trial is guessed
+    at 30 s, so under a 25 s limit the node's runner begins neither cell (a node that did not hold the limit
+    would run both, ok). No trial runs into the limit, so it ends well before it."""
+    from tests.sweep.conftest import cpu_plan
+
+    plan = cpu_plan(tmp_path, tiny_llama)
+    db = tmp_path / "r.db"
+    began = time.monotonic()
+    result = joulebench(
+        "sweep", str(plan), "--executor", "ray", "--ray-address", ray_cluster, "--db", str(db),
+        "--time-limit", "25s", env=RAY_ENV,
+    )  # fmt: skip
+    assert result.rc == 3, result.err[-3000:]
+    assert time.monotonic() - began < 25
+    later = [line for line in result.out.splitlines() if line.startswith("later ")]
+    assert len(later) == 2 and all("not begun" in line for line in later), result.out
+    assert cells_in(db) == {}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,6 +16,8 @@ if TYPE_CHECKING:
     from joulebench.sweep.plan import Plan
 
 EXECUTORS = ("local", "ray")
+# Exit code of a sweep that left cells at its time limit (and failed none): run it again with --resume.
+EXIT_TIME_LIMIT = 3
 
 
 def register(app: typer.Typer) -> None:
@@ -46,6 +50,13 @@ def sweep(
         typer.Option(help="Ray cluster to join (auto, or HEAD:6379); default: RAY_ADDRESS or a private one."),
     ] = None,
     max_retries: Annotated[int, typer.Option(help="Extra attempts for a cell whose run failed.")] = 2,
+    time_limit: Annotated[
+        str | None,
+        typer.Option(
+            help="End within this time (90s, 25m, 1h30m): no trial starts that its estimate ends past it, "
+            "a trial still running at the limit is stopped; exit 3 when cells are left for --resume.",
+        ),
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show the engines' own output too, not only in the logs.")
     ] = False,
@@ -54,6 +65,9 @@ def sweep(
     from joulebench.errors import UsageError
     from joulebench.sweep.plan import PlanError
 
+    started = time.time()  # the limit counts from here: loading plans and engines is time spent too
+    limit_s = None if time_limit is None else parse_duration_s(time_limit, "--time-limit")
+    end_unix_s = None if limit_s is None else started + limit_s
     if executor not in EXECUTORS:
         raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, not {executor!r}")
     if max_retries < 0:
@@ -63,20 +77,37 @@ def sweep(
     try:
         loaded = _load(plans)
         if dry_run and executor == "local":
-            _dry_run(loaded, _local(), db, resume)
+            _dry_run(loaded, _local(), db, resume, limit_s)
             return
         runner = _local() if executor == "local" else _ray(ray_address)
         try:
             if dry_run:
-                _dry_run(loaded, runner, db, resume)
+                _dry_run(loaded, runner, db, resume, limit_s)
             else:
-                _run(loaded, runner, db, resume, max_retries, verbose)
+                _run(loaded, runner, db, resume, max_retries, verbose, end_unix_s)
         finally:
             runner.close()
     except PlanError as exc:
         for problem in exc.problems:
             print(f"joulebench: error: {problem}", file=sys.stderr)
         raise typer.Exit(2) from None
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+
+
+def parse_duration_s(text: str, option: str) -> float:
+    """``90``, ``90s``, ``25m``, ``1h30m``, ``1.5h`` in seconds; anything else is one line of usage error."""
+    from joulebench.errors import UsageError
+
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise UsageError(f"{option} takes a duration such as 90s, 25m or 1h30m, not {text!r}")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise UsageError(f"{option} must be longer than 0 s")
+    return total
 
 
 def _load(paths: list[Path]) -> list[Plan]:
@@ -96,12 +127,18 @@ def _load(paths: list[Path]) -> list[Plan]:
 
 
 def _run(
-    plans: list[Plan], executor: Executor, db_path: Path, resume: bool, max_retries: int, verbose: bool
+    plans: list[Plan],
+    executor: Executor,
+    db_path: Path,
+    resume: bool,
+    max_retries: int,
+    verbose: bool,
+    end_unix_s: float | None,
 ) -> None:
     import os
 
     from joulebench.cli.capture import new_log_dir, to_log
-    from joulebench.cli.signals import terminate_as_interrupt
+    from joulebench.cli.signals import TimeLimitReached, terminate_as_interrupt, time_limit_as_interrupt
     from joulebench.runner.run import LOG_DIR_ENV
     from joulebench.store.db import ResultsDB
     from joulebench.sweep.driver import plans_cells, run_sweep
@@ -121,8 +158,19 @@ def _run(
 
             db.on_busy = lambda m: say(f"warning: {m}")
             try:
-                with terminate_as_interrupt():
-                    result = run_sweep(cells, db, executor, resume=resume, max_retries=max_retries, say=say)
+                with terminate_as_interrupt(), time_limit_as_interrupt(end_unix_s):
+                    result = run_sweep(
+                        cells, db, executor, resume=resume, max_retries=max_retries, say=say,
+                        end_unix_s=end_unix_s,
+                    )  # fmt: skip
+            except TimeLimitReached:
+                print(
+                    f"joulebench: the time limit was reached with a trial still running, which is lost; "
+                    f"finished trials are kept in {db_path}: `joulebench sweep --resume` runs what is left; "
+                    f"logs: {log_dir}",
+                    file=streams.err,
+                )
+                raise typer.Exit(EXIT_TIME_LIMIT) from None
             except KeyboardInterrupt:
                 print(
                     f"joulebench: interrupted; finished trials are kept in {db_path}: "
@@ -136,31 +184,35 @@ def _run(
         os.environ.pop(LOG_DIR_ENV, None)
     if result.count("failed"):
         raise typer.Exit(1)
+    if result.count("later"):
+        raise typer.Exit(EXIT_TIME_LIMIT)
 
 
-def _dry_run(plans: list[Plan], executor: Executor, db_path: Path, resume: bool) -> None:
+def _dry_run(
+    plans: list[Plan], executor: Executor, db_path: Path, resume: bool, limit_s: float | None
+) -> None:
     from joulebench.sweep.driver import plans_cells
 
     here: list[str] = []
     left_out: list[str] = []
     cells = plans_cells(plans, executor.gpus_per_node(), here, left_out)
-    print("\n".join([*left_out, *_dry_run_lines(cells, db_path, resume)]))
+    print("\n".join([*left_out, *_dry_run_lines(cells, db_path, resume, limit_s)]))
     if here:
         # a plan for another machine checks clean here; what this one lacks is said, not refused
         print(f"not runnable on this machine ({len(here)}); a run here would refuse it:")
         print("\n".join(f"  {line}" for line in here))
 
 
-def _dry_run_lines(cells: list[Cell], db_path: Path, resume: bool) -> list[str]:
+def _dry_run_lines(cells: list[Cell], db_path: Path, resume: bool, limit_s: float | None) -> list[str]:
     from joulebench.sweep.driver import pending_cells
     from joulebench.sweep.dryrun import dry_run_lines
 
     if not db_path.is_file():  # a dry run never creates a database
-        return dry_run_lines(cells, pending_cells(cells, None, resume=False), None)
+        return dry_run_lines(cells, pending_cells(cells, None, resume=False), None, limit_s)
     from joulebench.store.db import ResultsDB
 
     with ResultsDB(db_path) as db:
-        return dry_run_lines(cells, pending_cells(cells, db, resume), db)
+        return dry_run_lines(cells, pending_cells(cells, db, resume), db, limit_s)
 
 
 def _local() -> Executor:

@@ -273,6 +273,8 @@ class LineProgress:
                 self._say(self._trial(event) + (f" ({left})" if left and left != "done" else ""))
         elif kind in ("idle_busy", "db_busy"):
             self._say(f"warning: {event['message']}")
+        elif kind == "time_limit":
+            self._say(event["message"])
 
     def _trial(self, event: dict[str, Any]) -> str:
         what = _PHASES.get(_TRIAL_PHASE.get(event["kind"], ""), event["kind"])

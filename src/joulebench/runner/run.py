@@ -20,6 +20,7 @@ from joulebench.engines.base import STAGE_PARK, STAGE_SLEEP, STAGE_SLEEP_ENTER, 
 from joulebench.errors import OUT_OF_MEMORY_HINT, UsageError
 from joulebench.measurement.occupancy import idle_busy_message, with_held_memory
 from joulebench.runner.config import RunConfig
+from joulebench.runner.deadline import GENERATE, LIFECYCLE, SETUP, Budget, Deadline, opening_s
 from joulebench.runner.generation import (
     GenerationSession,
     engine_key,
@@ -37,7 +38,8 @@ if TYPE_CHECKING:
     from joulebench.runner.monitoring import RunMonitor
 
 #: receives ``{"event": ..., ...}`` dicts: run_start (run_id, monitor, prepared), phase (phase, index,
-#: total), trial (kind, index, status, metrics, error), idle_busy (message), run_end (status)
+#: total), trial (kind, index, status, metrics, error), idle_busy (message), time_limit (message),
+#: run_end (status)
 Progress = Callable[[dict[str, Any]], None]
 STAGE_IDLE = "idle"
 # Repeats in a row that ran out of device memory before the rest are given up: the first may be a
@@ -70,9 +72,16 @@ LOG_DIR_ENV = "JOULEBENCH_LOG_DIR"
 
 class _Run:
     def __init__(
-        self, p: Prepared, db: ResultsDB, progress: Progress | None, tmp: Path, log_dir: Path
+        self,
+        p: Prepared,
+        db: ResultsDB,
+        progress: Progress | None,
+        tmp: Path,
+        log_dir: Path,
+        budget: Budget | None = None,
     ) -> None:
         self.p = p
+        self.budget = budget
         self.config = p.config
         self.db = db
         self.progress = progress
@@ -133,6 +142,8 @@ class _Run:
     def _record(self, trial: Any, stages: Any = (), requests: Any = (), trace: bytes | None = None) -> None:
         self.db.add_trial(self.run_id, trial, stages, requests, trace)
         self.statuses.append({"kind": trial.kind, "status": trial.status})
+        if self.budget is not None and trial.kind in _BUDGET_KIND:
+            self.budget.saw(_BUDGET_KIND[trial.kind], trial.duration_s)
         _notify(
             self.progress,
             "trial",
@@ -194,6 +205,8 @@ class _Run:
         n = self.config.setup_trials
         with compile_caches(self.p.engine, self.log_dir / "compile-caches") as caches:
             for k in range(n):
+                if not self._allows(f"setup trial {k + 1} of {n}", self._expect_s(SETUP)):
+                    return
                 combo = combos[k // self.config.setup_repeats]
                 _notify(self.progress, "phase", phase="setup", index=k, total=n)
                 self._setup_trial(k, combo, caches)
@@ -245,6 +258,9 @@ class _Run:
             if not session.alive:
                 return  # the repeats lost the engine: nothing warm to park
             level, index = cycles[k % len(cycles)], k // len(cycles)
+            what = "parking" if level is None else f"sleep level {level}"
+            if not self._allows(f"{what} {index + 1} of {repeats}", self._expect_s(LIFECYCLE)):
+                return
             if level is None:
                 _notify(self.progress, "phase", phase="park", index=index, total=repeats)
             else:  # numbered across levels; the level is in its details
@@ -302,6 +318,8 @@ class _Run:
                 )
                 for j in range(k, n):
                     self._record(failed_trial(j, error, time.time(), None, out_of_memory=True, not_run=True))
+                return out_of_memory
+            if not self._allows(f"repeat {k + 1} of {n}", self._repeat_s(session)):
                 return out_of_memory
             if not session.alive:
                 _notify(self.progress, "phase", phase="engine_start", index=k, total=n)
@@ -370,6 +388,44 @@ class _Run:
             k += 1
         return out_of_memory
 
+    def _expect_s(self, kind: str) -> float:
+        if self.budget is None:
+            return 0.0
+        # a park or sleep trial holds park_s; the calls around it are short beside any plausible hold
+        return self.budget.expect_s(kind, fallback_s=self.config.park_s)
+
+    def _repeat_s(self, session: GenerationSession) -> float:
+        """A repeat, with the engine start and the warm-up it needs first."""
+        if self.budget is None:
+            return 0.0
+        p = self.p
+        start = 0.0 if session.alive else self._expect_s(SETUP)
+        warm = self.config.warmup and not (
+            session.alive and session.is_warm(p.requests, p.sampling, self.config.warmup_tokens)
+        )
+        return start + (2 if warm else 1) * self._expect_s(GENERATE)
+
+    def _allows(self, what: str, duration_s: float) -> bool:
+        """Whether the next step fits the time limit; the first that does not stops the run, said once."""
+        if self.budget is None:
+            return True
+        said = self.budget.stopped is not None
+        if self.budget.allows(what, duration_s):
+            return True
+        if not said:
+            _notify(self.progress, "time_limit", message=self.budget.stopped)
+        return False
+
+    def first_step_fits(self, session: GenerationSession) -> bool:
+        """Whether the idle baseline and the run's first trial fit the time limit: a run that cannot
+        finish even one trial is not begun (no row, no engine start)."""
+        if self.budget is None:
+            return True
+        p = self.p
+        ready = session.alive and session.is_warm(p.requests, p.sampling, self.config.warmup_tokens)
+        first_s = opening_s(self.config, self.budget.first, engine_ready=ready)
+        return self.budget.allows("its first trial", first_s)
+
     def finish(self, status: str) -> None:
         try:
             self.monitor.stop()
@@ -380,6 +436,11 @@ class _Run:
                 self.db.update_run(self.run_id, environment=env)
         self.db.finish_run(self.run_id, status)
         _notify(self.progress, "run_end", run_id=self.run_id, status=status)
+
+
+#: trial kinds whose durations tell what the next trial of their kind will take
+_BUDGET_KIND = {"setup": SETUP, "generation": GENERATE, "warmup": GENERATE, "park": LIFECYCLE,
+                "sleep": LIFECYCLE}  # fmt: skip
 
 
 def repeat_plan(repeats: int, unmonitored: int) -> list[bool]:
@@ -427,16 +488,21 @@ def _execute(
     progress: Progress | None,
     session: GenerationSession | None,
     log_dir: Path | None,
-) -> RunSummary:
+    deadline: Deadline | None = None,
+) -> RunSummary | None:
+    """One run; ``None`` when ``deadline`` leaves no time for its first trial (nothing is written)."""
     from joulebench.runner.summary import summarize_run
 
     with tempfile.TemporaryDirectory(prefix="joulebench-run-") as tmp:
-        run = _Run(p, db, progress, Path(tmp), log_dir or Path(tmp))
-        run.create()
-        status = "failed"
+        budget = None if deadline is None else Budget(deadline, p.config.sweep_key)
+        run = _Run(p, db, progress, Path(tmp), log_dir or Path(tmp), budget)
         own = session is None
         if session is None:
             session = GenerationSession(p.engine, p.engine_config, log_dir=run.log_dir, env=run.env)
+        if not run.first_step_fits(session):
+            return None
+        run.create()
+        status = "failed"
         try:
             run.start_monitor()
             run.idle()
@@ -447,6 +513,11 @@ def _execute(
             if own:
                 session.close()
             status = _run_status(run.statuses)
+            if budget is not None and budget.stopped is not None:
+                # unfinished, as a killed run is: --resume runs what it lacks
+                status = "interrupted"
+                run.environment["time_limit"] = budget.stopped
+                db.update_run(run.run_id, environment=run.environment)
         except KeyboardInterrupt:
             status = "interrupted"
             session.kill()
@@ -478,7 +549,9 @@ def execute(
             raise UsageError("engine_session was started for another engine configuration")
         if store is None:
             store, owned = _open_db(db, progress)
-        return _execute(p, store, progress, engine_session, log_dir)
+        result = _execute(p, store, progress, engine_session, log_dir)
+        assert result is not None  # only a deadline declines a run
+        return result
     finally:
         if owned and store is not None:
             store.close()
@@ -490,12 +563,15 @@ def execute_many(
     *,
     progress: Progress | None = None,
     log_dir: Path | None = None,
+    deadline: Deadline | None = None,
 ) -> list[RunSummary]:
     """Run several workloads against one engine start (configs must differ only in workload settings).
 
     Every config is checked before anything runs. Each config is its own run (its own setup trials
     too); the generation repeats of all of them share one warm worker, sized for the largest batch.
-    If a crash forces a restart, the fresh worker serves the remaining runs.
+    If a crash forces a restart, the fresh worker serves the remaining runs. With a ``deadline``, no
+    trial starts that is expected to end past it: a run cut short ends ``interrupted`` (its reason in
+    ``environment.time_limit``), and the configs after it are not begun (not returned).
     """
     log_dir = log_dir or _log_dir_from_env()
     store, owned = _open_existing(db, progress)
@@ -517,7 +593,12 @@ def execute_many(
             env = {LOG_DIR_ENV: str(logs)}
             with GenerationSession(prepared[0].engine, shared, log_dir=logs, env=env) as session:
                 for p in prepared:
-                    results.append(_execute(p, store, progress, session, log_dir))
+                    result = _execute(p, store, progress, session, log_dir, deadline)
+                    if result is None:
+                        break
+                    results.append(result)
+                    if result.status == "interrupted":
+                        break  # stopped by the deadline: what follows would not fit either
         return results
     finally:
         if owned and store is not None:

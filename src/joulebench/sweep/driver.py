@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
+from joulebench.runner.deadline import Deadline, Guess
 from joulebench.sweep.cells import Cell, Group, expand, group
-from joulebench.sweep.outcome import FAILED, OK, SKIPPED, Outcome, Say, describe, short_model
+from joulebench.sweep.outcome import FAILED, LATER, OK, SKIPPED, Outcome, Say, describe, short_model
 from joulebench.sweep.plan import Plan, PlanError
 from joulebench.sweep.state import remainder, tally
 from joulebench.sweep.validate import not_installed, validate
@@ -21,7 +22,9 @@ class Executor(Protocol):
 
     def gpus_per_node(self) -> int: ...
 
-    def run(self, groups: list[Group], db: ResultsDB, max_retries: int, say: Say) -> list[Outcome]: ...
+    def run(
+        self, groups: list[Group], db: ResultsDB, max_retries: int, say: Say, deadline: Deadline | None = None
+    ) -> list[Outcome]: ...
 
     def close(self) -> None: ...
 
@@ -36,7 +39,9 @@ class SweepResult:
     @property
     def summary(self) -> str:
         ok, failed, skipped = self.count(OK), self.count(FAILED), self.count(SKIPPED)
-        return f"{ok} ok, {failed} failed, {skipped} skipped (finished earlier)"
+        text = f"{ok} ok, {failed} failed, {skipped} skipped (finished earlier)"
+        later = self.count(LATER)
+        return f"{text}, {later} left at the time limit" if later else text
 
 
 def plan_cells(
@@ -139,8 +144,17 @@ def pending_cells(cells: Sequence[Cell], db: ResultsDB | None, resume: bool) -> 
 
 
 def run_sweep(
-    cells: Sequence[Cell], db: ResultsDB, executor: Executor, *, resume: bool, max_retries: int, say: Say
+    cells: Sequence[Cell],
+    db: ResultsDB,
+    executor: Executor,
+    *,
+    resume: bool,
+    max_retries: int,
+    say: Say,
+    end_unix_s: float | None = None,
 ) -> SweepResult:
+    """Run what ``cells`` lack. With ``end_unix_s`` (``--time-limit``) no trial starts whose estimate ends
+    past it; the cells it stops or never begins come back ``later``."""
     if resume:
         from joulebench.store.stale import close_stale_runs
 
@@ -158,5 +172,21 @@ def run_sweep(
         line = pending.resumed(cell)
         if line:
             say(line)
-    ran = executor.run(group(pending.todo), db, max_retries, say) if pending.todo else []
+    deadline = None if end_unix_s is None else time_limit(end_unix_s, pending.todo, db)
+    ran = executor.run(group(pending.todo), db, max_retries, say, deadline) if pending.todo else []
     return SweepResult(tuple(skipped + ran))
+
+
+def time_limit(end_unix_s: float, cells: Sequence[Cell], db: ResultsDB | None) -> Deadline:
+    """The deadline with each cell's first guesses: the dry run's estimates of its trials."""
+    from joulebench.sweep.estimate import trial_times
+
+    guesses = {}
+    for cell in cells:
+        times = trial_times(db, cell.config)
+        guesses[cell.key] = Guess(setup_s=times.setup_s, generate_s=times.generate_s)
+    longest = Guess(
+        setup_s=max((g.setup_s for g in guesses.values()), default=0.0),
+        generate_s=max((g.generate_s for g in guesses.values()), default=0.0),
+    )
+    return Deadline(end_unix_s, default=longest, guesses=guesses)

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 from joulebench.sweep.cells import Group
 from joulebench.sweep.gpus import pinned, visible_gpu_ids
 from joulebench.sweep.group_run import run_group
-from joulebench.sweep.outcome import Outcome, Say, describe, settle, starting
+from joulebench.sweep.outcome import LATER, Outcome, Say, describe, settle, starting
 
 if TYPE_CHECKING:
+    from joulebench.runner.deadline import Deadline
     from joulebench.store.db import ResultsDB
 
 
@@ -20,7 +21,10 @@ class LocalExecutor:
     def gpus_per_node(self) -> int:
         return len(visible_gpu_ids())
 
-    def run(self, groups: list[Group], db: ResultsDB, max_retries: int, say: Say) -> list[Outcome]:
+    def run(
+        self, groups: list[Group], db: ResultsDB, max_retries: int, say: Say, deadline: Deadline | None = None
+    ) -> list[Outcome]:
+        from joulebench.runner.deadline import opening_s
         from joulebench.runner.display import duration_text
 
         started = time.time()
@@ -28,6 +32,15 @@ class LocalExecutor:
         total = sum(len(g.cells) for g in groups)
         for group in groups:
             pending = list(group.cells)
+            first = pending[0].config
+            if deadline is not None and opening_s(first, deadline.guess(first.sweep_key)) > deadline.left_s():
+                # not even its first trial fits: no engine start, no "start" line
+                why = "not begun: the time left would not hold its first trial"
+                later = [Outcome(c, LATER, 0, why) for c in pending]
+                for outcome in later:
+                    say(describe(outcome))
+                outcomes += later
+                continue
             attempt = 0
             while pending:
                 attempt += 1
@@ -35,15 +48,17 @@ class LocalExecutor:
                 attempt_started = time.time()
                 with pinned(group.num_gpus):
                     # a retry runs cells one by one: a cell rejected at start cannot fail its neighbours
-                    error = run_group([c.config for c in pending], db, together=attempt == 1, say=say)
-                settled = settle(db, pending, attempt, max_retries, error, started, attempt_started)
+                    configs = [c.config for c in pending]
+                    error = run_group(configs, db, together=attempt == 1, say=say, deadline=deadline)
+                timed = deadline is not None
+                settled = settle(db, pending, attempt, max_retries, error, started, attempt_started, timed)
                 for outcome in settled.outcomes:
                     say(describe(outcome))
                 outcomes += settled.outcomes
                 pending = settled.retry
             # the cells' mean pace so far, retries included: a plan's cells are alike enough for "about"
             done, elapsed = len(outcomes), time.time() - started
-            if done < total:
+            if done < total and not any(o.status == LATER for o in outcomes):  # past that, the limit says
                 left = elapsed / done * (total - done) if done else None
                 eta = f", about {duration_text(left)} left" if left is not None else ""
                 say(f"sweep: {done} of {total} cells done in {duration_text(elapsed)}{eta}")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 OK = "ok"
 FAILED = "failed"
 SKIPPED = "skipped"  # finished by an earlier sweep (--resume)
+LATER = "later"  # stopped or not begun at the sweep's time limit: --resume runs the rest
 
 Say = Callable[[str], None]
 
@@ -26,7 +27,7 @@ Say = Callable[[str], None]
 @dataclass(frozen=True)
 class Outcome:
     cell: Cell
-    status: str  # ok | failed | skipped
+    status: str  # ok | failed | skipped | later
     attempts: int
     error: str | None = None
 
@@ -45,12 +46,14 @@ def settle(
     error: str | None,
     since_unix_s: float,
     attempt_since_unix_s: float,
+    timed: bool = False,
 ) -> Settled:
     """After attempt number ``attempt`` (1-based) of ``cells``, begun at ``attempt_since_unix_s``: which
     finished, which get another try (at most ``max_retries`` after the first), which are given up as
     failed. A cell given up without any run since ``since_unix_s`` (it failed before the runner wrote one)
     is recorded as a failed run. Another try runs only what this attempt left: a cell cut off after two of
-    three repeats retries the third, as ``--resume`` would."""
+    three repeats retries the third, as ``--resume`` would. Under a time limit (``timed``) a cell that the
+    runner stopped at the limit, or did not begin for it, is left for later, not retried."""
     outcomes: list[Outcome] = []
     retry: list[Cell] = []
     for cell in cells:
@@ -59,6 +62,10 @@ def settle(
         rest = remainder(cell.config, tally(db, cell.key, attempt_since_unix_s))
         if rest is None:
             outcomes.append(Outcome(cell, OK, attempt))
+            continue
+        later = _left_for_later(db, cell.key, attempt_since_unix_s, error) if timed else None
+        if later is not None:
+            outcomes.append(Outcome(cell, LATER, attempt, later))
             continue
         out_of_memory = _ran_out_of_memory(db, cell.key, since_unix_s)
         if attempt <= max_retries and not out_of_memory:
@@ -71,6 +78,17 @@ def settle(
                 record_failure(db, cell, reason, attempt)
             outcomes.append(Outcome(cell, FAILED, attempt, reason))
     return Settled(outcomes, retry)
+
+
+def _left_for_later(db: ResultsDB, key: str, attempt_since_unix_s: float, error: str | None) -> str | None:
+    """Why the time limit left the cell unfinished in this attempt, or None if it was not the limit: its
+    run stopped at the limit (the runner's verdict, stored with the run), or no run was begun and nothing
+    failed."""
+    runs = [r for r in db.runs(sweep_key=key) if r["created_unix_s"] >= attempt_since_unix_s]
+    if not runs:
+        return None if error else "not begun: the time left would not hold its first trial"
+    reason = (runs[-1].get("environment") or {}).get("time_limit")
+    return str(reason) if reason else None
 
 
 def _ran_out_of_memory(db: ResultsDB, key: str, since_unix_s: float) -> bool:
@@ -121,5 +139,7 @@ def describe(outcome: Outcome) -> str:
         return f"failed  {what} after {outcome.attempts} attempt(s): {outcome.error}"
     if outcome.status == SKIPPED:
         return f"skipped {what} (finished earlier)"
+    if outcome.status == LATER:
+        return f"later   {what}: {outcome.error}; --resume runs the rest"
     retried = f" (attempt {outcome.attempts})" if outcome.attempts > 1 else ""
     return f"ok      {what}{retried}"

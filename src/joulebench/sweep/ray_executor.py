@@ -25,10 +25,13 @@ from joulebench.sweep.group_run import run_group
 from joulebench.sweep.outcome import Outcome, Say, describe, settle, starting
 
 if TYPE_CHECKING:
+    from joulebench.runner.deadline import Deadline
     from joulebench.store.db import ResultsDB
 
 
-def run_group_on_node(configs: list[dict[str, Any]], num_gpus: int, together: bool = True) -> dict[str, Any]:
+def run_group_on_node(
+    configs: list[dict[str, Any]], num_gpus: int, together: bool = True, deadline: Deadline | None = None
+) -> dict[str, Any]:
     """The body of a Ray task: run one group on this node and return its rows (picklable, no handles).
     Ray has set ``CUDA_VISIBLE_DEVICES`` to the GPUs it gave the task; a CPU task is shown none, as the
     local executor does, so that no GPU's idle power is counted in a CPU cell. Tasks share a node's
@@ -43,11 +46,15 @@ def run_group_on_node(configs: list[dict[str, Any]], num_gpus: int, together: bo
         db = ResultsDB(Path(tmp) / "node.db")
         try:
             # Ray forwards a task's stdout to the driver, each line marked with the task and its node
-            error = run_group(run_configs, db, together=together, say=lambda line: print(line, flush=True))
+            error = run_group(run_configs, db, together=together, say=_print, deadline=deadline)
             runs = export_runs(db)
         finally:
             db.close()
     return {"node": socket.gethostname(), "runs": runs, "error": error}
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
 
 
 class RayExecutor:
@@ -66,7 +73,9 @@ class RayExecutor:
         nodes = [n for n in self.ray.nodes() if n.get("Alive")]
         return max((int(n.get("Resources", {}).get("GPU", 0)) for n in nodes), default=0)
 
-    def run(self, groups: list[Group], db: ResultsDB, max_retries: int, say: Say) -> list[Outcome]:
+    def run(
+        self, groups: list[Group], db: ResultsDB, max_retries: int, say: Say, deadline: Deadline | None = None
+    ) -> list[Outcome]:
         started = time.time()
         remote = self.ray.remote(run_group_on_node)
         in_flight: dict[Any, tuple[Group, list[Cell], int, float]] = {}
@@ -77,7 +86,10 @@ class RayExecutor:
                 num_gpus=group.num_gpus, num_cpus=group.engine.num_cpus, max_retries=0, name=_task_name(group)
             )
             # a retry runs cells one by one: a cell rejected at start cannot fail its neighbours
-            ref = task.remote([c.config.to_dict() for c in cells], group.num_gpus, together=attempt == 1)
+            # the deadline is wall-clock time, so a task queued for GPUs, or on another node, keeps it
+            ref = task.remote(
+                [c.config.to_dict() for c in cells], group.num_gpus, together=attempt == 1, deadline=deadline
+            )
             in_flight[ref] = (group, cells, attempt, time.time())
             say(starting(cells, attempt, " (queued on Ray)"))
 
@@ -88,7 +100,7 @@ class RayExecutor:
             ready, _ = self.ray.wait(list(in_flight), num_returns=1)
             group, cells, attempt, submitted = in_flight.pop(ready[0])
             error = self._collect(ready[0], db)
-            settled = settle(db, cells, attempt, max_retries, error, started, submitted)
+            settled = settle(db, cells, attempt, max_retries, error, started, submitted, deadline is not None)
             for outcome in settled.outcomes:
                 say(describe(outcome))
             outcomes += settled.outcomes

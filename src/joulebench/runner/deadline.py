@@ -1,0 +1,98 @@
+"""A time limit for long work (``joulebench sweep --time-limit``): a trial starts only if its expected
+duration ends before the limit, so that a booked machine is handed back with every trial it began finished
+and ``--resume`` runs the rest. A trial's expected duration is the longest of its kind that this run has
+made so far; before any, the first guess the caller gives (the sweep's estimate from earlier trials)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from joulebench.runner.config import RunConfig
+
+SETUP = "setup"  # a setup trial, and an engine start before the repeats
+GENERATE = "generate"  # a generation repeat, and a warm-up batch before them
+LIFECYCLE = "lifecycle"  # a park or sleep trial: the hold and the calls around it
+
+
+@dataclass(frozen=True)
+class Guess:
+    """First guesses of one cell's trials, in seconds."""
+
+    setup_s: float
+    generate_s: float
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """``end_unix_s``: the wall-clock time by which every trial must have ended (wall clock, so that a
+    Ray task on another node holds the same limit). ``guesses`` by sweep key; ``default`` for the rest."""
+
+    end_unix_s: float
+    default: Guess
+    guesses: Mapping[str, Guess] = field(default_factory=dict)
+
+    def left_s(self) -> float:
+        return self.end_unix_s - _now()
+
+    def guess(self, sweep_key: str | None) -> Guess:
+        return self.guesses.get(sweep_key or "", self.default)
+
+
+def opening_s(config: RunConfig, guess: Guess, *, engine_ready: bool = False) -> float:
+    """The idle baseline and the first trial of a run of ``config``: a setup trial, or else a repeat with
+    the engine start and warm-up it needs first (none when ``engine_ready``: started and warm)."""
+    if config.setup_trials:
+        first = guess.setup_s
+    elif engine_ready:
+        first = guess.generate_s
+    else:
+        first = guess.setup_s + (2 if config.warmup else 1) * guess.generate_s
+    return config.idle_s + first
+
+
+class Budget:
+    """One run's view of a deadline: what its next trial is expected to take, and whether that fits."""
+
+    def __init__(self, deadline: Deadline, sweep_key: str | None) -> None:
+        self.deadline = deadline
+        self.first = deadline.guess(sweep_key)
+        self.longest: dict[str, float] = {}
+        self.stopped: str | None = None  # why the run stopped, once it has
+
+    def saw(self, kind: str, duration_s: float | None) -> None:
+        """A trial of ``kind`` ended after ``duration_s``."""
+        if duration_s is not None:
+            self.longest[kind] = max(self.longest.get(kind, 0.0), duration_s)
+
+    def expect_s(self, kind: str, fallback_s: float | None = None) -> float:
+        if kind in self.longest:
+            return self.longest[kind]
+        if kind == SETUP:
+            return self.first.setup_s
+        if kind == GENERATE:
+            return self.first.generate_s
+        return fallback_s or 0.0
+
+    def allows(self, what: str, duration_s: float) -> bool:
+        """Whether ``what`` (words for the message), expected to take ``duration_s``, ends before the limit.
+        Once one step does not fit, nothing after it starts: a run stops in order, never skips ahead."""
+        if self.stopped is not None:
+            return False
+        left = self.deadline.left_s()
+        if duration_s <= left:
+            return True
+        self.stopped = (
+            f"stopped at the time limit before {what} (expected {_seconds(duration_s)}, "
+            f"{_seconds(max(left, 0.0))} left)"
+        )
+        return False
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s" if value >= 10 else f"{value:.1f} s"
