@@ -32,7 +32,7 @@ def test_a_duration_is_read_in_seconds(text: str, seconds: float) -> None:
     assert parse_duration_s(text, "--time-limit") == seconds
 
 
-@pytest.mark.parametrize("text", ["", "soon", "10x", "m", "-5m", "0", "0s", "1m h", "5 m"])
+@pytest.mark.parametrize("text", ["", "soon", "10x", "m", "-5m", "0", "0s", "1m h", "5 m", "1h30"])
 def test_anything_else_is_one_line_of_usage_error(text: str) -> None:
     with pytest.raises(UsageError) as error:
         parse_duration_s(text, "--time-limit")

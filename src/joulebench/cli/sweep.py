@@ -100,8 +100,11 @@ def parse_duration_s(text: str, option: str) -> float:
     """``90``, ``90s``, ``25m``, ``1h30m``, ``1.5h`` in seconds; anything else is one line of usage error."""
     from joulebench.errors import UsageError
 
-    match = _DURATION.fullmatch(text.strip().lower())
-    if not text.strip() or match is None or not any(match.groups()):
+    clean = text.strip().lower()
+    match = _DURATION.fullmatch(clean)
+    # "1h30" could mean minutes or seconds: a number after another unit needs its own
+    unclear = match is not None and match.group(3) and (match.group(1) or match.group(2))
+    if not clean or match is None or not any(match.groups()) or (unclear and not clean.endswith("s")):
         raise UsageError(f"{option} takes a duration such as 90s, 25m or 1h30m, not {text!r}")
     hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
     total = hours * 3600 + minutes * 60 + seconds
