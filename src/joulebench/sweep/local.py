@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from joulebench.sweep.cells import Group
 from joulebench.sweep.gpus import pinned, visible_gpu_ids
 from joulebench.sweep.group_run import run_group
-from joulebench.sweep.outcome import LATER, Outcome, Say, describe, settle, starting
+from joulebench.sweep.outcome import LATER, NOT_BEGUN, Outcome, Say, describe, settle, starting
 
 if TYPE_CHECKING:
     from joulebench.runner.deadline import Deadline
@@ -35,8 +35,7 @@ class LocalExecutor:
             first = pending[0].config
             if deadline is not None and opening_s(first, deadline.guess(first.sweep_key)) > deadline.left_s():
                 # not even its first trial fits: no engine start, no "start" line
-                why = "not begun: the time left would not hold its first trial"
-                later = [Outcome(c, LATER, 0, why) for c in pending]
+                later = [Outcome(c, LATER, 0, NOT_BEGUN) for c in pending]
                 for outcome in later:
                     say(describe(outcome))
                 outcomes += later

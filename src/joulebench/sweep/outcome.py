@@ -20,6 +20,7 @@ OK = "ok"
 FAILED = "failed"
 SKIPPED = "skipped"  # finished by an earlier sweep (--resume)
 LATER = "later"  # stopped or not begun at the sweep's time limit: --resume runs the rest
+NOT_BEGUN = "not begun: the time left would not hold its first trial"
 
 Say = Callable[[str], None]
 
@@ -86,7 +87,7 @@ def _left_for_later(db: ResultsDB, key: str, attempt_since_unix_s: float, error:
     failed."""
     runs = [r for r in db.runs(sweep_key=key) if r["created_unix_s"] >= attempt_since_unix_s]
     if not runs:
-        return None if error else "not begun: the time left would not hold its first trial"
+        return None if error else NOT_BEGUN
     reason = (runs[-1].get("environment") or {}).get("time_limit")
     return str(reason) if reason else None
 
