@@ -207,7 +207,7 @@ def test_a_workload_file_with_a_key_given_twice_is_refused(tmp_path: Path) -> No
 
 def test_an_engine_entry_sets_its_setup_factors_parking_and_sleep_levels(tmp_path: Path) -> None:
     """What a lifecycle plan asks of each engine reaches its cells, and a continued cell runs the setup grid
-    as many more times as it lacks, parking only beside repeats still to run."""
+    as many more times as it lacks, and parks only as many times as it lacks."""
     from joulebench.sweep.cells import expand
     from joulebench.sweep.state import Tally, remainder
 
@@ -224,9 +224,9 @@ def test_an_engine_entry_sets_its_setup_factors_parking_and_sleep_levels(tmp_pat
     (config, *_) = [c.config for c in expand(plan, gpus=0) if c.engine.name == "transformers"]
     assert config.setup_factors == {"page_cache": ["cold", "warm"], "loader": ["to_device"]}
     assert (config.park_s, config.sleep_levels, config.setup_trials) == (5.0, [], 4)
-    # one whole grid (2 trials) done of two: one more; repeats all done, so no parking without them
-    rest = remainder(config, Tally(setup=2, repeats=config.repeats))
-    assert rest is not None and (rest.setup_repeats, rest.repeats, rest.park_s) == (1, 0, 0.0)
+    # one whole grid (2 trials) done of two: one more; repeats and parks all done, so neither again
+    rest = remainder(config, Tally(setup=2, repeats=config.repeats, parked=config.repeats))
+    assert rest is not None and (rest.setup_repeats, rest.repeats, rest.lifecycle_cycles) == (1, 0, 0)
     with pytest.raises(PlanError, match="park_s"):
         bad = GOOD.replace("  - transformers\n", "  - {name: transformers, park_s: soon}\n")
         parse_plan(yaml.safe_load(bad), tmp_path)

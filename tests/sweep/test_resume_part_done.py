@@ -5,11 +5,14 @@ Transformers worker (an injected fault), as a machine taken back mid-cell would 
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from joulebench.errors import UsageError
 from joulebench.runner.config import RunConfig
+from joulebench.runner.prepare import check_config
 from joulebench.runner.worker import FAULT_ENV
 from joulebench.sweep.cells import expand
 from joulebench.sweep.plan import load_plan
@@ -35,6 +38,30 @@ def test_the_sweep_key_and_the_rest_of_the_config_stay() -> None:
     assert rest is not None and (rest.sweep_key, rest.label, rest.workload) == ("abc", "eager", "standard")
     assert Tally(1, 2, 0, (1,)).describe(cell) == "2 of 3 repeats, 1 of 1 setup trials done earlier (run 1)"
     assert Tally(1, 2, 0, (1, 4)).describe(cell).endswith("done earlier (runs 1, 4)")
+
+
+def test_park_and_sleep_cycles_a_run_did_not_reach_are_what_it_lacks() -> None:
+    """Parking and sleeping come after the repeats: a run stopped among them (a time limit, a machine taken
+    back) has every repeat and not every cycle, and its cell is not finished."""
+    cell = RunConfig(repeats=3, setup_repeats=1, park_s=5.0, sleep_levels=[1, 2])
+    # the third cycle cut after its park and its level-1 sleep
+    done = Tally(setup=1, repeats=3, runs=(7,), parked=3, asleep={1: 3, 2: 2})
+    assert done.describe(cell) == (
+        "3 of 3 repeats, 1 of 1 setup trials, 2 of 3 park-and-sleep cycles done earlier (run 7)"
+    )
+    rest = remainder(cell, done)
+    # a whole cycle again, in an engine one repeat has warmed as the repeats warmed the run's own
+    assert rest is not None and (rest.setup_repeats, rest.repeats, rest.lifecycle_cycles) == (0, 1, 1)
+    assert remainder(cell, replace(done, asleep={1: 3, 2: 3})) is None
+    # repeats still to run: the cycles follow them, no repeat added
+    rest = remainder(cell, Tally(setup=1, repeats=1, runs=(7,)))
+    assert rest is not None and (rest.repeats, rest.lifecycle_cycles) == (2, 3)
+    # every cycle done, setup trials missing: a run of setup trials alone, which the runner accepts
+    rest = remainder(cell, Tally(repeats=3, runs=(7,), parked=3, asleep={1: 3, 2: 3}))
+    assert rest is not None and (rest.setup_repeats, rest.repeats, rest.lifecycle_cycles) == (1, 0, 0)
+    check_config(rest)
+    with pytest.raises(UsageError, match="--repeats >= 1"):
+        check_config(replace(cell, repeats=0))  # a user's run that parks without repeats is still refused
 
 
 def _sweep_failing_repeat_2(tmp_path: Path, tiny_llama: Path, max_retries: int) -> tuple[Path, Path, Cli]:

@@ -4,6 +4,8 @@ real Transformers engine on CPU."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import time
 from dataclasses import replace
@@ -21,7 +23,7 @@ from joulebench.runner.worker import FAULT_ENV
 from joulebench.store.db import ResultsDB
 from joulebench.sweep.cells import expand
 from joulebench.sweep.plan import load_plan
-from tests.sweep.conftest import cells_in, cpu_plan, joulebench
+from tests.sweep.conftest import WORKLOADS, cells_in, cpu_plan, joulebench
 
 
 @pytest.mark.parametrize(
@@ -180,6 +182,67 @@ def test_a_trial_still_running_at_the_limit_is_stopped_and_the_rest_kept(
         ("setup", "ok"),
         ("generation", "ok"),
     ]
+
+
+@slow
+def test_a_cycle_the_limit_cut_between_park_and_sleep_is_run_whole_by_resume(
+    tmp_path: Path, tiny_llama: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limit falls after the first park, before the sleep that completes its cycle. The cell has every
+    repeat and is still left `later`, not reported done; --resume runs both cycles again whole, after one
+    repeat that warms the engine as the first run's did. The sweep runs in this process so that the
+    deadline's clock can jump as the park ends; engine, runner, sweep and database are real."""
+    from joulebench.cli.main import main
+    from joulebench.runner import run as runner
+
+    engine = {"name": "transformers", "park_s": 0.5, "sleep_levels": [2]}
+    plan = cpu_plan(
+        tmp_path, tiny_llama, repeats=2, setup_repeats=0, engines=[engine], workloads=WORKLOADS[:1]
+    )
+    db = tmp_path / "r.db"
+    jump = [0.0]
+    monkeypatch.setattr(deadline_module, "_now", lambda: time.time() + jump[0])
+    real = runner.execute_many
+
+    def spy(configs: Any, db: Any, **kw: Any) -> Any:
+        said, end = kw["progress"], kw["deadline"].end_unix_s
+
+        def progress(event: dict[str, Any]) -> None:
+            if event["event"] == "trial" and event["kind"] == "park":
+                jump[0] = end - time.time() - 0.001  # a thousandth of a second left
+            if said is not None:
+                said(event)
+
+        return real(configs, db, **{**kw, "progress": progress})
+
+    monkeypatch.setattr(runner, "execute_many", spy)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_:
+        main(["sweep", str(plan), "--db", str(db), "--time-limit", "10m"])
+    assert exit_.value.code == 3, out.getvalue()
+    ((key, (run,)),) = cells_in(db).items()
+    assert run["status"] == "interrupted"
+    kinds = [(t["kind"], t["repeat_index"]) for t in run["trials"] if t["kind"] != "warmup"]
+    assert kinds == [("generation", 0), ("generation", 1), ("park", 0)]
+    reason = run["environment"]["time_limit"]
+    assert reason.startswith("stopped at the time limit before sleep level 2 1 of 2 (expected ")
+    later = [line for line in out.getvalue().splitlines() if line.startswith("later ")]
+    assert len(later) == 1 and key in later[0] and "before sleep level 2 1 of 2" in later[0]
+
+    resumed = joulebench("sweep", str(plan), "--db", str(db), "--resume")
+    assert resumed.rc == 0, resumed.err
+    assert any(
+        line.startswith("resume ")
+        and line.endswith(f"2 of 2 repeats, 0 of 2 park-and-sleep cycles done earlier (run {run['id']})")
+        for line in resumed.out.splitlines()
+    ), resumed.out
+    rest = cells_in(db)[key][-1]
+    assert rest["status"] == "ok"
+    kinds = [(t["kind"], t["repeat_index"]) for t in rest["trials"] if t["kind"] != "warmup"]
+    assert kinds == [("generation", 0), ("park", 0), ("sleep", 0), ("park", 1), ("sleep", 1)]
+    again = joulebench("sweep", str(plan), "--db", str(db), "--resume")
+    assert again.rc == 0, again.err
+    assert len(cells_in(db)[key]) == 2  # the cell is finished: nothing runs again
 
 
 def test_the_dry_run_leaves_the_cells_that_do_not_fit_and_goes_on_with_those_that_do(

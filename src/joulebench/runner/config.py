@@ -61,6 +61,9 @@ class RunConfig:
     # (docs/lifecycle.md)
     park_s: float = 0.0
     sleep_levels: list[int] = field(default_factory=list)
+    # how many of those park-and-sleep cycles; None: as many as `repeats`. A sweep's --resume sets the
+    # number its cell still lacks, which may differ from the repeats it lacks.
+    lifecycle_repeats: int | None = None
 
     @property
     def setup_trials(self) -> int:
@@ -69,6 +72,13 @@ class RunConfig:
         for levels in self.setup_factors.values():
             combinations *= len(levels)
         return self.setup_repeats * combinations
+
+    @property
+    def lifecycle_cycles(self) -> int:
+        """Park-and-sleep cycles the run makes after its repeats."""
+        if not self.park_s > 0:
+            return 0
+        return self.repeats if self.lifecycle_repeats is None else self.lifecycle_repeats
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -71,7 +71,7 @@ class TimeLeft:
         from joulebench.runner.run import repeat_plan
 
         c = prepared.config
-        parked = c.repeats if c.park_s > 0 else 0
+        parked = c.lifecycle_cycles
         self.left = {
             "idle": 1 if c.idle_s > 0 else 0,
             "setup": c.setup_trials,

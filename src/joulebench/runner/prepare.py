@@ -117,10 +117,12 @@ def check_config(config: RunConfig) -> None:
         problems.append(f"--park-s must be a finite number of seconds >= 0, got {config.park_s}")
     elif config.sleep_levels and not config.park_s > 0:
         problems.append("--sleep-levels hold the engine asleep for --park-s seconds: give --park-s > 0")
-    if (config.park_s > 0 or config.sleep_levels) and config.repeats < 1:
+    elif config.park_s > 0 and config.lifecycle_repeats != 0 and config.repeats < 1:
         problems.append(
             "--park-s and --sleep-levels measure the engine the repeats warmed: give --repeats >= 1"
         )
+    if config.lifecycle_repeats is not None and config.lifecycle_repeats < 0:
+        problems.append(f"lifecycle_repeats must be >= 0, got {config.lifecycle_repeats}")
     if problems:
         raise UsageError("\n".join(problems))
 

@@ -249,11 +249,11 @@ class _Run:
 
     def lifecycle_trials(self, session: GenerationSession) -> None:
         """The warm engine parked (loaded, serving nothing) for ``park_s`` seconds, then for each sleep
-        level: put to sleep, held asleep as long, woken; ``repeats`` times over. Each a trial of its own
-        (kind ``park`` or ``sleep``) with its windows; a failure is recorded and ends the series."""
+        level: put to sleep, held asleep as long, woken; ``lifecycle_cycles`` times over. Each a trial of
+        its own (kind ``park`` or ``sleep``) with its windows; a failure is recorded and ends the series."""
         levels = self.config.sleep_levels
         cycles = [None, *levels]
-        repeats = self.config.repeats
+        repeats = self.config.lifecycle_cycles
         for k in range(repeats * len(cycles)):
             if not session.alive:
                 return  # the repeats lost the engine: nothing warm to park
@@ -508,7 +508,7 @@ def _execute(
             run.idle()
             run.setup_trials()
             run.generation_trials(session)
-            if p.config.park_s > 0:
+            if p.config.lifecycle_cycles > 0:
                 run.lifecycle_trials(session)
             if own:
                 session.close()

@@ -64,6 +64,7 @@ LATER_FIELDS: dict[str, Any] = {
     "setup_factors": {},
     "park_s": 0.0,
     "sleep_levels": [],
+    "lifecycle_repeats": None,
 }
 # Settings that add labelled estimates beside what is measured and change no measured number: not part of
 # a cell's identity (keys were stored with estimates off, the old default; --resume still finds them).
@@ -78,7 +79,8 @@ def sweep_key(config: RunConfig, variant: str | None) -> str:
 def group_key(config: RunConfig, variant: str | None) -> str:
     # the trial counts are per cell too: a cell that --resume continues runs only what it lacks, and still
     # shares its engine start with the rest
-    per_cell = (*WORKLOAD_FIELDS, "sweep_key", "label", "setup_repeats", "repeats", "unmonitored_repeats")
+    per_cell = (*WORKLOAD_FIELDS, "sweep_key", "label", "setup_repeats", "repeats", "unmonitored_repeats",
+                "lifecycle_repeats")  # fmt: skip
     return _digest(_settings(config, leave_out=per_cell), variant)
 
 

@@ -96,7 +96,8 @@ def cell_estimate(times: TrialTimes, config: RunConfig, engine_start: bool) -> C
         full = config.output_tokens or (preset.output_tokens if preset else None)
         cut = config.warmup_tokens
         generations += min(1.0, cut / full) if cut is not None and full else 1.0
-    parked = config.repeats * config.park_s * (1 + len(config.sleep_levels))  # the holds; calls are short
+    # the holds; the calls around them are short
+    parked = config.lifecycle_cycles * config.park_s * (1 + len(config.sleep_levels))
     duration = config.setup_trials * times.setup_s + generations * times.generate_s + config.idle_s + parked
     if engine_start:
         duration += times.setup_s
