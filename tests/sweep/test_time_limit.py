@@ -229,6 +229,9 @@ def test_a_cycle_the_limit_cut_between_park_and_sleep_is_run_whole_by_resume(
     later = [line for line in out.getvalue().splitlines() if line.startswith("later ")]
     assert len(later) == 1 and key in later[0] and "before sleep level 2 1 of 2" in later[0]
 
+    dry = joulebench("sweep", str(plan), "--db", str(db), "--resume", "--dry-run")
+    assert dry.rc == 0, dry.err
+    assert "0 setup trial(s), 1 generation repeat(s), 2 park-and-sleep cycle(s); estimated " in dry.out
     resumed = joulebench("sweep", str(plan), "--db", str(db), "--resume")
     assert resumed.rc == 0, resumed.err
     assert any(

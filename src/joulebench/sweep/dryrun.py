@@ -35,7 +35,8 @@ def dry_run_lines(
     rows: list[tuple[str, ...]] = []
     notes: list[str] = []
     total_s = 0.0
-    setups = repeats = 0
+    setups = repeats = cycles = 0
+    sleeps = False
     for listed in cells:
         cell = todo.get(listed.key, listed)
         cfg = cell.config
@@ -45,6 +46,8 @@ def dry_run_lines(
             total_s += est.duration_s
             setups += cfg.setup_trials
             repeats += cfg.repeats
+            cycles += cfg.lifecycle_cycles
+            sleeps = sleeps or bool(cfg.lifecycle_cycles and cfg.sleep_levels)
         resumed = pending.resumed(cell)
         if resumed:
             notes.append(resumed)
@@ -64,9 +67,10 @@ def dry_run_lines(
             )
         )
     lines = [*_table(rows), *notes]
+    held = f", {cycles} {'park-and-sleep cycle(s)' if sleeps else 'park(s)'}" if cycles else ""
     lines.append(
         f"{len(cells)} cells ({len(todo)} to run) in {len(groups)} engine start(s): {setups} setup trial(s), "
-        f"{repeats} generation repeat(s); estimated {format_duration(total_s)}"
+        f"{repeats} generation repeat(s){held}; estimated {format_duration(total_s)}"
     )
     if limit_s is not None:
         fit_s = sum(e.duration_s for k, e in estimates.items() if k not in later)
