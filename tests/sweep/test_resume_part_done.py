@@ -141,3 +141,33 @@ def test_a_retry_within_a_sweep_runs_only_what_the_cut_attempt_lacks(
         trials = cut["trials"] + retry["trials"]
         good = [t for t in trials if t["kind"] == "generation" and t["status"] == "ok"]
         assert len(good) == 3  # not 2 + 3: the retry did not measure the cell over again
+
+
+@pytest.mark.slow  # real engine workers
+def test_a_cell_whose_wake_failed_is_not_done_and_resume_makes_its_cycle(
+    tmp_path: Path, tiny_llama: Path
+) -> None:
+    """The wake call fails in the real Transformers worker (an injected fault): the cell has its repeat but
+    not its park-and-sleep cycle, so the sweep reports it failed, not ok, and --resume makes the cycle."""
+    engine = {"name": "transformers", "park_s": 0.5, "sleep_levels": [2]}
+    plan = cpu_plan(
+        tmp_path, tiny_llama, repeats=1, setup_repeats=0, engines=[engine], workloads=WORKLOADS[:1]
+    )
+    db = tmp_path / "r.db"
+    first = joulebench(
+        "sweep", str(plan), "--db", str(db), "--max-retries", "0", env={FAULT_ENV: "wake:raise"}
+    )
+    assert first.rc == 1, first.out + first.err
+    ((key, (run,)),) = cells_in(db).items()
+    kinds = [(t["kind"], t["status"]) for t in run["trials"] if t["kind"] != "warmup"]
+    assert kinds == [("generation", "ok"), ("park", "ok"), ("sleep", "failed")]
+    assert any(
+        line.startswith("failed ") and "injected fault at wake" in line for line in first.out.splitlines()
+    )
+
+    resumed = joulebench("sweep", str(plan), "--db", str(db), "--resume")
+    assert resumed.rc == 0, resumed.err
+    assert f"1 of 1 repeats, 0 of 1 park-and-sleep cycles done earlier (run {run['id']})" in resumed.out
+    rest = cells_in(db)[key][-1]
+    kinds = [(t["kind"], t["status"]) for t in rest["trials"] if t["kind"] != "warmup"]
+    assert rest["status"] == "ok" and kinds == [("generation", "ok"), ("park", "ok"), ("sleep", "ok")]

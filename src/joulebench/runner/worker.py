@@ -6,10 +6,11 @@ in :mod:`joulebench.runner.protocol`. Without ``--result-fd`` events go to the o
 everything else the process prints (engines log a lot, some from C) is sent to stderr instead.
 
 ``JOULEBENCH_WORKER_FAULT=TAG:ACTION[,...]`` injects a failure when the worker reaches ``TAG``
-(``setup``, ``warmup``, ``repeat-K``): ``kill`` (SIGKILL itself), ``exit`` (``os._exit(3)``), ``hang``
-(sleep forever), ``raise``, or ``oom`` (raises torch's own ``OutOfMemoryError``, as a CUDA allocation that
-does not fit does); ``ACTION@R`` injects it into rank R of an engine that runs as several ranks only. It
-exists to test the runner's recovery against a real engine.
+(``setup``, ``warmup``, ``repeat-K``, ``sleep``, ``wake``): ``kill`` (SIGKILL itself), ``exit``
+(``os._exit(3)``), ``hang`` (sleep forever), ``raise``, or ``oom`` (raises torch's own
+``OutOfMemoryError``, as a CUDA allocation that does not fit does); ``ACTION@R`` injects it into rank R
+of an engine that runs as several ranks only. It exists to test the runner's recovery against a real
+engine.
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ class Worker:
         """``sleep`` or ``wake`` at a level: the call's begin and end, on the monitor's clock."""
         level = int(command["level"])
         call = self.engine.sleep if command["cmd"] == "sleep" else self.engine.wake_up
+        _inject(str(command["cmd"]), self.faults)
         begin = time.monotonic()
         call(level)
         end = time.monotonic()
