@@ -60,6 +60,11 @@ def test_park_and_sleep_cycles_a_run_did_not_reach_are_what_it_lacks() -> None:
     rest = remainder(cell, Tally(repeats=3, runs=(7,), parked=3, asleep={1: 3, 2: 3}))
     assert rest is not None and (rest.setup_repeats, rest.repeats, rest.lifecycle_cycles) == (1, 0, 0)
     check_config(rest)
+    # a plan that asks fewer cycles than repeats (defaults: lifecycle_repeats) is owed only those
+    fewer = replace(cell, lifecycle_repeats=1)
+    rest = remainder(fewer, Tally(setup=1, repeats=3, runs=(7,)))
+    assert rest is not None and (rest.repeats, rest.lifecycle_cycles) == (1, 1)
+    assert remainder(fewer, Tally(setup=1, repeats=3, runs=(7,), parked=1, asleep={1: 1, 2: 1})) is None
     with pytest.raises(UsageError, match="--repeats >= 1"):
         check_config(replace(cell, repeats=0))  # a user's run that parks without repeats is still refused
 
