@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from joulebench.runner.config import RunConfig
@@ -107,3 +108,35 @@ def test_defaults_time_a_gpu_repeat_by_its_tokens_and_a_cpu_repeat_flat() -> Non
     assert default("deepspeed", "high-concurrency") == 128.0  # 128,000 tokens at 1,000 tokens/s
     assert default("vllm", "standard") == 20.0  # 64,000 tokens: 6.4 s, held at the 20 s floor
     assert default("transformers", "high-throughput", device="cpu") == 20.0
+
+
+def _sleeps(db: ResultsDB, model: str, key: str | None, calls: list[tuple[int, float, float, str]]) -> None:
+    """A run of the standard shape whose sleep trials are (level, sleep call s, wake call s, status)."""
+    run = db.create_run(
+        engine="transformers", model=model, workload="standard", batch_size=128, output_tokens=500,
+        length_mode="fixed", device="cuda", config={"label": None}, environment={}, sweep_key=key,
+    )  # fmt: skip
+    for k, (level, asleep, woken, status) in enumerate(calls):
+        latency = {"sleep_enter": asleep, "sleep": 60.0, "wake": woken}
+        details = {"hold_s": 60.0, "level": level, "latency_s": latency}
+        trial = TrialRow("sleep", k, status, 1.7e9, duration_s=60.0 + asleep + woken, details=details)
+        db.add_trial(run, trial)
+
+
+def test_a_sleep_level_is_timed_by_the_calls_of_earlier_sleeps_of_the_cell_else_its_model(
+    tmp_path: Path,
+) -> None:
+    with ResultsDB(tmp_path / "r.db") as db:
+        _sleeps(db, "m", "k1", [(1, 1.0, 2.0, "ok"), (1, 1.0, 4.0, "ok"), (2, 1.0, 30.0, "failed")])
+        # the model at another shape: its wake does not depend on the workload
+        _sleeps(db, "m", None, [(1, 9.0, 9.0, "ok"), (2, 2.0, 10.0, "ok"), (2, 2.0, 14.0, "ok")])
+        config = replace(_config("m", "standard", key="k1"), sleep_levels=[1, 2], park_s=60.0)
+        times = trial_times(db, config)
+        fresh = trial_times(db, replace(config, model="other", sweep_key=None))
+    # level 1 from the cell's own two (median of 3 and 5 s); level 2 from the model's, the failed one not
+    assert dict(times.transition_s) == {1: 4.0, 2: 14.0}
+    assert dict(fresh.transition_s) == {}
+    one = replace(config, repeats=0, setup_repeats=0, idle_s=0.0, warmup=False, lifecycle_repeats=2)
+    # two cycles, each a park and two sleeps of 60 s, and the calls: 2 x (180 + 4 + 14)
+    assert cell_estimate(times, one, engine_start=False).duration_s == 396.0
+    assert cell_estimate(fresh, one, engine_start=False).duration_s == 360.0

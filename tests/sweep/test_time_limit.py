@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
+import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from joulebench.runner.deadline import Budget, Deadline, Guess, opening_s
 from joulebench.runner.worker import FAULT_ENV
 from joulebench.store.db import ResultsDB
 from joulebench.sweep.cells import expand
+from joulebench.sweep.estimate import trial_times
 from joulebench.sweep.plan import load_plan
 from tests.sweep.conftest import WORKLOADS, cells_in, cpu_plan, joulebench
 
@@ -65,6 +67,21 @@ def test_a_step_fits_until_one_does_not_and_then_nothing_does(monkeypatch: pytes
     assert budget.stopped == "stopped at the time limit before repeat 2 of 3 (expected 45 s, 40 s left)"
     assert not budget.allows("repeat 3 of 3", 1.0)  # a run stops in order: no skipping ahead
     assert budget.stopped.startswith("stopped at the time limit before repeat 2 of 3")
+
+
+def test_a_sleep_is_not_timed_by_a_park_since_its_wake_may_load_the_weights_again() -> None:
+    guess = Guess(setup_s=30.0, generate_s=20.0, transition_s={1: 4.0})
+    budget = Budget(Deadline(1e12, default=guess), None)
+    assert budget.hold_expect_s(None, 60.0) == 60.0  # a park before any: its hold
+    assert budget.hold_expect_s(1, 60.0) == 64.0  # the sleep and wake calls an earlier sleep took
+    assert budget.hold_expect_s(2, 60.0) == 90.0  # none of level 2 yet: a whole setup trial's worth
+    budget.saw("setup", 45.0)
+    assert budget.hold_expect_s(2, 60.0) == 105.0  # the longest setup trial this run made
+    budget.saw("park", 61.0)
+    budget.saw("sleep-2", 75.0)
+    assert budget.hold_expect_s(None, 60.0) == 61.0
+    assert budget.hold_expect_s(2, 60.0) == 75.0  # once one ran, the longest of its level
+    assert budget.hold_expect_s(1, 60.0) == 64.0  # another level's is not its own
 
 
 def test_a_runs_opening_is_its_idle_baseline_and_first_trial() -> None:
@@ -188,10 +205,13 @@ def test_a_trial_still_running_at_the_limit_is_stopped_and_the_rest_kept(
 def test_a_cycle_the_limit_cut_between_park_and_sleep_is_run_whole_by_resume(
     tmp_path: Path, tiny_llama: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The limit falls after the first park, before the sleep that completes its cycle. The cell has every
-    repeat and is still left `later`, not reported done; --resume runs both cycles again whole, after one
-    repeat that warms the engine as the first run's did. The sweep runs in this process so that the
-    deadline's clock can jump as the park ends; engine, runner, sweep and database are real."""
+    """The limit falls after the first park, before the sleep that completes its cycle: the 5 s left hold
+    another park of 0.5 s, not a sleep whose wake may load the weights again (timed, with no sleep trial
+    before it, at a whole setup trial: Transformers' first guess of 30 s). The cell has every repeat and
+    is still left `later`, not reported done; --resume runs both cycles again whole, after one repeat that
+    warms the engine as the first run's did, and the sleep trials it stores time the sleep and wake calls
+    of the next estimate. The sweep runs in this process so that the deadline's clock can jump as the park
+    ends; engine, runner, sweep and database are real."""
     from joulebench.cli.main import main
     from joulebench.runner import run as runner
 
@@ -209,7 +229,7 @@ def test_a_cycle_the_limit_cut_between_park_and_sleep_is_run_whole_by_resume(
 
         def progress(event: dict[str, Any]) -> None:
             if event["event"] == "trial" and event["kind"] == "park":
-                jump[0] = end - time.time() - 0.001  # a thousandth of a second left
+                jump[0] = end - time.time() - 5.0  # five seconds left
             if said is not None:
                 said(event)
 
@@ -225,7 +245,7 @@ def test_a_cycle_the_limit_cut_between_park_and_sleep_is_run_whole_by_resume(
     kinds = [(t["kind"], t["repeat_index"]) for t in run["trials"] if t["kind"] != "warmup"]
     assert kinds == [("generation", 0), ("generation", 1), ("park", 0)]
     reason = run["environment"]["time_limit"]
-    assert reason.startswith("stopped at the time limit before sleep level 2 1 of 2 (expected ")
+    assert reason.startswith("stopped at the time limit before sleep level 2 1 of 2 (expected 30 s, ")
     later = [line for line in out.getvalue().splitlines() if line.startswith("later ")]
     assert len(later) == 1 and key in later[0] and "before sleep level 2 1 of 2" in later[0]
 
@@ -246,6 +266,16 @@ def test_a_cycle_the_limit_cut_between_park_and_sleep_is_run_whole_by_resume(
     again = joulebench("sweep", str(plan), "--db", str(db), "--resume")
     assert again.rc == 0, again.err
     assert len(cells_in(db)[key]) == 2  # the cell is finished: nothing runs again
+
+    (cell,) = expand(load_plan(plan), gpus=0)
+    calls = [
+        t["details"]["latency_s"]["sleep_enter"] + t["details"]["latency_s"]["wake"]
+        for t in rest["trials"]
+        if t["kind"] == "sleep"
+    ]
+    with ResultsDB(db) as store:
+        times = trial_times(store, cell.config)
+    assert dict(times.transition_s) == {2: statistics.median(calls)}
 
 
 def test_the_dry_run_leaves_the_cells_that_do_not_fit_and_goes_on_with_those_that_do(

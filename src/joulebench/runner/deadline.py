@@ -1,27 +1,37 @@
 """A time limit for long work (``joulebench sweep --time-limit``): a trial starts only if its expected
 duration ends before the limit, so that a booked machine is handed back with every trial it began finished
 and ``--resume`` runs the rest. A trial's expected duration is the longest of its kind that this run has
-made so far; before any, the first guess the caller gives (the sweep's estimate from earlier trials)."""
+made so far; before any, the first guess the caller gives (the sweep's estimate from earlier trials). Each
+sleep level is a kind of its own: a wake that reads the weights again is not timed by a park."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from joulebench.runner.config import RunConfig
 
 SETUP = "setup"  # a setup trial, and an engine start before the repeats
 GENERATE = "generate"  # a generation repeat, and a warm-up batch before them
-LIFECYCLE = "lifecycle"  # a park or sleep trial: the hold and the calls around it
+PARK = "park"  # a park trial: the hold alone
+
+
+def sleep_kind(level: int) -> str:
+    """A sleep trial of ``level``: the call that puts the engine to sleep, the hold and the wake."""
+    return f"sleep-{level}"
 
 
 @dataclass(frozen=True)
 class Guess:
-    """First guesses of one cell's trials, in seconds."""
+    """First guesses of one cell's trials, in seconds. ``transition_s``: by sleep level, what an earlier
+    sleep trial of the cell or its model took besides its hold (the sleep and wake calls); a level with
+    none there is guessed at a whole setup trial, since a wake at worst loads the weights again."""
 
     setup_s: float
     generate_s: float
+    transition_s: Mapping[int, float] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -66,14 +76,20 @@ class Budget:
         if duration_s is not None:
             self.longest[kind] = max(self.longest.get(kind, 0.0), duration_s)
 
-    def expect_s(self, kind: str, fallback_s: float | None = None) -> float:
+    def expect_s(self, kind: str) -> float:
+        """A setup trial (``SETUP``) or a repeat (``GENERATE``)."""
         if kind in self.longest:
             return self.longest[kind]
-        if kind == SETUP:
-            return self.first.setup_s
-        if kind == GENERATE:
-            return self.first.generate_s
-        return fallback_s or 0.0
+        return self.first.setup_s if kind == SETUP else self.first.generate_s
+
+    def hold_expect_s(self, level: int | None, hold_s: float) -> float:
+        """A park trial (``level`` None) or a sleep trial of ``level``, holding ``hold_s`` seconds."""
+        kind = PARK if level is None else sleep_kind(level)
+        if kind in self.longest:
+            return self.longest[kind]
+        if level is None:
+            return hold_s
+        return hold_s + self.first.transition_s.get(level, self.expect_s(SETUP))
 
     def allows(self, what: str, duration_s: float) -> bool:
         """Whether ``what`` (words for the message), expected to take ``duration_s``, ends before the limit.

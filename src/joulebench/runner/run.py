@@ -20,7 +20,7 @@ from joulebench.engines.base import STAGE_PARK, STAGE_SLEEP, STAGE_SLEEP_ENTER, 
 from joulebench.errors import OUT_OF_MEMORY_HINT, UsageError
 from joulebench.measurement.occupancy import idle_busy_message, with_held_memory
 from joulebench.runner.config import RunConfig
-from joulebench.runner.deadline import GENERATE, LIFECYCLE, SETUP, Budget, Deadline, opening_s
+from joulebench.runner.deadline import GENERATE, PARK, SETUP, Budget, Deadline, opening_s, sleep_kind
 from joulebench.runner.generation import (
     GenerationSession,
     engine_key,
@@ -142,8 +142,10 @@ class _Run:
     def _record(self, trial: Any, stages: Any = (), requests: Any = (), trace: bytes | None = None) -> None:
         self.db.add_trial(self.run_id, trial, stages, requests, trace)
         self.statuses.append({"kind": trial.kind, "status": trial.status})
-        if self.budget is not None and trial.kind in _BUDGET_KIND:
-            self.budget.saw(_BUDGET_KIND[trial.kind], trial.duration_s)
+        if self.budget is not None:
+            kind = _budget_kind(trial)
+            if kind is not None:
+                self.budget.saw(kind, trial.duration_s)
         _notify(
             self.progress,
             "trial",
@@ -259,7 +261,8 @@ class _Run:
                 return  # the repeats lost the engine: nothing warm to park
             level, index = cycles[k % len(cycles)], k // len(cycles)
             what = "parking" if level is None else f"sleep level {level}"
-            if not self._allows(f"{what} {index + 1} of {repeats}", self._expect_s(LIFECYCLE)):
+            expect_s = 0.0 if self.budget is None else self.budget.hold_expect_s(level, self.config.park_s)
+            if not self._allows(f"{what} {index + 1} of {repeats}", expect_s):
                 return
             if level is None:
                 _notify(self.progress, "phase", phase="park", index=index, total=repeats)
@@ -389,10 +392,7 @@ class _Run:
         return out_of_memory
 
     def _expect_s(self, kind: str) -> float:
-        if self.budget is None:
-            return 0.0
-        # a park or sleep trial holds park_s; the calls around it are short beside any plausible hold
-        return self.budget.expect_s(kind, fallback_s=self.config.park_s)
+        return 0.0 if self.budget is None else self.budget.expect_s(kind)
 
     def _repeat_s(self, session: GenerationSession) -> float:
         """A repeat, with the engine start and the warm-up it needs first."""
@@ -439,8 +439,14 @@ class _Run:
 
 
 #: trial kinds whose durations tell what the next trial of their kind will take
-_BUDGET_KIND = {"setup": SETUP, "generation": GENERATE, "warmup": GENERATE, "park": LIFECYCLE,
-                "sleep": LIFECYCLE}  # fmt: skip
+_BUDGET_KIND = {"setup": SETUP, "generation": GENERATE, "warmup": GENERATE, "park": PARK}
+
+
+def _budget_kind(trial: TrialRow) -> str | None:
+    if trial.kind == "sleep":
+        level = trial.details.get("level")
+        return sleep_kind(level) if isinstance(level, int) else None
+    return _BUDGET_KIND.get(trial.kind)
 
 
 def repeat_plan(repeats: int, unmonitored: int) -> list[bool]:

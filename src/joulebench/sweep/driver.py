@@ -184,7 +184,7 @@ def time_limit(end_unix_s: float, cells: Sequence[Cell], db: ResultsDB | None) -
     guesses = {}
     for cell in cells:
         times = trial_times(db, cell.config)
-        guesses[cell.key] = Guess(setup_s=times.setup_s, generate_s=times.generate_s)
+        guesses[cell.key] = Guess(times.setup_s, times.generate_s, times.transition_s)
     longest = Guess(
         setup_s=max((g.setup_s for g in guesses.values()), default=0.0),
         generate_s=max((g.generate_s for g in guesses.values()), default=0.0),

@@ -7,10 +7,12 @@ long sweep so that a user can trim the plan or size a machine booking; never use
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from joulebench.engines.base import STAGE_SLEEP_ENTER, STAGE_WAKE
 from joulebench.runner.config import RunConfig
 from joulebench.sweep.stored import workload_columns
 from joulebench.workloads.presets import PRESETS
@@ -33,6 +35,9 @@ class TrialTimes:
     setup_s: float  # one setup trial
     generate_s: float  # one token-generation repeat
     source: str  # "history" (earlier trials of this cell or shape), "scaled" (other shapes) or "default"
+    # by sleep level, a sleep trial's time besides its hold (the sleep and wake calls), where the cell or
+    # its model has one
+    transition_s: Mapping[int, float] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,40 @@ def trial_times(db: ResultsDB | None, config: RunConfig) -> TrialTimes:
         setup_s=setup if setup is not None else _engine(config).typical_setup_s,
         generate_s=generate if generate is not None else _default_generate_s(config, tokens),
         source=source,
+        transition_s=_transitions(db, cell, model, config.sleep_levels),
     )
+
+
+def _transitions(
+    db: ResultsDB | None, cell: list[dict[str, Any]], model: list[dict[str, Any]], levels: Sequence[int]
+) -> Mapping[int, float]:
+    """By sleep level, the median time an earlier ok sleep trial took to fall asleep and wake, from the
+    cell's runs, else its model's (the wake does not depend on the workload)."""
+    out: dict[int, float] = {}
+    for level in levels:
+        for runs in (cell, model):
+            found = _sleep_transitions(db, runs, level)
+            if found:
+                out[level] = statistics.median(found)
+                break
+    return MappingProxyType(out)
+
+
+def _sleep_transitions(db: ResultsDB | None, runs: list[dict[str, Any]], level: int) -> list[float]:
+    if db is None:
+        return []
+    found = (_calls_s(trial, level) for run in runs for trial in db.trials(run["id"], "sleep"))
+    return [value for value in found if value is not None]
+
+
+def _calls_s(trial: dict[str, Any], level: int) -> float | None:
+    """An ok sleep trial's sleep and wake calls, in seconds, if it was of ``level``."""
+    details = trial.get("details") or {}
+    if trial["status"] != "ok" or details.get("level") != level:
+        return None
+    latency = details.get("latency_s") or {}
+    asleep, woken = latency.get(STAGE_SLEEP_ENTER), latency.get(STAGE_WAKE)
+    return None if asleep is None or woken is None else float(asleep) + float(woken)
 
 
 def _engine(config: RunConfig) -> Any:
@@ -96,8 +134,10 @@ def cell_estimate(times: TrialTimes, config: RunConfig, engine_start: bool) -> C
         full = config.output_tokens or (preset.output_tokens if preset else None)
         cut = config.warmup_tokens
         generations += min(1.0, cut / full) if cut is not None and full else 1.0
-    # the holds; the calls around them are short
-    parked = config.lifecycle_cycles * config.park_s * (1 + len(config.sleep_levels))
+    # the holds, and the sleep and wake calls where earlier sleep trials timed them
+    levels = config.sleep_levels
+    cycle_s = config.park_s * (1 + len(levels)) + sum(times.transition_s.get(n, 0.0) for n in levels)
+    parked = config.lifecycle_cycles * cycle_s
     duration = config.setup_trials * times.setup_s + generations * times.generate_s + config.idle_s + parked
     if engine_start:
         duration += times.setup_s
