@@ -72,6 +72,32 @@ def test_each_policys_day_is_the_sum_over_its_gaps_worked_by_hand(tmp_path: Path
     assert all("trials of vllm / m" in i.source for i in advice.inputs)
 
 
+def test_a_policy_that_never_pays_is_shown_as_never_leaving_the_parked_state(tmp_path: Path) -> None:
+    """Asleep at 60 W above idle, more than parked at 50 W: sleeping never pays, and its least energy is a
+    timeout no gap reaches. Said so, rather than as a timeout to set."""
+    from joulebench.cli.advise import _policy_dict, format_policy
+
+    summary = _summary()
+    asleep = (summary["kind"] == "sleep-1") & (summary["stage"] == "sleep")
+    summary.loc[asleep, "mean"] = 60.0
+    times = tmp_path / "times.txt"
+    times.write_text("0\n10\n110\n1110\n")  # gaps 10, 100 and 1000 s
+    advice = advise_policy(summary, Arrivals.from_file(times), None, None, None)
+    sleep = next(r for r in advice.results if r.policy.name == "sleep level 1 after T")
+    warm = next(r for r in advice.results if r.policy.name == "always warm")
+    assert (sleep.timeout_s, sleep.waits_per_day) == (1000.0, 0.0)  # the grid's first T >= the longest gap
+    assert sleep.energy_j_per_day == warm.energy_j_per_day
+    assert advice.results.index(warm) < advice.results.index(sleep)  # a tie goes to always warm
+    rows = {line.split("  ")[0]: line for line in format_policy(advice).splitlines()}
+    assert "  1,000 s or more: no gap that long  " in rows["sleep level 1 after T"]
+    # a restart (3 kJ) costs more than parking through the 10 s gap (500 J), less than through the others
+    assert advice.results[0].policy.name == "stop after T, restart" and advice.results[0].timeout_s == 10.0
+    assert "  10 s  " in rows["stop after T, restart"]
+    assert "Least energy: stop after T, restart, T = 10 s." in rows
+    reached = {p["policy"]: p["timeout_reached"] for p in _policy_dict(advice)["policies"]}  # type: ignore[union-attr]
+    assert reached == {"always warm": False, "sleep level 1 after T": False, "stop after T, restart": True}
+
+
 def test_the_day_in_one_pass_equals_the_sum_gap_by_gap() -> None:
     rng = random.Random(3)
     gaps = sorted(rng.expovariate(1 / 300) for _ in range(2000))

@@ -247,6 +247,8 @@ def _policy_dict(advice: object) -> dict[str, object]:
             {
                 "policy": r.policy.name,
                 "timeout_s": None if math.isinf(r.timeout_s) else r.timeout_s,
+                # false: no gap is as long as T, so the policy is always warm by another name
+                "timeout_reached": r.waits_per_day > 0,
                 "energy_kwh_per_day": r.energy_j_per_day / 3.6e6,
                 "waits_per_day": r.waits_per_day,
                 "added_latency_s": r.added_latency_s,
@@ -269,6 +271,14 @@ def _policy_dict(advice: object) -> dict[str, object]:
     }
 
 
+def _timeout_text(seconds: float) -> str:
+    """An idle timeout of the grid (0 s to a day): 447 s, 3,162 s, 31,623 s (8.78 h)."""
+    if seconds < 1000:
+        return f"{seconds:.3g} s"
+    hours = f" ({seconds / 3600:.3g} h)" if seconds >= 3600 else ""
+    return f"{seconds:,.0f} s{hours}"
+
+
 def format_policy(advice: object) -> str:
     from joulebench.report.policy import PolicyAdvice
 
@@ -282,14 +292,17 @@ def format_policy(advice: object) -> str:
     rows = [["Policy", "Idle timeout T", "Energy/day above idle (kWh)", "Requests that wait/day", "Wait (s)",
              "Added latency, mean (s)"]]  # fmt: skip
     for r in advice.results:
-        t = "never" if math.isinf(r.timeout_s) else f"{r.timeout_s:.3g} s"
+        t = "never" if math.isinf(r.timeout_s) else _timeout_text(r.timeout_s)
+        if not math.isinf(r.timeout_s) and not r.waits_per_day:
+            # its least energy is never to leave the parked state: any T beyond the longest gap
+            t = f"{t} or more: no gap that long"
         rows.append([r.policy.name, t, f"{r.energy_j_per_day / 3.6e6:.4g}", f"{r.waits_per_day:.4g}",
                      f"{r.policy.back_s:.3g}", f"{r.added_latency_s:.3g}"])  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     best = advice.results[0]
-    lines += ["", f"Least energy: {best.policy.name}"
-              + ("" if math.isinf(best.timeout_s) else f", T = {best.timeout_s:.3g} s") + "."]  # fmt: skip
+    after = "" if math.isinf(best.timeout_s) else f", T = {_timeout_text(best.timeout_s)}"
+    lines += ["", f"Least energy: {best.policy.name}{after}."]
     lines += ["", "Inputs, from the database (mean ± 95 % CI half-width):"]
     for i in advice.inputs:
         half = f" ± {i.stat.half_width:.3g}" if i.stat.half_width is not None else " (n=1, no CI)"
