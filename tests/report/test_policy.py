@@ -17,6 +17,12 @@ from joulebench.report.policy import DAY_S, Arrivals, Policy, _weigh, advise_pol
 pd = pytest.importorskip("pandas")
 
 
+def _span_width(patch) -> float:  # type: ignore[no-untyped-def]
+    """The data-space width of an ``axvspan`` (a Polygon before matplotlib 3.9, a Rectangle since)."""
+    xs = patch.get_path().transformed(patch.get_patch_transform()).vertices[:, 0]
+    return float(xs.max() - xs.min())
+
+
 def _stat_row(kind: str, engine: str, workload: str, stage: str, component: str, metric: str, mean: float):  # type: ignore[no-untyped-def]
     return {"kind": kind, "engine": engine, "model": "m", "workload": workload, "stage": stage,
             "component": component, "metric": metric, "mean": mean, "ci_half_width": 0.1 * mean, "n": 3,
@@ -98,6 +104,19 @@ def test_a_policy_that_never_pays_is_shown_as_never_leaving_the_parked_state(tmp
     assert reached == {"always warm": False, "sleep level 1 after T": False, "stop after T, restart": True}
 
 
+def test_the_figure_says_estimated_when_an_input_is() -> None:
+    pytest.importorskip("matplotlib")
+    from joulebench.report.policy import policy_figure
+
+    arrivals = Arrivals.from_rate(1000.0)
+    measured = policy_figure(advise_policy(_summary(), arrivals, None, None, None))
+    summary = _summary()
+    summary.loc[summary["kind"] == "park", "estimated"] = True
+    estimated = policy_figure(advise_policy(summary, arrivals, None, None, None))
+    assert measured.axes[0].get_ylabel() == "energy above idle per day (kWh)"
+    assert estimated.axes[0].get_ylabel() == "energy above idle per day (kWh, estimated)"
+
+
 def test_the_day_in_one_pass_equals_the_sum_gap_by_gap() -> None:
     rng = random.Random(3)
     gaps = sorted(rng.expovariate(1 / 300) for _ in range(2000))
@@ -165,3 +184,24 @@ def test_a_real_parked_engine_gets_a_policy_from_its_own_rows(tiny_llama: Path, 
     for bad, words in bad_calls:
         proc = advise(*bad)
         assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+    # the run's power timeline shades every stage it stored but those inside generate, each where it was
+    from matplotlib.colors import to_rgb
+
+    from joulebench.report.timeline import SHADES, timeline
+    from joulebench.store.frames import load_frames, parse_run_filter
+
+    frames = load_frames(db, parse_run_filter(None))
+    (run_id,) = (int(i) for i in frames.runs["id"])
+    fig = timeline(frames, db, run_id)
+    assert fig is not None
+    ax = fig.axes[0]
+    shaded = {label for label in ax.get_legend_handles_labels()[1] if " (" not in label}
+    stored = set(frames.stage_energy["stage"])
+    assert {"park", "sleep_enter", "sleep", "wake", "spawn"} <= shaded
+    assert shaded == stored - {"prefill", "decode", "steady", "setup"}
+    for stage in ("park", "sleep", "wake"):  # one shade per window, as long as the window
+        windows = frames.stage_energy[frames.stage_energy["stage"] == stage]
+        widths = sorted((windows["end_s"] - windows["start_s"]).drop_duplicates())
+        drawn = sorted(_span_width(p) for p in ax.patches if p.get_facecolor()[:3] == to_rgb(SHADES[stage]))
+        assert len(drawn) == len(widths) == 2 and drawn == pytest.approx(widths)

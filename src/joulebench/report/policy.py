@@ -259,7 +259,9 @@ def policy_figure(advice: PolicyAdvice) -> Figure:
         ax.plot([max(r.timeout_s, 0.5)], [r.energy_j_per_day / 3.6e6], marker="o", color="black")
     ax.set_xscale("log")
     ax.set_xlabel("idle timeout T (s)")
-    ax.set_ylabel("energy above idle per day (kWh)")
+    # an estimate (CPU by utilisation, say) among the inputs makes every curve one
+    estimated = any(i.stat.estimated for i in advice.inputs)
+    ax.set_ylabel("energy above idle per day (kWh" + (", estimated)" if estimated else ")"))
     ax.set_title(f"{advice.engine} · {advice.model} · {advice.arrivals.description}", fontsize=9)
     ax.legend(fontsize=8)
     return fig

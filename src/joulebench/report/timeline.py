@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
     from joulebench.store.frames import Frames
 
+# Every stage that does not overlap another of its trial; prefill, decode and steady lie inside generate.
 SHADES = {
+    "spawn": "#9ecae1",
     "import": "#c6dbef",
     "engine_init": "#fdd0a2",
     "model_load": "#c7e9c0",
@@ -28,8 +30,12 @@ SHADES = {
     "warmup": "#fde0dd",
     "generate": "#fcbba1",
     "idle": "#e0e0e0",
+    "park": "#80cdc1",
+    "sleep_enter": "#e78ac3",
+    "sleep": "#c2a5cf",
+    "wake": "#ffd92f",
 }
-SUB_SETUP = ("import", "engine_init", "model_load", "first_token")
+SUB_SETUP = ("spawn", "import", "engine_init", "model_load", "first_token")
 
 Series = dict[str, tuple[list[float], list[float]]]
 
