@@ -121,6 +121,9 @@ def test_estimated_only_results_still_draw_labelled_figures(tmp_path: Path) -> N
     }
     html = files.html.read_text()
     assert "n/a (not measured)" in html and "(est.)" in html
+    # the axes say so too, where the plotted figure is an estimate (the SVG keeps each text as a comment)
+    svg = (tmp_path / "out" / "fig5_efficiency_throughput.svg").read_text()
+    assert "Energy per token (J/token, measured total; (est.): estimated)" in svg
 
 
 def test_timing_only_results_still_have_figures(tmp_path: Path) -> None:
@@ -207,3 +210,20 @@ def test_prefill_and_decode_have_a_table_of_their_own(tmp_path: Path) -> None:
     assert "Prefill and decode" in html
     # 150 J over 60 prompt tokens; 240 J over 10 - 2 output tokens; prefill 150 of 390 J
     assert "2.5 ± 0" in html and "30 ± 0" in html and "38.5%" in html
+
+
+def test_the_runs_table_counts_every_kind_of_trial(tmp_path: Path) -> None:
+    """Park and sleep trials (and a kind of a later release) are counted with the others, not hidden."""
+    from joulebench.report.build import runs_table
+    from joulebench.store.frames import load_frames
+    from tests.report.resultsdb import ResultsWriter
+
+    w = ResultsWriter(tmp_path / "r.db")
+    run = w.run("vllm", "m", model_label="llama-3.2-1b")
+    for kind, status in [("idle", "ok"), ("setup", "ok"), ("generation", "ok"), ("park", "ok"),
+                         ("sleep", "ok"), ("sleep", "failed"), ("later-kind", "ok")]:  # fmt: skip
+        w.trial(run, kind, status=status)
+    w.close()
+    (row,) = runs_table(load_frames(tmp_path / "r.db")).rows
+    counts = "setup 1 ok; generation 1 ok; idle 1 ok; park 1 ok; sleep 1 ok, 1 not ok; later-kind 1 ok"
+    assert row[-1] == counts

@@ -132,6 +132,30 @@ def test_a_stage_in_several_spans_sums_their_durations_and_energies(tmp_path: Pa
     assert values[("gpu", "power_w")] == pytest.approx(130.0)
 
 
+def test_setup_stages_are_listed_in_the_order_they_happen(tmp_path: Path) -> None:
+    """The runner's process spawn comes first, as `run` prints it; a stage of one engine's own after the
+    common ones, and the whole setup last, whatever order the windows were stored in."""
+    w = ResultsWriter(tmp_path / "r.db")
+    run = w.run("openai", "m", model_label="llama-3.2-1b")
+    trial = w.trial(run, "setup", 0)
+    start = w.clock_s
+    for stage in ("first_token", "model_load", "server_ready", "engine_init", "import", "spawn"):
+        w.window(trial, stage, 1.0, {"gpu": 100.0})
+    w.window(trial, "setup", 6.0, {"gpu": 600.0}, start_s=start)
+    w.close()
+    table = setup_table(summarize_metrics(trial_metrics(load_frames(tmp_path / "r.db"))))
+    assert table is not None
+    assert [row[0] for row in table.rows] == [
+        "Process spawn",
+        "Import",
+        "Engine initialisation (E_IE)",
+        "Model loading (E_LM)",
+        "First token",
+        "Server ready",
+        "Setup total, until the first token",
+    ]
+
+
 def test_a_stage_that_holds_anothers_work_is_labelled_so(tmp_path: Path) -> None:
     """TensorRT-LLM's engine_init holds its model loading (its loader's records are not read): the row
     says so and a note says what to compare instead, for every label of that engine."""

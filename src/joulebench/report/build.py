@@ -216,6 +216,9 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+TRIAL_KINDS = ("setup", "generation", "warmup", "idle", "park", "sleep")
+
+
 def runs_table(frames: Frames) -> Table:
     """The selected runs, with how many trials of each kind finished and failed."""
     rows = []
@@ -223,7 +226,9 @@ def runs_table(frames: Frames) -> Table:
     for r in frames.runs.to_dict("records"):
         trials = frames.trials[frames.trials["run_id"] == r["id"]]
         counts = []
-        for kind in ("setup", "generation", "warmup", "idle"):
+        kinds = set(trials["kind"])
+        # every kind the run has, so that none is hidden: the usual ones first, in a fixed order
+        for kind in [*TRIAL_KINDS, *sorted(kinds - set(TRIAL_KINDS))]:
             of_kind = trials[trials["kind"] == kind]
             ok = int((of_kind["status"] == "ok").sum())
             failed = len(of_kind) - ok

@@ -196,7 +196,11 @@ def efficiency(summary: pd.DataFrame) -> Figure | None:
         ax.annotate(f"{watts:g} W", (xs[-1], watts / xs[-1]), fontsize=7, color="grey", ha="right")
     _log_axes(ax)
     ax.set_xlabel("Throughput (tokens/s)")
-    ax.set_ylabel("Energy per token (J/token, measured total)")
+    # as fig. 2-4 say: the measured total, the estimated one only where nothing was measured
+    ax.set_ylabel(
+        "Energy per token (J/token, measured total"
+        + ("; (est.): estimated)" if any(p[3].estimated for p in points) else ")")
+    )
     ax.set_title("Energy per token against throughput (dotted: constant power)")
     handles = [Line2D([], [], color=colours[e], marker="s", linestyle="", label=e) for e in engines]
     handles += [

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 
 from joulebench.results.aggregate import Stat, StatIndex
 from joulebench.results.energy import TOTAL, TOTAL_INCL_ESTIMATED
-from joulebench.results.tidy import PARTS, SETUP_STAGES, stage_holds
+from joulebench.results.tidy import PARTS, SETUP_PARTS, stage_holds
 
 if TYPE_CHECKING:
     import pandas as pd
 
 NOT_MEASURED = "n/a (not measured)"
 PHASES = {
+    "spawn": "Process spawn",
     "import": "Import",
     "engine_init": "Engine initialisation (E_IE)",
     "model_load": "Model loading (E_LM)",
@@ -97,9 +98,10 @@ def setup_table(summary: pd.DataFrame) -> Table | None:
     rows = []
     holding: dict[str, list[str]] = {}  # "engine initialisation holds model loading" -> engines
     present = set(setup["stage"])
-    # Stages a runner adds beyond the paper's (e.g. process spawn) come by name, before the whole setup.
-    known = [s for s in SETUP_STAGES if s in present and s != "setup"]
-    stages = known + sorted(present - set(SETUP_STAGES)) + (["setup"] if "setup" in present else [])
+    # In the order they happen (the runner's process spawn first, as `run` prints them); stages of an
+    # engine beyond these come by name, then the whole setup.
+    known = [s for s in SETUP_PARTS if s in present]
+    stages = known + sorted(present - {*SETUP_PARTS, "setup"}) + (["setup"] if "setup" in present else [])
     for stage in stages:
         pairs = setup[setup["stage"] == stage][["engine", "model"]].drop_duplicates()
         for engine, model in sorted(pairs.itertuples(index=False, name=None)):

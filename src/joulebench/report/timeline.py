@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from joulebench.report.figures import new_figure
-from joulebench.results.tidy import model_label
+from joulebench.results.tidy import SETUP_PARTS, model_label
 from joulebench.store.frames import load_trace
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ SHADES = {
     "sleep": "#c2a5cf",
     "wake": "#ffd92f",
 }
-SUB_SETUP = ("spawn", "import", "engine_init", "model_load", "first_token")
 
 Series = dict[str, tuple[list[float], list[float]]]
 
@@ -107,7 +106,7 @@ def timeline(frames: Frames, db_path: Path, run_id: int) -> Figure | None:
     for _, group in spans.groupby("trial_id"):
         stages = set(group["stage"])
         for row in group.itertuples(index=False):
-            if row.stage not in SHADES or (row.stage == "setup" and stages & set(SUB_SETUP)):
+            if row.stage not in SHADES or (row.stage == "setup" and stages & set(SETUP_PARTS)):
                 continue
             label = None if row.stage in shaded else row.stage
             ax.axvspan(

@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING
 
 from joulebench.report.figures import new_figure
 from joulebench.results.aggregate import Stat, StatIndex
+from joulebench.results.tidy import SETUP_PARTS
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
 LATENCIES = (("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("itl_s", "ITL"))
-#: The setup stages that follow one another, drawn stacked; ``setup`` is their whole.
-SETUP_PARTS = ("spawn", "import", "engine_init", "model_load", "first_token")
 POOLED = "all models"  # engine-wide stages are pooled over models in the summary
 
 

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 PARTS = ("gpu", "cpu", "dram")
 COMPONENTS = ("gpu", "cpu", "dram", "other", "node", "platform")
-SETUP_STAGES = ("import", "engine_init", "model_load", "first_token", "setup")
+# a setup trial's parts in the order they happen: the runner's process spawn, then the engine's stages
+SETUP_PARTS = ("spawn", "import", "engine_init", "model_load", "first_token")
 GENERATE = "generate"
 STEADY = "steady"  # the batch fully occupied (runner/steady.py); its tokens come from the trial's details
 WARMUP = "warmup"  # the batch before an engine start's first repeat; its tokens come from the trial's details
