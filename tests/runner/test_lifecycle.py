@@ -43,6 +43,15 @@ def test_a_parked_engine_is_measured_above_idle_and_reported(tiny_llama: Path, t
 
     report = build_report(tmp_path / "r.db", tmp_path / "report")
     assert "Parked and asleep" in report.html.read_text()
+    from joulebench.report.lifecycle import lifecycle_table
+    from joulebench.results.aggregate import summarize_metrics
+    from joulebench.results.tidy import trial_metrics
+    from joulebench.store.frames import load_frames
+
+    table = lifecycle_table(summarize_metrics(trial_metrics(load_frames(tmp_path / "r.db"))))
+    assert table is not None and table.columns[:4] == ("Engine", "Model", "State", "n")
+    ((engine, _, state, n, *_),) = table.rows
+    assert (engine, state, n) == ("transformers", "parked", "2")
     # and what to do between requests: energy against the idle timeout, for the stated arrival pattern
     (policy,) = [f for f in report.figures if f.name.startswith("fig10_policy")]
     assert "1000 requests/day" in policy.title and policy.png.stat().st_size > 0

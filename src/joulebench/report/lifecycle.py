@@ -27,14 +27,15 @@ def lifecycle_table(summary: pd.DataFrame) -> Table | None:
     index = StatIndex(summary)
     held = summary[summary["stage"].isin(["park", "sleep"]) & (summary["metric"] == "above_idle_power_w")]
     rows = []
+    # the summary pools these trials over the workloads the engine served before (workload "")
     for cell in sorted(set(held[["kind", "engine", "model", "workload"]].itertuples(index=False))):
-        kind, engine, model, workload = (str(x) for x in cell)
+        kind, engine, model, _ = (str(x) for x in cell)
         if kind == "park":
-            rows.append((engine, model, workload, "parked", "-", "-",
+            rows.append((engine, model, "parked", _n(index, cell, "park"), "-", "-",
                          _get(index, cell, "park", "above_idle_power_w", total=True), "-", "-"))  # fmt: skip
             continue
         rows.append(
-            (engine, model, workload, f"asleep, level {kind.removeprefix('sleep-')}",
+            (engine, model, f"asleep, level {kind.removeprefix('sleep-')}", _n(index, cell, "sleep"),
              _get(index, cell, "sleep_enter", "duration_s"),
              _get(index, cell, "sleep_enter", "above_idle_energy_j", total=True),
              _get(index, cell, "sleep", "above_idle_power_w", total=True),
@@ -43,9 +44,19 @@ def lifecycle_table(summary: pd.DataFrame) -> Table | None:
         )  # fmt: skip
     if not rows:
         return None
-    columns = ("Engine", "Model", "Workload", "State", "To sleep (s)", "To sleep (J above idle)",
+    columns = ("Engine", "Model", "State", "n", "To sleep (s)", "To sleep (J above idle)",
                "Held (W above idle)", "Wake (s)", "Wake (J above idle)")  # fmt: skip
     return Table("Parked and asleep", columns, tuple(rows), NOTES)
+
+
+def _n(index: StatIndex, cell: tuple[object, ...], stage: str) -> str:
+    """How many trials the held figure is the mean of."""
+    kind, engine, model, workload = (str(x) for x in cell)
+    where = (kind, engine, model, workload, stage)
+    found = index.get(*where, TOTAL, "above_idle_power_w") or index.get(
+        *where, TOTAL_INCL_ESTIMATED, "above_idle_power_w"
+    )
+    return str(found.n) if found else "0"
 
 
 def _get(index: StatIndex, cell: tuple[object, ...], stage: str, metric: str, *, total: bool = False) -> str:
