@@ -67,6 +67,8 @@ def latency(summary: pd.DataFrame) -> Figure | None:
             table.append(((e, m, w), stats))
     if not table:
         return None
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     fig = new_figure(max(5.0, 1.0 * len(table) + 2.5), 4.0)
     ax = fig.add_subplot()
     width = 0.8 / len(LATENCIES)
@@ -81,9 +83,14 @@ def latency(summary: pd.DataFrame) -> Figure | None:
         if xs:
             ax.bar(xs, ys, width=width, yerr=errs, capsize=2, color=f"C{k}", label=name)
     ax.set_yscale("log")
+    # plain numbers at 1, 2, 5 x 10^k, as the energy figures' log axes
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(range(len(table)), _bar_labels([c for c, _ in table]), fontsize=7)
     ax.set_ylabel("seconds (log)")
-    ax.set_title("Latency: time to first token, per output token, between tokens")
+    # the legend names the three; the whole phrase does not fit the narrowest figure
+    ax.set_title("Latency per request: TTFT, TPOT, ITL")
     ax.legend(fontsize=8)
     return fig
 
