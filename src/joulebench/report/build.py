@@ -29,11 +29,19 @@ if TYPE_CHECKING:
 DEFINITIONS = (
     "J/token: energy of the generate window / output tokens of the trial (token IDs from the engine).",
     "J/response: that energy / requests in the trial. J/s (W): energy / window duration.",
-    "tokens/s: output tokens / generate window duration. TTFT: mean time to first token over requests.",
+    "tokens/s: output tokens / generate window duration. TTFT: mean time to first token over requests. "
+    "TPOT: time per output token after the first, per request. ITL: the mean gap between consecutive tokens.",
     "Setup: engine initialisation (E_IE, per engine, pooled over models) and model loading (E_LM, per "
     "engine and model), until the first token.",
-    "95 % CI: Student t across repeats (trials); 'n=1, no CI' where only one repeat exists.",
-    "n/a (not measured): the component had no power source on that machine; it is never counted as 0.",
+    "Prefill: the spans of a repeat when some request is in prefill; decode: those when every request in "
+    "flight is decoding (docs/phases.md).",
+    "Above idle: less the machine's idle baseline (measured before the run) over the same time. Parked: "
+    "the engine loaded and serving nothing; asleep: after its sleep call; wake: until it can serve again "
+    "(docs/lifecycle.md).",
+    "95 % CI: Student t across repeats (trials); 'n=1, no CI' where only one repeat exists. [±b]: the "
+    "measurement's own bound (docs/counters.md).",
+    "n/a (not measured): the component had no power source on that machine; it is never counted as 0. "
+    "(est.): estimated (CPU by utilisation, DRAM by size), never in a measured total.",
 )
 EXPORT_FORMATS = ("csv", "json", "parquet")
 
