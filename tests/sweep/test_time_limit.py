@@ -136,14 +136,16 @@ def test_a_run_stops_before_the_repeat_the_time_left_cannot_hold(
 @slow
 def test_a_sweep_ends_at_its_limit_and_resume_runs_what_was_left(tmp_path: Path, tiny_llama: Path) -> None:
     """With an empty database the first guesses are the defaults (a Transformers setup 30 s, a CPU repeat
-    20 s): 45 s hold the setup trial but not the engine start, warm-up and repeat after it."""
+    20 s): 45 s hold the setup trial but not the engine start, warm-up and repeat after it. The dry run
+    says so beforehand: the first cell begun and stopped, the second of its engine start not begun."""
     plan = cpu_plan(tmp_path, tiny_llama, repeats=3, setup_repeats=1)
     db = tmp_path / "r.db"
     dry = joulebench("sweep", str(plan), "--db", str(db), "--dry-run", "--time-limit", "45s")
     assert dry.rc == 0, dry.err
-    assert [row.split()[-1] for row in dry.out.splitlines()[1:3]] == ["later", "later"]
+    assert [row.split()[-1] for row in dry.out.splitlines()[1:3]] == ["partial", "later"]
     assert dry.out.splitlines()[-1] == (
-        "--time-limit 45s: 0 of 2 cells fit (about 0s); 2 left for a later --resume (marked later)"
+        "--time-limit 45s: 0 of 2 cells fit, 1 begun and stopped at the limit (about 30s); 2 left for a "
+        "later --resume (marked partial, later)"
     )
 
     began = time.monotonic()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from joulebench.sweep.cells import Cell, Group, group
+from joulebench.sweep.cells import Cell, group
 from joulebench.sweep.driver import Pending
 from joulebench.sweep.estimate import cell_estimate, format_duration, trial_times
+from joulebench.sweep.fit import IN_PART, LATER, within_limit
 from joulebench.sweep.outcome import short_model
 
 if TYPE_CHECKING:
@@ -23,15 +24,20 @@ def dry_run_lines(
 ) -> list[str]:
     """A table of cells (one engine start per group), then the totals. Finished cells are listed but not
     counted: ``--resume`` would skip them; a cell that earlier runs began shows only what it still lacks.
-    With ``limit_s`` (``--time-limit``), the cells whose estimate would not fit are marked ``later``."""
+    With ``limit_s`` (``--time-limit``), each cell is marked as a sweep under that limit would leave it, by
+    the estimates (sweep/fit.py): whole (``pending``), begun and stopped at the limit (``partial``) or not
+    begun (``later``)."""
     todo = {c.key: c for c in pending.todo}
     groups = group(pending.todo)
     first_of_group = {g.cells[0].key for g in groups}
+    times = {c.key: trial_times(db, c.config) for c in pending.todo}
     estimates = {
-        c.key: cell_estimate(trial_times(db, c.config), c.config, engine_start=c.key in first_of_group)
+        c.key: cell_estimate(times[c.key], c.config, engine_start=c.key in first_of_group)
         for c in pending.todo
     }
-    later = _past_limit(groups, {k: e.duration_s for k, e in estimates.items()}, limit_s)
+    fits = None if limit_s is None else within_limit(groups, times, first_of_group, limit_s)
+    later = set() if fits is None else {k for k, state in fits.states.items() if state == LATER}
+    part = set() if fits is None else {k for k, state in fits.states.items() if state == IN_PART}
     rows: list[tuple[str, ...]] = []
     notes: list[str] = []
     total_s = 0.0
@@ -63,7 +69,15 @@ def dry_run_lines(
                 "-" if est is None else format_duration(est.duration_s),
                 "-" if est is None else est.source,
                 cell.key,
-                "done" if done else "later" if cell.key in later else "resume" if resumed else "pending",
+                "done"
+                if done
+                else LATER
+                if cell.key in later
+                else IN_PART
+                if cell.key in part
+                else "resume"
+                if resumed
+                else "pending",
             )
         )
     lines = [*_table(rows), *notes]
@@ -72,32 +86,16 @@ def dry_run_lines(
         f"{len(cells)} cells ({len(todo)} to run) in {len(groups)} engine start(s): {setups} setup trial(s), "
         f"{repeats} generation repeat(s){held}; estimated {format_duration(total_s)}"
     )
-    if limit_s is not None:
-        fit_s = sum(e.duration_s for k, e in estimates.items() if k not in later)
+    if limit_s is not None and fits is not None:
+        whole = len(todo) - len(later) - len(part)
+        begun = f", {len(part)} begun and stopped at the limit" if part else ""
+        marked = [name for name, cells_ in ((IN_PART, part), (LATER, later)) if cells_]
         lines.append(
-            f"--time-limit {format_duration(limit_s)}: {len(todo) - len(later)} of {len(todo)} cells fit "
-            f"(about {format_duration(fit_s)}); {len(later)} left for a later --resume"
-            + (" (marked later)" if later else "")
+            f"--time-limit {format_duration(limit_s)}: {whole} of {len(todo)} cells fit{begun} "
+            f"(about {format_duration(fits.used_s)}); {len(later) + len(part)} left for a later --resume"
+            + (f" (marked {', '.join(marked)})" if marked else "")
         )
     return lines
-
-
-def _past_limit(groups: Sequence[Group], estimate_s: dict[str, float], limit_s: float | None) -> set[str]:
-    """The cells a sweep under ``limit_s`` would leave, by the estimates, as it runs them: groups in order,
-    a group's cells in order until one does not fit (the rest of its engine start with it), then on with
-    the next group that fits."""
-    if limit_s is None:
-        return set()
-    left_s, later = limit_s, set()
-    for g in groups:
-        stopped = False
-        for cell in g.cells:
-            if stopped or estimate_s[cell.key] > left_s:
-                stopped = True
-                later.add(cell.key)
-            else:
-                left_s -= estimate_s[cell.key]
-    return later
 
 
 def _table(rows: list[tuple[str, ...]]) -> list[str]:

@@ -127,13 +127,7 @@ def _default_generate_s(config: RunConfig, tokens: float) -> float:
 def cell_estimate(times: TrialTimes, config: RunConfig, engine_start: bool) -> CellEstimate:
     """``engine_start``: this cell is the first of its group, so it pays the engine start the group's
     generation trials share."""
-    generations = float(config.repeats + config.unmonitored_repeats)
-    if config.warmup:
-        # a warm-up cut short takes about its share of the measured output
-        preset = PRESETS.get(config.workload)
-        full = config.output_tokens or (preset.output_tokens if preset else None)
-        cut = config.warmup_tokens
-        generations += min(1.0, cut / full) if cut is not None and full else 1.0
+    generations = config.repeats + config.unmonitored_repeats + warmup_share(config)
     # the holds, and the sleep and wake calls where earlier sleep trials timed them
     levels = config.sleep_levels
     cycle_s = config.park_s * (1 + len(levels)) + sum(times.transition_s.get(n, 0.0) for n in levels)
@@ -142,6 +136,17 @@ def cell_estimate(times: TrialTimes, config: RunConfig, engine_start: bool) -> C
     if engine_start:
         duration += times.setup_s
     return CellEstimate(duration_s=duration, source=times.source)
+
+
+def warmup_share(config: RunConfig) -> float:
+    """The warm-up batch, as a share of a repeat: a warm-up cut short takes about its share of the
+    measured output."""
+    if not config.warmup:
+        return 0.0
+    preset = PRESETS.get(config.workload)
+    full = config.output_tokens or (preset.output_tokens if preset else None)
+    cut = config.warmup_tokens
+    return min(1.0, cut / full) if cut is not None and full else 1.0
 
 
 def _runs_of_cell(db: ResultsDB | None, config: RunConfig) -> list[dict[str, Any]]:

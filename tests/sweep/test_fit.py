@@ -1,0 +1,77 @@
+"""`--dry-run --time-limit`: the runner's rule played out on the estimates, trial by trial (sweep/fit.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from types import MappingProxyType
+
+import pytest
+
+from joulebench.runner.config import RunConfig
+from joulebench.sweep.cells import Cell, Group
+from joulebench.sweep.estimate import TrialTimes, cell_estimate
+from joulebench.sweep.fit import IN_PART, LATER, WHOLE, steps, within_limit
+
+TIMES = TrialTimes(setup_s=90.0, generate_s=20.0, source="default")
+TIMED = TrialTimes(setup_s=90.0, generate_s=20.0, source="history", transition_s=MappingProxyType({1: 5.0}))
+
+
+def _config(**kw: object) -> RunConfig:
+    base: dict[str, object] = {"workload": "standard", "repeats": 2, "setup_repeats": 2, "idle_s": 10.0}
+    return RunConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("times", [TIMES, TIMED])
+@pytest.mark.parametrize("engine_start", [True, False])
+@pytest.mark.parametrize(
+    "config",
+    [
+        _config(),
+        _config(setup_repeats=0, warmup_tokens=100),
+        _config(unmonitored_repeats=2, warmup=False),
+        _config(park_s=60.0, sleep_levels=[1, 2]),
+    ],
+)
+def test_a_cells_steps_add_up_to_its_estimate(
+    config: RunConfig, engine_start: bool, times: TrialTimes
+) -> None:
+    total = sum(step.duration_s for step in steps(config, times, engine_start))
+    assert total == pytest.approx(cell_estimate(times, config, engine_start).duration_s)
+
+
+def test_a_first_sleep_no_earlier_sleep_timed_is_expected_to_cost_a_whole_setup() -> None:
+    config = _config(setup_repeats=0, repeats=2, park_s=60.0, sleep_levels=[1, 2])
+    # two repeats (the first with the engine start and warm-up), then two cycles of park, level 1, level 2
+    expected = [(s.duration_s, s.expect_s) for s in steps(config, TIMED, engine_start=True)]
+    assert expected == [
+        (10.0 + 90.0 + 20.0 + 20.0, 140.0),
+        (20.0, 20.0),
+        (60.0, 60.0),
+        (65.0, 65.0),  # level 1: earlier sleeps timed its calls at 5 s
+        (60.0, 150.0),  # level 2: nothing timed it; a whole setup is expected, the first time only
+        (60.0, 60.0),
+        (65.0, 65.0),
+        (60.0, 60.0),
+    ]
+
+
+def _cell(key: str, config: RunConfig) -> Cell:
+    return Cell(replace(config, sweep_key=key), engine=None, workload=None)  # type: ignore[arg-type]
+
+
+def test_cells_are_run_whole_begun_or_left_as_the_sweep_would() -> None:
+    """Limit 390 s. The first engine start: its first cell (idle 10 s, 2 setup trials of 90 s, then the
+    engine start, warm-up and first repeat, 90 + 20 + 20 s, and the second repeat, 20 s: 340 s) fits
+    whole; its second (warm-up and first repeat 40 s, second repeat 20 s) fits its first 40 s, not the
+    rest: begun, and stopped with 10 s left. The second engine start's first cell needs 100 s for its idle
+    baseline and first setup trial, so neither it nor its engine start's other cell is begun."""
+    first = _config()
+    second = _config(setup_repeats=0, idle_s=0.0)
+    groups = [
+        Group("a", (_cell("a1", first), _cell("a2", second))),
+        Group("b", (_cell("b1", first), _cell("b2", second))),
+    ]
+    times = dict.fromkeys(("a1", "a2", "b1", "b2"), TIMES)
+    fit = within_limit(groups, times, {"a1", "b1"}, 390.0)
+    assert dict(fit.states) == {"a1": WHOLE, "a2": IN_PART, "b1": LATER, "b2": LATER}
+    assert fit.used_s == pytest.approx(380.0)
