@@ -75,3 +75,11 @@ def test_cells_are_run_whole_begun_or_left_as_the_sweep_would() -> None:
     fit = within_limit(groups, times, {"a1", "b1"}, 390.0)
     assert dict(fit.states) == {"a1": WHOLE, "a2": IN_PART, "b1": LATER, "b2": LATER}
     assert fit.used_s == pytest.approx(380.0)
+
+
+def test_a_warm_up_cut_short_takes_its_share_but_is_expected_whole_as_the_runner_does() -> None:
+    config = _config(setup_repeats=0, repeats=1, idle_s=0.0, warmup_tokens=100)  # 100 of 500 tokens
+    (first,) = steps(config, TIMES, engine_start=True)
+    assert (first.duration_s, first.expect_s) == (90.0 + 20.0 * 1.2, 90.0 + 2 * 20.0)
+    (warm,) = steps(config, TIMES, engine_start=False)  # the engine of the group's previous cell
+    assert (warm.duration_s, warm.expect_s) == (20.0 * 1.2, 2 * 20.0)

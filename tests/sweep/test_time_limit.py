@@ -90,7 +90,9 @@ def test_a_runs_opening_is_its_idle_baseline_and_first_trial() -> None:
     # no setup trial: an engine start, a warm-up and the first repeat
     assert opening_s(RunConfig(idle_s=5.0, setup_repeats=0), guess) == 75.0
     assert opening_s(RunConfig(idle_s=0.0, setup_repeats=0, warmup=False), guess) == 50.0
-    assert opening_s(RunConfig(idle_s=0.0, setup_repeats=0), guess, engine_ready=True) == 20.0
+    assert opening_s(RunConfig(idle_s=0.0, setup_repeats=0), guess, started=True, warm=True) == 20.0
+    # the engine of the group's previous cell: started, and warmed for another batch shape than this one
+    assert opening_s(RunConfig(idle_s=0.0, setup_repeats=0), guess, started=True) == 40.0
 
 
 slow = pytest.mark.slow  # real engine workers

@@ -50,15 +50,15 @@ class Deadline:
         return self.guesses.get(sweep_key or "", self.default)
 
 
-def opening_s(config: RunConfig, guess: Guess, *, engine_ready: bool = False) -> float:
+def opening_s(config: RunConfig, guess: Guess, *, started: bool = False, warm: bool = False) -> float:
     """The idle baseline and the first trial of a run of ``config``: a setup trial, or else a repeat with
-    the engine start and warm-up it needs first (none when ``engine_ready``: started and warm)."""
+    what it needs first: the engine start (none when ``started``) and the warm-up (none when ``warm``: the
+    engine has just served this very batch shape)."""
     if config.setup_trials:
         first = guess.setup_s
-    elif engine_ready:
-        first = guess.generate_s
     else:
-        first = guess.setup_s + (2 if config.warmup else 1) * guess.generate_s
+        start = 0.0 if started else guess.setup_s
+        first = start + (2 if config.warmup and not warm else 1) * guess.generate_s
     return config.idle_s + first
 
 

@@ -422,8 +422,8 @@ class _Run:
         if self.budget is None:
             return True
         p = self.p
-        ready = session.alive and session.is_warm(p.requests, p.sampling, self.config.warmup_tokens)
-        first_s = opening_s(self.config, self.budget.first, engine_ready=ready)
+        warm = session.alive and session.is_warm(p.requests, p.sampling, self.config.warmup_tokens)
+        first_s = opening_s(self.config, self.budget.first, started=session.alive, warm=warm)
         return self.budget.allows("its first trial", first_s)
 
     def finish(self, status: str) -> None:

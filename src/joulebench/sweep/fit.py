@@ -34,11 +34,15 @@ def steps(config: RunConfig, times: TrialTimes, engine_start: bool) -> list[Step
     """A cell's trials in the order the runner makes them; the idle baseline goes with the first. They
     add up to the cell's estimate (sweep/estimate.py)."""
     out = [Step(times.setup_s, times.setup_s) for _ in range(config.setup_trials)]
+    start_s = times.setup_s if engine_start else 0.0
     for k in range(config.repeats + config.unmonitored_repeats):
-        # the first repeat brings the engine start (the first cell of an engine start) and the warm-up
-        before = (times.setup_s if engine_start else 0.0) + warmup_share(config) * times.generate_s
-        duration = times.generate_s + (before if k == 0 else 0.0)
-        out.append(Step(duration, duration))
+        if k:
+            out.append(Step(times.generate_s, times.generate_s))
+            continue
+        # the first brings the engine start (the first cell of an engine start) and the warm-up, which
+        # the runner expects to take a whole repeat even when it is cut short
+        duration = start_s + (1 + warmup_share(config)) * times.generate_s
+        out.append(Step(duration, start_s + (2 if config.warmup else 1) * times.generate_s))
     slept: set[int] = set()
     for _ in range(config.lifecycle_cycles):
         out.append(Step(config.park_s, config.park_s))
