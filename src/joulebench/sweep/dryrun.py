@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from joulebench.sweep.cells import Cell, group
 from joulebench.sweep.driver import Pending
 from joulebench.sweep.estimate import cell_estimate, format_duration, trial_times
-from joulebench.sweep.fit import IN_PART, LATER, within_limit
+from joulebench.sweep.fit import IN_PART, LATER, WHOLE, within_limit
 from joulebench.sweep.outcome import short_model
 
 if TYPE_CHECKING:
@@ -69,15 +69,7 @@ def dry_run_lines(
                 "-" if est is None else format_duration(est.duration_s),
                 "-" if est is None else est.source,
                 cell.key,
-                "done"
-                if done
-                else LATER
-                if cell.key in later
-                else IN_PART
-                if cell.key in part
-                else "resume"
-                if resumed
-                else "pending",
+                _state(cell.key, done, resumed, {} if fits is None else fits.states),
             )
         )
     lines = [*_table(rows), *notes]
@@ -96,6 +88,13 @@ def dry_run_lines(
             + (f" (marked {', '.join(marked)})" if marked else "")
         )
     return lines
+
+
+def _state(key: str, done: bool, resumed: str | None, states: Mapping[str, str]) -> str:
+    if done:
+        return "done"
+    state = states.get(key, WHOLE)
+    return "resume" if state == WHOLE and resumed else state
 
 
 def _table(rows: list[tuple[str, ...]]) -> list[str]:
