@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from types import MappingProxyType
 
 import pytest
 
@@ -13,7 +12,7 @@ from joulebench.sweep.estimate import TrialTimes, cell_estimate
 from joulebench.sweep.fit import IN_PART, LATER, WHOLE, steps, within_limit
 
 TIMES = TrialTimes(setup_s=90.0, generate_s=20.0, source="default")
-TIMED = TrialTimes(setup_s=90.0, generate_s=20.0, source="history", transition_s=MappingProxyType({1: 5.0}))
+TIMED = TrialTimes(setup_s=90.0, generate_s=20.0, source="history", transition_s={1: 5.0})
 
 
 def _config(**kw: object) -> RunConfig:

@@ -84,6 +84,15 @@ def test_a_sleep_is_not_timed_by_a_park_since_its_wake_may_load_the_weights_agai
     assert budget.hold_expect_s(1, 60.0) == 64.0  # another level's is not its own
 
 
+def test_a_deadline_with_its_guesses_travels_to_another_process() -> None:
+    """A Ray task gets it pickled: every guess, the sleep calls' times too, must come through whole."""
+    import pickle
+
+    guess = Guess(setup_s=30.0, generate_s=20.0, transition_s={2: 7.5})
+    deadline = Deadline(1e9, default=guess, guesses={"k": Guess(1.0, 2.0)})
+    assert pickle.loads(pickle.dumps(deadline)) == deadline
+
+
 def test_a_runs_opening_is_its_idle_baseline_and_first_trial() -> None:
     guess = Guess(setup_s=30.0, generate_s=20.0)
     assert opening_s(RunConfig(idle_s=5.0, setup_repeats=2), guess) == 35.0

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from joulebench.runner.config import RunConfig
 
@@ -31,7 +30,7 @@ class Guess:
 
     setup_s: float
     generate_s: float
-    transition_s: Mapping[int, float] = field(default_factory=lambda: MappingProxyType({}))
+    transition_s: Mapping[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

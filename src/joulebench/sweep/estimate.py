@@ -9,7 +9,6 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from joulebench.engines.base import STAGE_SLEEP_ENTER, STAGE_WAKE
@@ -37,7 +36,7 @@ class TrialTimes:
     source: str  # "history" (earlier trials of this cell or shape), "scaled" (other shapes) or "default"
     # by sleep level, a sleep trial's time besides its hold (the sleep and wake calls), where the cell or
     # its model has one
-    transition_s: Mapping[int, float] = field(default_factory=lambda: MappingProxyType({}))
+    transition_s: Mapping[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ def _transitions(
             if found:
                 out[level] = statistics.median(found)
                 break
-    return MappingProxyType(out)
+    return out
 
 
 def _sleep_transitions(db: ResultsDB | None, runs: list[dict[str, Any]], level: int) -> list[float]:
