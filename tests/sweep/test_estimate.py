@@ -3,6 +3,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from joulebench.runner.config import RunConfig
 from joulebench.store.db import ResultsDB
 from joulebench.store.rows import TrialRow
@@ -140,3 +142,13 @@ def test_a_sleep_level_is_timed_by_the_calls_of_earlier_sleeps_of_the_cell_else_
     # two cycles, each a park and two sleeps of 60 s, and the calls: 2 x (180 + 4 + 14)
     assert cell_estimate(times, one, engine_start=False).duration_s == 396.0
     assert cell_estimate(fresh, one, engine_start=False).duration_s == 360.0
+
+
+def test_the_time_left_is_the_rest_at_the_pace_the_finished_cells_kept() -> None:
+    from joulebench.sweep.estimate import pace_left_s
+
+    estimate_s = {"a": 100.0, "b": 60.0, "c": 300.0, "d": 40.0}
+    # a and b were estimated at 160 s and took 80 s: c and d, 340 s by their estimates, take about 170 s
+    assert pace_left_s(estimate_s, ["a", "b"], ["c", "d"], 80.0) == pytest.approx(170.0)
+    assert pace_left_s(estimate_s, [], ["a"], 5.0) is None  # nothing finished: no pace yet
+    assert pace_left_s(estimate_s, ["a"], [], 50.0) == 0.0

@@ -137,6 +137,18 @@ def cell_estimate(times: TrialTimes, config: RunConfig, engine_start: bool) -> C
     return CellEstimate(duration_s=duration, source=times.source)
 
 
+def pace_left_s(
+    estimate_s: Mapping[str, float], done: Sequence[str], todo: Sequence[str], elapsed_s: float
+) -> float | None:
+    """What the cells in ``todo`` should still take: their estimates at the pace the finished ones kept
+    against theirs (``elapsed_s`` over their estimates), so that a slow engine or a fast machine corrects
+    the defaults; ``None`` before any finished cell had an estimate."""
+    done_s = sum(estimate_s[k] for k in done)
+    if done_s <= 0 or elapsed_s <= 0:
+        return None
+    return sum(estimate_s[k] for k in todo) * elapsed_s / done_s
+
+
 def warmup_share(config: RunConfig) -> float:
     """The warm-up batch, as a share of a repeat: a warm-up cut short takes about its share of the
     measured output."""

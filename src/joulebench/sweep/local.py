@@ -26,10 +26,16 @@ class LocalExecutor:
     ) -> list[Outcome]:
         from joulebench.runner.deadline import opening_s
         from joulebench.runner.display import duration_text
+        from joulebench.sweep.estimate import cell_estimate, pace_left_s, trial_times
 
         started = time.time()
         outcomes: list[Outcome] = []
         total = sum(len(g.cells) for g in groups)
+        estimate_s = {
+            c.key: cell_estimate(trial_times(db, c.config), c.config, engine_start=k == 0).duration_s
+            for g in groups
+            for k, c in enumerate(g.cells)
+        }
         for group in groups:
             pending = list(group.cells)
             first = pending[0].config
@@ -55,11 +61,15 @@ class LocalExecutor:
                     say(describe(outcome))
                 outcomes += settled.outcomes
                 pending = settled.retry
-            # the cells' mean pace so far, retries included: a plan's cells are alike enough for "about"
+            # the rest's estimates at the pace the finished cells kept against theirs, retries included
             done, elapsed = len(outcomes), time.time() - started
             if done < total and not any(o.status == LATER for o in outcomes):  # past that, the limit says
-                left = elapsed / done * (total - done) if done else None
+                finished = {o.cell.key for o in outcomes}
+                todo = [c.key for g in groups for c in g.cells if c.key not in finished]
+                left = pace_left_s(estimate_s, sorted(finished), todo, elapsed)
                 eta = f", about {duration_text(left)} left" if left is not None else ""
+                if left is not None and deadline is not None and left > deadline.left_s():
+                    eta += f" (the time limit stops it in {duration_text(max(deadline.left_s(), 0.0))})"
                 say(f"sweep: {done} of {total} cells done in {duration_text(elapsed)}{eta}")
         return outcomes
 
