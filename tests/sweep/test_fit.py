@@ -8,8 +8,8 @@ import pytest
 
 from joulebench.runner.config import RunConfig
 from joulebench.sweep.cells import Cell, Group
-from joulebench.sweep.estimate import TrialTimes, cell_estimate
-from joulebench.sweep.fit import IN_PART, LATER, WHOLE, steps, within_limit
+from joulebench.sweep.estimate import TrialTimes, cell_estimate, steps
+from joulebench.sweep.fit import IN_PART, LATER, WHOLE, within_limit
 
 TIMES = TrialTimes(setup_s=90.0, generate_s=20.0, source="default")
 TIMED = TrialTimes(setup_s=90.0, generate_s=20.0, source="history", transition_s={1: 5.0})
@@ -20,22 +20,26 @@ def _config(**kw: object) -> RunConfig:
     return RunConfig(**{**base, **kw})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("times", [TIMES, TIMED])
-@pytest.mark.parametrize("engine_start", [True, False])
 @pytest.mark.parametrize(
-    "config",
+    ("config", "times", "engine_start", "total_s"),
     [
-        _config(),
-        _config(setup_repeats=0, warmup_tokens=100),
-        _config(unmonitored_repeats=2, warmup=False),
-        _config(park_s=60.0, sleep_levels=[1, 2]),
+        # idle 10, two setup trials of 90, the engine start, warm-up and first repeat 90 + 20 + 20, a repeat
+        (_config(), TIMES, True, 10 + 180 + 130 + 20),
+        (_config(), TIMES, False, 10 + 180 + 40 + 20),  # the group's engine already started
+        # a warm-up cut to 100 of 500 tokens takes a fifth of a repeat; two paused repeats are repeats too
+        (_config(setup_repeats=0, warmup_tokens=100), TIMES, True, 10 + 90 + 24 + 20),
+        (_config(unmonitored_repeats=2, warmup=False), TIMES, False, 10 + 180 + 4 * 20),
+        # two cycles of a park (60), level 1 (60 + its 5 s of calls) and level 2 (60, calls not timed)
+        (_config(park_s=60.0, sleep_levels=[1, 2]), TIMED, True, 10 + 180 + 130 + 20 + 2 * 185),
+        # setup trials alone: no engine start and no warm-up, since no repeat needs them
+        (_config(repeats=0), TIMES, True, 10 + 180),
     ],
 )
-def test_a_cells_steps_add_up_to_its_estimate(
-    config: RunConfig, engine_start: bool, times: TrialTimes
+def test_a_cells_estimate_is_its_trials_by_hand(
+    config: RunConfig, times: TrialTimes, engine_start: bool, total_s: float
 ) -> None:
-    total = sum(step.duration_s for step in steps(config, times, engine_start))
-    assert total == pytest.approx(cell_estimate(times, config, engine_start).duration_s)
+    assert sum(step.duration_s for step in steps(config, times, engine_start)) == pytest.approx(total_s)
+    assert cell_estimate(times, config, engine_start).duration_s == pytest.approx(total_s)
 
 
 def test_a_first_sleep_no_earlier_sleep_timed_is_expected_to_cost_a_whole_setup() -> None:

@@ -125,16 +125,43 @@ def _default_generate_s(config: RunConfig, tokens: float) -> float:
 
 def cell_estimate(times: TrialTimes, config: RunConfig, engine_start: bool) -> CellEstimate:
     """``engine_start``: this cell is the first of its group, so it pays the engine start the group's
-    generation trials share."""
-    generations = config.repeats + config.unmonitored_repeats + warmup_share(config)
-    # the holds, and the sleep and wake calls where earlier sleep trials timed them
-    levels = config.sleep_levels
-    cycle_s = config.park_s * (1 + len(levels)) + sum(times.transition_s.get(n, 0.0) for n in levels)
-    parked = config.lifecycle_cycles * cycle_s
-    duration = config.setup_trials * times.setup_s + generations * times.generate_s + config.idle_s + parked
-    if engine_start:
-        duration += times.setup_s
+    generation trials share. The sum of its :func:`steps`."""
+    duration = sum(step.duration_s for step in steps(config, times, engine_start))
     return CellEstimate(duration_s=duration, source=times.source)
+
+
+@dataclass(frozen=True)
+class Step:
+    duration_s: float  # what the trial is estimated to take
+    expect_s: float  # what the runner expects of it before it starts: what must fit the time left
+
+
+def steps(config: RunConfig, times: TrialTimes, engine_start: bool) -> list[Step]:
+    """A cell's trials in the order the runner makes them, the idle baseline with the first: what each is
+    estimated to take, and what the runner expects of it before it starts (runner/deadline.py; the time
+    limit's dry run plays them out, sweep/fit.py)."""
+    out = [Step(times.setup_s, times.setup_s) for _ in range(config.setup_trials)]
+    start_s = times.setup_s if engine_start else 0.0
+    for k in range(config.repeats + config.unmonitored_repeats):
+        if k:
+            out.append(Step(times.generate_s, times.generate_s))
+            continue
+        # the first brings the engine start (the first cell of an engine start) and the warm-up, which
+        # the runner expects to take a whole repeat even when it is cut short
+        duration = start_s + (1 + warmup_share(config)) * times.generate_s
+        out.append(Step(duration, start_s + (2 if config.warmup else 1) * times.generate_s))
+    slept: set[int] = set()
+    for _ in range(config.lifecycle_cycles):
+        out.append(Step(config.park_s, config.park_s))
+        for level in config.sleep_levels:
+            calls = times.transition_s.get(level)
+            duration = config.park_s + (calls or 0.0)
+            # a level that no earlier sleep timed is expected, the first time, to cost a whole setup
+            untimed = level not in slept and calls is None
+            out.append(Step(duration, config.park_s + times.setup_s if untimed else duration))
+            slept.add(level)
+    head = out[0] if out else Step(0.0, 0.0)
+    return [Step(config.idle_s + head.duration_s, config.idle_s + head.expect_s), *out[1:]]
 
 
 def pace_left_s(

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from joulebench.runner.config import RunConfig
 from joulebench.sweep.cells import Group
-from joulebench.sweep.estimate import TrialTimes, warmup_share
+from joulebench.sweep.estimate import TrialTimes, steps
 
 WHOLE = "pending"  # run whole within the limit
 IN_PART = "partial"  # begun, stopped at the limit: --resume runs the rest
@@ -19,43 +18,9 @@ LATER = "later"  # not begun
 
 
 @dataclass(frozen=True)
-class Step:
-    duration_s: float  # what the trial is estimated to take
-    expect_s: float  # what the runner expects of it before it starts: what must fit the time left
-
-
-@dataclass(frozen=True)
 class Fit:
     states: Mapping[str, str]  # by cell key: WHOLE, IN_PART or LATER
     used_s: float
-
-
-def steps(config: RunConfig, times: TrialTimes, engine_start: bool) -> list[Step]:
-    """A cell's trials in the order the runner makes them; the idle baseline goes with the first. They
-    add up to the cell's estimate (sweep/estimate.py)."""
-    out = [Step(times.setup_s, times.setup_s) for _ in range(config.setup_trials)]
-    start_s = times.setup_s if engine_start else 0.0
-    for k in range(config.repeats + config.unmonitored_repeats):
-        if k:
-            out.append(Step(times.generate_s, times.generate_s))
-            continue
-        # the first brings the engine start (the first cell of an engine start) and the warm-up, which
-        # the runner expects to take a whole repeat even when it is cut short
-        duration = start_s + (1 + warmup_share(config)) * times.generate_s
-        out.append(Step(duration, start_s + (2 if config.warmup else 1) * times.generate_s))
-    slept: set[int] = set()
-    for _ in range(config.lifecycle_cycles):
-        out.append(Step(config.park_s, config.park_s))
-        for level in config.sleep_levels:
-            calls = times.transition_s.get(level)
-            duration = config.park_s + (calls or 0.0)
-            # a level that no earlier sleep timed is expected, the first time, to cost a whole setup
-            first = level not in slept and calls is None
-            out.append(Step(duration, config.park_s + times.setup_s if first else duration))
-            slept.add(level)
-    if out:
-        out[0] = Step(config.idle_s + out[0].duration_s, config.idle_s + out[0].expect_s)
-    return out
 
 
 def within_limit(
