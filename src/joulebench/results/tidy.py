@@ -20,6 +20,7 @@ from joulebench.errors import require
 from joulebench.results.energy import TOTAL, TOTAL_INCL_ESTIMATED, component_energies, ran_paused, row_items
 from joulebench.results.floor import RunFloor, pct_of_floor, run_floor
 from joulebench.results.stats import median_p90
+from joulebench.store.rows import sleep_kind
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -203,7 +204,7 @@ def stage_holds(engine_label: str) -> Mapping[str, str]:
 
 def _kind(kind: str, details: dict[str, Any]) -> str:
     """:func:`phase_kind`, and a sleep trial's level: ``sleep-1``, ``sleep-2`` are different experiments."""
-    return f"sleep-{details['level']}" if kind == "sleep" and "level" in details else phase_kind(kind)
+    return sleep_kind(details["level"]) if kind == "sleep" and "level" in details else phase_kind(kind)
 
 
 def model_label(run: dict[str, object]) -> str:

@@ -11,15 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from joulebench.runner.config import RunConfig
+from joulebench.store.rows import sleep_kind
 
 SETUP = "setup"  # a setup trial, and an engine start before the repeats
 GENERATE = "generate"  # a generation repeat, and a warm-up batch before them
-PARK = "park"  # a park trial: the hold alone
-
-
-def sleep_kind(level: int) -> str:
-    """A sleep trial of ``level``: the call that puts the engine to sleep, the hold and the wake."""
-    return f"sleep-{level}"
+PARK = "park"  # a park trial: the hold alone; a sleep trial (its calls and hold) is its level's sleep_kind
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from joulebench.engines.base import STAGE_PARK, STAGE_SLEEP, STAGE_SLEEP_ENTER, 
 from joulebench.errors import OUT_OF_MEMORY_HINT, UsageError
 from joulebench.measurement.occupancy import idle_busy_message, with_held_memory
 from joulebench.runner.config import RunConfig
-from joulebench.runner.deadline import GENERATE, PARK, SETUP, Budget, Deadline, opening_s, sleep_kind
+from joulebench.runner.deadline import GENERATE, PARK, SETUP, Budget, Deadline, opening_s
 from joulebench.runner.generation import (
     GenerationSession,
     engine_key,
@@ -32,7 +32,7 @@ from joulebench.runner.monitoring import trace_bytes
 from joulebench.runner.prepare import Prepared, prepare
 from joulebench.runner.process import WorkerFailed
 from joulebench.store.db import ResultsDB
-from joulebench.store.rows import StageEnergyRow, TrialRow, stage_rows
+from joulebench.store.rows import StageEnergyRow, TrialRow, sleep_kind, stage_rows
 
 if TYPE_CHECKING:
     from joulebench.runner.monitoring import RunMonitor

@@ -98,6 +98,12 @@ class RooflineRow:
 ITL_DECIMALS = 6
 
 
+def sleep_kind(level: int) -> str:
+    """A sleep trial's experiment: each level its own (``sleep-1``, ``sleep-2``), in the report's summary
+    and in a time limit's budget alike."""
+    return f"sleep-{level}"
+
+
 def stored_itl(values: Iterable[float]) -> list[float]:
     return [round(x, ITL_DECIMALS) for x in values]
 
