@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from joulebench.report.tables import CI_NOTE, Table, format_stat
-from joulebench.results.aggregate import StatIndex
+from joulebench.results.aggregate import Stat, StatIndex
 from joulebench.results.energy import TOTAL, TOTAL_INCL_ESTIMATED
 
 if TYPE_CHECKING:
@@ -51,11 +51,7 @@ def lifecycle_table(summary: pd.DataFrame) -> Table | None:
 
 def _n(index: StatIndex, cell: tuple[object, ...], stage: str) -> str:
     """How many trials the held figure is the mean of."""
-    kind, engine, model, workload = (str(x) for x in cell)
-    where = (kind, engine, model, workload, stage)
-    found = index.get(*where, TOTAL, "above_idle_power_w") or index.get(
-        *where, TOTAL_INCL_ESTIMATED, "above_idle_power_w"
-    )
+    found = _total(index, cell, stage, "above_idle_power_w")
     return str(found.n) if found else "0"
 
 
@@ -64,5 +60,10 @@ def _get(index: StatIndex, cell: tuple[object, ...], stage: str, metric: str, *,
     kind, engine, model, workload = (str(x) for x in cell)
     if not total:
         return format_stat(index.get(kind, engine, model, workload, stage, "", metric))
+    return format_stat(_total(index, cell, stage, metric))
+
+
+def _total(index: StatIndex, cell: tuple[object, ...], stage: str, metric: str) -> Stat | None:
+    kind, engine, model, workload = (str(x) for x in cell)
     found = index.get(kind, engine, model, workload, stage, TOTAL, metric)
-    return format_stat(found or index.get(kind, engine, model, workload, stage, TOTAL_INCL_ESTIMATED, metric))
+    return found or index.get(kind, engine, model, workload, stage, TOTAL_INCL_ESTIMATED, metric)
